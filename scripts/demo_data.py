@@ -1,0 +1,13 @@
+"""Adapter for rule demo_data: write the simulated demo cohort."""
+
+from immunoprofiler.runtime import configure
+
+configure(log=snakemake.log[0], threads=snakemake.threads)
+
+from immunoprofiler.datasets import write_demo  # noqa: E402
+
+write_demo(
+    snakemake.params.outdir,
+    n_cells=snakemake.params.n_cells,
+    seed=snakemake.params.seed,
+)

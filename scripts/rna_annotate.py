@@ -1,0 +1,21 @@
+"""Adapter for rule rna_annotate: cell types, ontology ids and lineages per cell."""
+
+from immunoprofiler.runtime import configure
+
+configure(log=snakemake.log[0], threads=snakemake.threads)
+
+from immunoprofiler.accelerator import select_accelerator  # noqa: E402
+from immunoprofiler.pipeline import rna_annotate  # noqa: E402
+
+rna_annotate(
+    snakemake.input.clustered,
+    snakemake.input.normalized,
+    snakemake.output[0],
+    markers=snakemake.input.markers,
+    method=snakemake.params.method,
+    params=snakemake.params.annotate,
+    reference=snakemake.input.get("reference"),
+    reference_label_key=snakemake.params.reference_label_key,
+    celltypist_model=snakemake.input.get("model"),
+    accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
+)

@@ -1,0 +1,7 @@
+"""Simulated data the project generates itself (demo and benchmarks)."""
+
+from __future__ import annotations
+
+from .demo import DEMO_SAMPLES, demo_paths, simulate_pbmc, write_demo
+
+__all__ = ["DEMO_SAMPLES", "demo_paths", "simulate_pbmc", "write_demo"]

@@ -1,0 +1,282 @@
+"""A PBMC-like scRNA-seq simulator with ground truth, and the embedded demo cohort.
+
+The simulator draws UMI counts for immune populations with real human gene
+symbols. Each population raises its own marker genes (a set chosen for the
+simulator, overlapping but not identical to the annotation table) and a random
+"programme" of background genes; each batch multiplies every gene by its own
+log-normal factor and shifts library sizes (a visible batch effect). Barcodes that
+are not single healthy cells are added on purpose: damaged cells (high
+mitochondrial fraction), heterotypic doublets and empty-ish droplets (ambient
+RNA only). The truth is kept in ``obs["true_cell_type"]`` and ``obs["true_state"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+
+# population: (PBMC fraction, library-size factor, marker genes)
+POPULATIONS: dict[str, tuple[float, float, tuple[str, ...]]] = {
+    "CD4 T cell": (0.27, 1.0, ("CD3E", "CD3D", "CD3G", "CD2", "IL7R", "CD4", "LTB", "TCF7", "CCR7", "LEF1", "SELL")),
+    "CD8 T cell": (0.14, 1.0, ("CD3E", "CD3D", "CD3G", "CD2", "CD8A", "CD8B", "GZMK", "CCL5")),
+    "regulatory T cell": (0.03, 1.0, ("CD3E", "CD3D", "CD2", "CD4", "FOXP3", "IL2RA", "CTLA4", "IKZF2", "TIGIT")),
+    "gamma-delta T cell": (0.03, 1.0, ("CD3E", "CD3D", "CD2", "TRDC", "TRGC1", "TRGC2", "TRDV2", "TRGV9", "NKG7")),
+    "MAIT cell": (0.02, 1.0, ("CD3E", "CD3D", "CD2", "SLC4A10", "TRAV1-2", "ZBTB16", "KLRB1", "IL7R", "CCR6")),
+    "NK cell": (0.10, 1.0, ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "GZMB", "FCGR3A", "CD247")),
+    "B cell": (0.10, 1.0, ("MS4A1", "CD79A", "CD79B", "CD19", "BANK1", "PAX5", "CD74", "HLA-DRA")),
+    "plasma cell": (0.01, 1.6, ("JCHAIN", "MZB1", "TNFRSF17", "SDC1", "IGHG1", "XBP1", "PRDM1", "CD79A")),
+    "classical monocyte": (0.18, 1.3, ("CD14", "LYZ", "S100A8", "S100A9", "VCAN", "FCN1", "CST3", "CD74", "HLA-DRA")),
+    "non-classical monocyte": (0.04, 1.3, ("FCGR3A", "MS4A7", "CDKN1C", "LST1", "AIF1", "CST3", "LYZ")),
+    "conventional dendritic cell": (0.02, 1.2, ("FCER1A", "CD1C", "CLEC10A", "HLA-DQA1", "CST3", "CD74", "HLA-DRA")),
+    "plasmacytoid dendritic cell": (0.02, 1.0, ("LILRA4", "CLEC4C", "IL3RA", "PLD4", "SERPINF1", "TCF4", "IRF7", "GZMB")),
+    "platelet": (0.02, 0.6, ("PPBP", "PF4", "GP9", "ITGA2B", "NRGN", "TUBB1")),
+    "erythrocyte": (0.01, 0.6, ("HBB", "HBA1", "HBA2", "ALAS2", "CA1")),
+    "progenitor": (0.01, 1.0, ("CD34", "PRSS57", "CYTL1", "SOX4", "SPINK2")),
+}
+MT_GENES = tuple(
+    f"MT-{g}" for g in ("ND1", "ND2", "CO1", "CO2", "ATP8", "ATP6", "CO3", "ND3", "ND4L", "ND4", "ND5", "ND6", "CYB")
+)
+RIBO_GENES = tuple(
+    [f"RPL{i}" for i in (3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 18, 19, 21, 23, 24, 26, 27, 28, 29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 41)]
+    + [f"RPS{i}" for i in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 29)]
+)
+HOUSEKEEPING = ("ACTB", "GAPDH", "B2M", "MALAT1", "TMSB4X", "EEF1A1", "FTL", "FTH1", "TPT1", "HLA-A", "HLA-B", "HLA-C")
+
+# The demo cohort: 4 samples, 2 patients x 2 time points, 2 processing batches, 4 input formats.
+DEMO_SAMPLES = pd.DataFrame(
+    {
+        "sample_id": ["P1_pre", "P2_pre", "P1_post", "P2_post"],
+        "modality": "rna",
+        "batch": ["run1", "run1", "run2", "run2"],
+        "patient": ["P1", "P2", "P1", "P2"],
+        "condition": ["anti-PD-1"] * 4,
+        "timepoint": ["pre", "pre", "post", "post"],
+        "format": ["mex_v3", "h5_v3", "mex_v2", "h5ad"],
+    }
+)
+_RELPATH = {
+    "mex_v3": "{s}/filtered_feature_bc_matrix",
+    "h5_v3": "{s}/filtered_feature_bc_matrix.h5",
+    "mex_v2": "{s}/filtered_gene_bc_matrices/GRCh38",
+    "h5ad": "{s}/counts.h5ad",
+}
+ADT_PANEL = {"CD3_TotalSeqB": "CD3E", "CD4_TotalSeqB": "CD4", "CD8a_TotalSeqB": "CD8A",
+             "CD14_TotalSeqB": "CD14", "CD19_TotalSeqB": "CD19", "CD56_TotalSeqB": "NCAM1"}
+
+
+def gene_universe(n_genes: int | None = None) -> list[str]:
+    """Real human symbols: markers, MT, ribosomal, housekeeping and scanpy's bundled PBMC genes.
+
+    Beyond the real symbols available offline (~1,000), names ``SIMG00001``... pad to ``n_genes``.
+    """
+    import scanpy as sc
+
+    seen: dict[str, None] = {}
+    for _, _, genes in POPULATIONS.values():
+        seen.update(dict.fromkeys(genes))
+    seen.update(dict.fromkeys(MT_GENES + RIBO_GENES + HOUSEKEEPING))
+    seen.update(dict.fromkeys(str(g) for g in sc.datasets.pbmc68k_reduced().var_names))
+    genes = list(seen)
+    if n_genes is not None:
+        if n_genes < len(POPULATIONS) * 10:
+            raise ValueError(f"n_genes={n_genes} is too small for the simulated populations")
+        genes = genes[:n_genes] + [f"SIMG{i:05d}" for i in range(max(0, n_genes - len(genes)))]
+    return genes
+
+
+def _profiles(genes: list[str], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Relative expression (populations × genes) and the ambient profile."""
+    g = pd.Index(genes)
+    base = rng.lognormal(mean=0.0, sigma=1.2, size=len(genes))
+    marker_idx = g.get_indexer([m for _, _, ms in POPULATIONS.values() for m in ms])
+    base[marker_idx] = rng.lognormal(-2.5, 0.5, size=len(marker_idx))  # markers are off by default
+    base[g.get_indexer(list(MT_GENES))] *= 4.0
+    base[g.get_indexer(list(RIBO_GENES))] *= 8.0
+    base[g.get_indexer(list(HOUSEKEEPING))] *= 12.0
+    background = np.setdiff1d(np.arange(len(genes)), np.concatenate([marker_idx, g.get_indexer(list(MT_GENES))]))
+    prof = np.tile(base, (len(POPULATIONS), 1))
+    for i, (_, _, markers) in enumerate(POPULATIONS.values()):
+        idx = g.get_indexer(list(markers))
+        prof[i, idx] = base[idx] * np.exp(rng.normal(4.5, 0.4, size=len(idx)))
+        prog = rng.choice(background, size=min(40, len(background)), replace=False)
+        prof[i, prog] *= np.exp(rng.normal(0, 1.0, size=len(prog)))
+    prof /= prof.sum(axis=1, keepdims=True)
+    fracs = np.array([f for f, _, _ in POPULATIONS.values()])
+    ambient = fracs @ prof
+    return prof, ambient / ambient.sum()
+
+
+def _draw(lam: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
+    return sp.csr_matrix(rng.poisson(lam).astype(np.float32))
+
+
+def simulate_pbmc(
+    n_cells: int = 1500,
+    *,
+    n_genes: int | None = None,
+    batch: int = 0,
+    n_batches: int = 2,
+    frac_damaged: float = 0.04,
+    frac_doublets: float = 0.04,
+    frac_empty: float = 0.04,
+    median_umis: float = 3000.0,
+    batch_strength: float = 0.5,
+    seed: int = 0,
+    chunk_size: int = 2000,
+) -> ad.AnnData:
+    """Simulate one PBMC sample of ``n_cells`` barcodes (raw counts in ``X``).
+
+    Populations, their markers and the batch factors depend only on ``seed``, so samples
+    simulated with the same seed and different ``batch`` share biology and differ by batch.
+    The per-sample draw uses ``seed + 1000 * (batch + 1) + n_cells``.
+
+    Examples
+    --------
+    >>> adata = simulate_pbmc(500, batch=1, seed=0)
+    >>> adata.obs["true_state"].value_counts().index[0]
+    'cell'
+    """
+    genes = gene_universe(n_genes)
+    shared = np.random.default_rng(seed)
+    prof, ambient = _profiles(genes, shared)
+    batch_factors = np.exp(shared.normal(0, batch_strength, size=(n_batches, len(genes))))
+    batch_factors[0] = 1.0
+    if not 0 <= batch < n_batches:
+        raise ValueError(f"batch={batch} outside 0..{n_batches - 1}")
+    bprof = prof * batch_factors[batch]
+    bprof /= bprof.sum(axis=1, keepdims=True)
+    mt = np.isin(np.asarray(genes), MT_GENES)
+    rng = np.random.default_rng([seed, batch, n_cells])
+
+    names = list(POPULATIONS)
+    fracs = np.array([f for f, _, _ in POPULATIONS.values()])
+    size_f = np.array([s for _, s, _ in POPULATIONS.values()])
+    state = rng.choice(
+        ["cell", "damaged", "doublet", "empty"],
+        size=n_cells,
+        p=[1 - frac_damaged - frac_doublets - frac_empty, frac_damaged, frac_doublets, frac_empty],
+    )
+    pop = rng.choice(len(names), size=n_cells, p=fracs / fracs.sum())
+    pop2 = rng.choice(len(names), size=n_cells, p=fracs / fracs.sum())
+    same = (state == "doublet") & (pop2 == pop)
+    pop2[same] = (pop[same] + 1 + rng.integers(0, len(names) - 1, size=same.sum())) % len(names)
+    lib = rng.lognormal(np.log(median_umis * (1.15 if batch % 2 else 0.85)), 0.3, size=n_cells) * size_f[pop]
+    lib[state == "doublet"] *= 1.8
+    lib[state == "empty"] = rng.lognormal(np.log(120), 0.5, size=(state == "empty").sum())
+
+    blocks = []
+    for start in range(0, n_cells, chunk_size):
+        sl = slice(start, min(start + chunk_size, n_cells))
+        p = bprof[pop[sl]].copy()
+        dbl = state[sl] == "doublet"
+        p[dbl] = 0.5 * (bprof[pop[sl][dbl]] + bprof[pop2[sl][dbl]])
+        emp = state[sl] == "empty"
+        p[emp] = ambient
+        dmg = state[sl] == "damaged"
+        if dmg.any():
+            p[np.ix_(dmg, mt)] *= 25.0
+            p[dmg] /= p[dmg].sum(axis=1, keepdims=True)
+        p *= np.exp(rng.normal(0, 0.25, size=p.shape))  # cell-to-cell biological noise
+        p /= p.sum(axis=1, keepdims=True)
+        blocks.append(_draw(p * lib[sl, None], rng))
+    X = sp.vstack(blocks, format="csr")
+    truth = np.asarray(names, dtype=object)[pop]
+    truth[state == "doublet"] = "doublet"
+    truth[state == "empty"] = "empty"
+    truth[state == "damaged"] = "damaged"
+    bc = _barcodes(n_cells, rng)
+    obs = pd.DataFrame(
+        {"true_cell_type": truth, "true_state": state, "true_population": np.asarray(names)[pop]},
+        index=bc,
+    )
+    var = pd.DataFrame(
+        {"gene_ids": [f"ENSGSIM{i:08d}" for i in range(len(genes))], "feature_types": "Gene Expression"},
+        index=genes,
+    )
+    return ad.AnnData(X=X, obs=obs, var=var)
+
+
+def _barcodes(n: int, rng: np.random.Generator) -> list[str]:
+    letters = np.array(list("ACGT"))
+    out: set[str] = set()
+    while len(out) < n:
+        for s in letters[rng.integers(0, 4, size=(n, 16))]:
+            out.add("".join(s) + "-1")
+    return sorted(out)[:n]
+
+
+def _with_adt(adata: ad.AnnData, rng: np.random.Generator) -> ad.AnnData:
+    """Append Antibody Capture features whose counts follow their genes' expression."""
+    cols = []
+    for gene in ADT_PANEL.values():
+        x = np.asarray(adata[:, gene].X.todense()).ravel()
+        cols.append(rng.poisson(20 + 150 * (x > 0) + 30 * x))
+    adt = ad.AnnData(
+        X=sp.csr_matrix(np.column_stack(cols).astype(np.float32)),
+        obs=adata.obs[[]],
+        var=pd.DataFrame({"gene_ids": list(ADT_PANEL), "feature_types": "Antibody Capture"}, index=list(ADT_PANEL)),
+    )
+    out = ad.concat([adata, adt], axis=1, merge="first")
+    out.obs = adata.obs
+    return out
+
+
+def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
+    """Where :func:`write_demo` puts each demo sample's input (sample_id → path)."""
+    return {
+        r.sample_id: str(Path(outdir) / _RELPATH[r.format].format(s=r.sample_id))
+        for r in DEMO_SAMPLES.itertuples()
+    }
+
+
+def write_demo(
+    outdir: str | Path = "resources/demo",
+    *,
+    n_cells: int = 1500,
+    n_genes: int | None = None,
+    seed: int = 0,
+    samples: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Write the demo cohort: one input per sample (four formats), ``truth.tsv.gz`` and a sample sheet.
+
+    Returns the ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
+    """
+    from anndata import AnnData  # noqa: F401  (documented type)
+
+    from .writers import write_10x_h5, write_10x_mtx
+
+    outdir = Path(outdir)
+    paths = demo_paths(outdir)
+    rng = np.random.default_rng(seed)
+    truth = []
+    sheet = DEMO_SAMPLES if samples is None else DEMO_SAMPLES[DEMO_SAMPLES["sample_id"].isin(samples)]
+    for i, r in enumerate(sheet.itertuples()):
+        b = int(r.batch[-1]) - 1
+        a = simulate_pbmc(n_cells + 37 * i, n_genes=n_genes, batch=b, seed=seed)
+        path = Path(paths[r.sample_id])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if r.format == "mex_v3":
+            write_10x_mtx(_with_adt(a, rng), path, version=3)
+        elif r.format == "mex_v2":
+            write_10x_mtx(a, path, version=2)
+        elif r.format == "h5_v3":
+            write_10x_h5(a, path)
+        else:
+            out = ad.AnnData(X=None, obs=a.obs[[]], var=a.var)
+            out.layers["counts"] = a.X
+            out.write_h5ad(path)
+        t = a.obs.reset_index(names="barcode")
+        t.insert(1, "sample_id", r.sample_id)
+        truth.append(t)
+        logger.info("demo sample %s: %d barcodes -> %s", r.sample_id, a.n_obs, path)
+    df = pd.concat(truth, ignore_index=True)
+    df.to_csv(outdir / "truth.tsv.gz", sep="\t", index=False)
+    return df

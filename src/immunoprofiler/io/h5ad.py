@@ -1,0 +1,141 @@
+"""Memory-light ``.h5ad`` I/O for cohort steps.
+
+Cohort files are written one sample at a time (:func:`write_streamed`) and read
+one block of rows at a time (:func:`read_columns`), so a cohort step holds one
+sample's matrix, not the whole cohort's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata.io import read_elem, sparse_dataset, write_elem
+
+
+def read_obs(path: str | Path) -> pd.DataFrame:
+    """``obs`` of an ``.h5ad`` without reading any matrix."""
+    with h5py.File(path, "r") as f:
+        return read_elem(f["obs"])
+
+
+def read_uns(path: str | Path) -> dict[str, Any]:
+    """``uns`` of an ``.h5ad`` without reading any matrix."""
+    with h5py.File(path, "r") as f:
+        return read_elem(f["uns"]) if "uns" in f else {}
+
+
+def read_var(path: str | Path) -> pd.DataFrame:
+    """``var`` of an ``.h5ad`` without reading any matrix."""
+    with h5py.File(path, "r") as f:
+        return read_elem(f["var"])
+
+
+def read_columns(
+    path: str | Path,
+    columns: Sequence[str],
+    *,
+    layer: str | None = None,
+    chunk_size: int = 50_000,
+) -> sp.csr_matrix:
+    """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time.
+
+    Peak memory is one block of rows plus the result, not the whole matrix.
+    """
+    with h5py.File(path, "r") as f:
+        var_names = pd.Index(read_elem(f["var"]).index)
+        idx = var_names.get_indexer(list(columns))
+        if (idx < 0).any():
+            missing = [c for c, i in zip(columns, idx, strict=True) if i < 0]
+            raise KeyError(f"{path}: genes not found: {missing[:10]}")
+        elem = f["X"] if layer is None else f["layers"][layer]
+        ds = sparse_dataset(elem)
+        n = ds.shape[0]
+        blocks = [
+            sp.csr_matrix(ds[start : min(start + chunk_size, n)])[:, idx]
+            for start in range(0, n, chunk_size)
+        ]
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(idx)))
+
+
+def write_streamed(
+    path: str | Path,
+    parts: Iterable[ad.AnnData],
+    *,
+    var: pd.DataFrame,
+    uns: Mapping[str, Any] | None = None,
+    layers: Sequence[str] = ("counts",),
+) -> pd.DataFrame:
+    """Write the row blocks ``parts`` (same ``var``) into one ``.h5ad`` without holding them all.
+
+    ``X`` and each of ``layers`` are appended block by block; ``obs`` is
+    concatenated (it is small) and written last. Returns that ``obs``.
+    """
+    obs_parts: list[pd.DataFrame] = []
+    obsm_parts: dict[str, list[np.ndarray]] = {}
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        for i, part in enumerate(parts):
+            if list(part.var_names) != list(var.index):
+                raise ValueError(f"{path}: block {i} has different genes than var")
+            mats = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in layers}}
+            for key, m in mats.items():
+                m = sp.csr_matrix(m, dtype=np.float32)
+                if i == 0:
+                    write_elem(f, key, m)
+                else:
+                    sparse_dataset(f[key]).append(m)
+            obs_parts.append(part.obs)
+            for k, v in part.obsm.items():
+                obsm_parts.setdefault(k, []).append(np.asarray(v))
+        if not obs_parts:
+            raise ValueError(f"{path}: nothing to write")
+        obs = pd.concat(obs_parts, join="outer")
+        for col in obs.columns:
+            if obs[col].dtype == object:
+                obs[col] = obs[col].astype(str).astype("category")
+        write_elem(f, "obs", obs)
+        write_elem(f, "var", var)
+        obsm = {k: np.concatenate(v) for k, v in obsm_parts.items() if len(v) == len(obs_parts)}
+        write_elem(f, "obsm", obsm)
+        for key in ("varm", "obsp", "varp"):
+            write_elem(f, key, {})
+        if "layers" not in f:
+            write_elem(f, "layers", {})
+        write_elem(f, "uns", dict(uns or {}))
+    return obs
+
+
+def update_h5ad(
+    path: str | Path,
+    *,
+    obs: pd.DataFrame | None = None,
+    obsm: Mapping[str, np.ndarray] | None = None,
+    uns: Mapping[str, Any] | None = None,
+) -> None:
+    """Replace ``obs``, add ``obsm`` entries and replace ``uns`` in an ``.h5ad`` in place.
+
+    The matrices are not read: this is how the annotated cohort file gets its
+    labels and embeddings without loading ``X``.
+    """
+    with h5py.File(path, "r+") as f:
+        if obs is not None:
+            old = read_elem(f["obs"])
+            if not old.index.equals(obs.index):
+                raise ValueError(f"{path}: new obs does not match the file's cells")
+            del f["obs"]
+            write_elem(f, "obs", obs)
+        for k, v in (obsm or {}).items():
+            if f"obsm/{k}" in f:
+                del f[f"obsm/{k}"]
+            write_elem(f["obsm"], k, np.asarray(v))
+        if uns is not None:
+            del f["uns"]
+            write_elem(f, "uns", dict(uns))

@@ -1,0 +1,147 @@
+"""The sample sheet: one row per data file, validated before any job runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+REQUIRED = ("sample_id", "modality", "path", "batch")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RNA_SUFFIXES = (".h5", ".h5ad")
+
+
+class SampleSheetError(ValueError):
+    """The sample sheet has one or more problems; the message lists all of them."""
+
+
+def _problem(row: int, sample: str, column: str, value: Any, why: str) -> str:
+    return f"row {row} (sample_id '{sample}'), column '{column}', value '{value}': {why}"
+
+
+def resolve_path(value: str, sheet_dir: Path) -> str:
+    """Resolve ``value`` against the sheet's folder; keep it relative when the sheet path is."""
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        p = sheet_dir / p
+    return os.path.normpath(p)
+
+
+def is_10x_dir(path: Path) -> bool:
+    """True if ``path`` is (or holds exactly below it) a 10x matrix folder."""
+    return any(path.rglob("matrix.mtx")) or any(path.rglob("matrix.mtx.gz"))
+
+
+def _check_file(path: str, modality: str) -> str | None:
+    p = Path(path)
+    if not p.exists():
+        return "file or folder does not exist"
+    if not os.access(p, os.R_OK):
+        return "not readable"
+    if modality == "rna":
+        if p.is_dir():
+            if not is_10x_dir(p):
+                return "folder holds no 10x matrix (matrix.mtx or matrix.mtx.gz)"
+        elif p.suffix not in RNA_SUFFIXES:
+            return (
+                "unsupported scRNA-seq input: expected a 10x .h5, a 10x matrix folder or an .h5ad"
+            )
+    return None
+
+
+def read_sample_sheet(
+    path: str | Path,
+    *,
+    schema: Mapping[str, Any],
+    pending: Collection[str] = (),
+) -> pd.DataFrame:
+    """Read and validate a sample sheet; raise one :class:`SampleSheetError` listing every problem.
+
+    Parameters
+    ----------
+    path
+        Tab-separated sheet, one row per data file.
+    schema
+        JSON schema of one row (``workflow/schemas/samples.schema.yaml``).
+    pending
+        Paths that do not exist yet but will be written by the workflow before they are
+        read (the generated demo data); they are not reported as missing.
+
+    Returns
+    -------
+    The sheet with ``path`` resolved against the sheet's folder, all values as strings
+    (empty where not given), in file order.
+
+    Examples
+    --------
+    >>> sheet = read_sample_sheet("config/samples.tsv", schema=schema)  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SampleSheetError(f"sample sheet {path}: file does not exist")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    except Exception as err:  # pandas raises several types for malformed tables
+        raise SampleSheetError(f"sample sheet {path}: cannot be parsed as TSV ({err})") from err
+    df.columns = [c.strip() for c in df.columns]
+    df = df.apply(lambda col: col.str.strip())
+    problems: list[str] = []
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        problems.append(f"missing required column(s): {', '.join(missing)}")
+    if df.empty:
+        problems.append("the sheet has no rows")
+    if problems:
+        raise SampleSheetError(f"sample sheet {path}:\n  - " + "\n  - ".join(problems))
+
+    validator = jsonschema.Draft7Validator(schema)
+    sheet_dir = path.parent
+    resolved: list[str] = []
+    pending_set = {os.path.normpath(p) for p in pending}
+    for i, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
+        sid = rec.get("sample_id", "")
+        record = {k: v for k, v in rec.items() if v != ""}
+        for err in sorted(validator.iter_errors(record), key=lambda e: list(e.path)):
+            column = err.path[0] if err.path else (err.validator_value or ["?"])[0]
+            if err.validator == "required":
+                column = err.message.split("'")[1]
+            problems.append(
+                _problem(i, sid, str(column), record.get(str(column), ""), err.message)
+            )
+        p = resolve_path(rec["path"], sheet_dir) if rec["path"] else ""
+        resolved.append(p)
+        if p and p not in pending_set and rec["modality"] in ("rna", "cytof", "flow"):
+            why = _check_file(p, rec["modality"])
+            if why:
+                problems.append(_problem(i, sid, "path", rec["path"], f"{why} (resolved: {p})"))
+    dup = df[df.duplicated(["modality", "sample_id"], keep=False)]
+    for (modality, sid), grp in dup.groupby(["modality", "sample_id"]):
+        rows = ", ".join(str(r + 2) for r in grp.index)
+        problems.append(
+            _problem(
+                int(grp.index[0]) + 2,
+                sid,
+                "sample_id",
+                sid,
+                f"not unique within modality '{modality}' (rows {rows})",
+            )
+        )
+    if problems:
+        raise SampleSheetError(
+            f"sample sheet {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
+        )
+    df["path"] = resolved
+    return df
+
+
+def sample_metadata(sheet: pd.DataFrame, sample_id: str, modality: str) -> dict[str, str]:
+    """Metadata columns of one sheet row, to carry into ``obs`` (everything but ``path``)."""
+    row = sheet[(sheet["sample_id"] == sample_id) & (sheet["modality"] == modality)]
+    if row.empty:
+        raise KeyError(f"sample '{sample_id}' ({modality}) is not in the sample sheet")
+    return {k: v for k, v in row.iloc[0].items() if k != "path"}

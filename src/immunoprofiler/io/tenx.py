@@ -1,0 +1,248 @@
+"""Readers for scRNA-seq counts: 10x HDF5 (Cell Ranger 1/2 and >= 3), 10x matrix folders, .h5ad.
+
+Whatever the input, :func:`read_rna` returns the same AnnData:
+
+- ``layers["counts"]``: raw integer counts, CSR float32; ``X`` left empty
+  (``None``) in per-sample files so the counts are stored once;
+- ``obs_names``: ``<sample_id>_<barcode>``, ``obs["barcode"]`` the original barcode;
+- ``var_names``: gene symbols made unique, ``var["gene_ids"]`` and ``var["feature_types"]``;
+- ``obsm["protein"]``: Antibody Capture (ADT) counts, with names in ``uns["protein_names"]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+
+GEX = "Gene Expression"
+ADT = "Antibody Capture"
+
+
+class InputFormatError(ValueError):
+    """An input file is not in a supported format or does not hold raw counts."""
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _first(folder: Path, *names: str) -> Path | None:
+    for name in names:
+        for suffix in (".gz", ""):
+            p = folder / f"{name}{suffix}"
+            if p.exists():
+                return p
+    return None
+
+
+def _matrix_folder(path: Path, genome: str | None) -> Path:
+    if _first(path, "matrix.mtx"):
+        return path
+    found = sorted({p.parent for pat in ("matrix.mtx", "matrix.mtx.gz") for p in path.rglob(pat)})
+    if not found:
+        raise InputFormatError(f"{path}: no matrix.mtx or matrix.mtx.gz below this folder")
+    if genome is not None:
+        found = [f for f in found if f.name == genome]
+        if not found:
+            raise InputFormatError(f"{path}: no matrix folder for genome '{genome}'")
+    if len(found) > 1:
+        names = ", ".join(str(f.relative_to(path)) for f in found)
+        raise InputFormatError(f"{path}: several matrix folders ({names}); set rna.genome")
+    return found[0]
+
+
+def read_10x_mtx(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
+    """Read a 10x matrix folder: v2 (``genes.tsv``) or v3 (``features.tsv.gz``), gzipped or not.
+
+    ``path`` may be the folder holding ``matrix.mtx`` or a parent of it
+    (e.g. ``filtered_gene_bc_matrices/`` with one genome folder below).
+    """
+    folder = _matrix_folder(Path(path), genome)
+    mtx = _first(folder, "matrix.mtx")
+    features = _first(folder, "features.tsv", "genes.tsv")
+    barcodes = _first(folder, "barcodes.tsv")
+    if features is None or barcodes is None:
+        raise InputFormatError(f"{folder}: matrix.mtx found but features/genes.tsv or barcodes.tsv missing")
+    try:
+        with _open(mtx) as fh:
+            m = scipy.io.mmread(fh)
+    except Exception as err:
+        raise InputFormatError(f"{mtx}: not a readable MatrixMarket file ({err})") from err
+    feat = pd.read_csv(features, sep="\t", header=None, dtype=str, compression="infer")
+    bcs = pd.read_csv(barcodes, sep="\t", header=None, dtype=str, compression="infer")[0]
+    if m.shape != (len(feat), len(bcs)):
+        raise InputFormatError(
+            f"{folder}: matrix is {m.shape[0]} x {m.shape[1]} but there are {len(feat)} features "
+            f"and {len(bcs)} barcodes"
+        )
+    var = pd.DataFrame(
+        {
+            "gene_ids": feat[0].to_numpy(),
+            "gene_symbols": (feat[1] if feat.shape[1] > 1 else feat[0]).to_numpy(),
+            "feature_types": (feat[2] if feat.shape[1] > 2 else pd.Series([GEX] * len(feat))).to_numpy(),
+        }
+    )
+    var.index = var.index.astype(str)
+    X = sp.csr_matrix(m.T.tocsr(), dtype=np.float32)
+    return ad.AnnData(X=X, obs=pd.DataFrame(index=bcs.to_numpy()), var=var)
+
+
+def _h5_layout(path: Path) -> tuple[str, list[str]]:
+    with h5py.File(path, "r") as f:
+        if "matrix" in f:
+            return "v3", []
+        genomes = [k for k, v in f.items() if isinstance(v, h5py.Group)]
+    return "legacy", genomes
+
+
+def read_10x_h5(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
+    """Read a Cell Ranger HDF5 file (1.x/2.x PyTables layout or the >= 3 ``/matrix`` layout)."""
+    import scanpy as sc
+
+    path = Path(path)
+    try:
+        layout, genomes = _h5_layout(path)
+    except OSError as err:
+        raise InputFormatError(f"{path}: not a readable HDF5 file ({err})") from err
+    if layout == "legacy":
+        if not genomes:
+            raise InputFormatError(f"{path}: HDF5 file holds neither /matrix nor a genome group")
+        if genome is None and len(genomes) > 1:
+            raise InputFormatError(
+                f"{path}: legacy 10x file with several genomes ({', '.join(genomes)}); set rna.genome"
+            )
+        genome = genome or genomes[0]
+        if genome not in genomes:
+            raise InputFormatError(f"{path}: genome '{genome}' not in file ({', '.join(genomes)})")
+    a = sc.read_10x_h5(path, genome=genome, gex_only=False)
+    var = pd.DataFrame(
+        {
+            "gene_ids": a.var["gene_ids"].astype(str).to_numpy(),
+            "gene_symbols": a.var_names.astype(str).to_numpy(),
+            "feature_types": (
+                a.var["feature_types"].astype(str).to_numpy()
+                if "feature_types" in a.var
+                else np.full(a.n_vars, GEX)
+            ),
+        },
+        index=np.arange(a.n_vars).astype(str),
+    )
+    return ad.AnnData(X=sp.csr_matrix(a.X, dtype=np.float32), obs=pd.DataFrame(index=a.obs_names), var=var)
+
+
+def read_counts_h5ad(path: str | Path) -> ad.AnnData:
+    """Read raw counts from an ``.h5ad`` (``layers["counts"]`` if present, else ``X``)."""
+    path = Path(path)
+    a = ad.read_h5ad(path)
+    counts = a.layers["counts"] if "counts" in a.layers else a.X
+    if counts is None:
+        raise InputFormatError(f"{path}: neither layers['counts'] nor X holds a matrix")
+    var = pd.DataFrame(
+        {
+            "gene_ids": a.var.get("gene_ids", pd.Series(a.var_names, index=a.var_names)).astype(str).to_numpy(),
+            "gene_symbols": a.var_names.astype(str).to_numpy(),
+            "feature_types": a.var.get("feature_types", pd.Series(GEX, index=a.var_names)).astype(str).to_numpy(),
+        },
+        index=np.arange(a.n_vars).astype(str),
+    )
+    obs = a.obs.copy()
+    obs.index = a.obs_names.astype(str)
+    out = ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32), obs=obs, var=var)
+    for key in ("protein",):
+        if key in a.obsm:
+            out.obsm[key] = np.asarray(a.obsm[key], dtype=np.float32)
+            out.uns["protein_names"] = list(a.uns.get("protein_names", []))
+    return out
+
+
+def _check_counts(X: sp.csr_matrix, path: Path) -> None:
+    data = X.data
+    if data.size and (data.min() < 0 or not np.all(np.equal(np.mod(data, 1), 0))):
+        raise InputFormatError(
+            f"{path}: matrix does not hold raw counts (negative or non-integer values found); "
+            "give the raw UMI counts (layers['counts'] in an .h5ad)"
+        )
+
+
+def read_rna(
+    path: str | Path,
+    *,
+    sample_id: str,
+    genome: str | None = None,
+) -> ad.AnnData:
+    """Read one scRNA-seq sample from any supported input.
+
+    Parameters
+    ----------
+    path
+        10x ``.h5``, 10x matrix folder, or ``.h5ad`` with raw counts.
+    sample_id
+        Prefix for barcodes (``<sample_id>_<barcode>``) and ``obs["sample_id"]``.
+    genome
+        Genome to read from multi-genome legacy files; ``None`` when there is only one.
+
+    Examples
+    --------
+    >>> adata = read_rna("pbmc/filtered_feature_bc_matrix.h5", sample_id="P1")  # doctest: +SKIP
+    >>> adata.layers["counts"]  # doctest: +SKIP
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            a = read_10x_mtx(path, genome=genome)
+        elif path.suffix == ".h5":
+            a = read_10x_h5(path, genome=genome)
+        elif path.suffix == ".h5ad":
+            a = read_counts_h5ad(path)
+        else:
+            raise InputFormatError(f"{path}: unsupported input (expected .h5, .h5ad or a 10x folder)")
+    except InputFormatError as err:
+        raise InputFormatError(f"sample '{sample_id}': {err}") from err
+    if a.n_obs == 0 or a.n_vars == 0:
+        raise InputFormatError(f"sample '{sample_id}': {path} holds no cells or no features")
+    _check_counts(a.X, path)
+
+    ftypes = a.var["feature_types"].astype(str).to_numpy()
+    is_adt = ftypes == ADT
+    is_gex = ftypes == GEX
+    other = sorted(set(ftypes[~(is_adt | is_gex)]))
+    if other:
+        logger.warning("sample %s: dropping feature types %s", sample_id, other)
+    if not is_gex.any():
+        raise InputFormatError(f"sample '{sample_id}': {path} has no Gene Expression features")
+
+    out = a[:, is_gex].copy()
+    protein = a.obsm.get("protein")
+    protein_names = list(a.uns.get("protein_names", []))
+    if is_adt.any():
+        protein = a.X[:, np.flatnonzero(is_adt)].toarray().astype(np.float32)
+        protein_names = a.var.loc[is_adt, "gene_symbols"].astype(str).tolist()
+    out.var_names = pd.Index(out.var["gene_symbols"].astype(str).to_numpy())
+    out.var = out.var.drop(columns="gene_symbols")
+    out.var_names_make_unique()
+    out.obs["barcode"] = out.obs_names.astype(str)
+    out.obs_names = [f"{sample_id}_{b}" for b in out.obs_names]
+    if not out.obs_names.is_unique:
+        raise InputFormatError(f"sample '{sample_id}': {path} has duplicated barcodes")
+    out.obs["sample_id"] = sample_id
+    out.layers["counts"] = sp.csr_matrix(out.X, dtype=np.float32)
+    out.X = None
+    if protein is not None:
+        out.obsm["protein"] = np.asarray(protein, dtype=np.float32)
+        out.uns["protein_names"] = protein_names
+    out.uns["dropped_feature_types"] = other
+    logger.info(
+        "sample %s: %d cells x %d genes (%d ADT) from %s",
+        sample_id, out.n_obs, out.n_vars, len(protein_names), path,
+    )
+    return out

@@ -1,0 +1,179 @@
+"""Per-sample quality control: QC metrics, MAD outliers, doublets (scrublet)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+from scipy.stats import median_abs_deviation
+
+logger = logging.getLogger(__name__)
+
+
+QC_COLUMNS = (
+    "total_counts",
+    "n_genes_by_counts",
+    "pct_counts_mt",
+    "pct_counts_ribo",
+    "pct_counts_hb",
+)
+
+
+class QCError(RuntimeError):
+    """A sample cannot pass quality control (e.g. too few cells left)."""
+
+
+def gene_sets(var_names: pd.Index) -> dict[str, np.ndarray]:
+    """Boolean masks of mitochondrial, ribosomal and haemoglobin genes (human and mouse symbols)."""
+    upper = var_names.str.upper()
+    return {
+        "mt": upper.str.startswith("MT-"),
+        "ribo": upper.str.startswith(("RPS", "RPL")),
+        "hb": upper.str.contains(r"^HB[^(P)]", regex=True),
+    }
+
+
+def mad_bounds(values: np.ndarray, n_mads: float) -> tuple[float, float]:
+    """``median ± n_mads * MAD`` (unscaled MAD, as in single-cell best practice)."""
+    med = float(np.median(values))
+    mad = float(median_abs_deviation(values))
+    return med - n_mads * mad, med + n_mads * mad
+
+
+def qc(
+    adata: AnnData,
+    *,
+    sample_id: str,
+    n_mads_counts: float = 5.0,
+    n_mads_genes: float = 5.0,
+    n_mads_mt: float = 3.0,
+    max_pct_mt: float = 20.0,
+    min_genes: int = 100,
+    min_cells: int = 50,
+    doublets: bool = True,
+    remove_doublets: bool = True,
+    expected_doublet_rate: float = 0.06,
+    min_cells_scrublet: int = 100,
+    random_state: int = 0,
+) -> tuple[AnnData, dict[str, Any], pd.DataFrame]:
+    """Compute QC metrics, drop outlier cells and doublets in one sample.
+
+    Cells are outliers when ``log1p(total_counts)`` or ``log1p(n_genes_by_counts)``
+    lie more than ``n_mads_*`` median absolute deviations from the sample's median,
+    when ``pct_counts_mt`` exceeds ``median + n_mads_mt * MAD`` or the hard cap
+    ``max_pct_mt``, or when fewer than ``min_genes`` genes are detected. A metric whose MAD
+    is 0 (e.g. no mitochondrial genes in the matrix) flags nothing. Doublets are
+    scored and called by scrublet on the cells that pass, per sample.
+
+    Parameters
+    ----------
+    adata
+        One sample, raw counts in ``layers["counts"]``.
+    sample_id
+        Named in messages and in the summary row.
+
+    Returns
+    -------
+    The filtered sample (QC metrics in ``obs``: ``total_counts``, ``n_genes_by_counts``,
+    ``pct_counts_mt/ribo/hb``, ``doublet_score``, ``predicted_doublet``), the
+    summary row for ``results/qc/rna_qc.tsv`` and the per-barcode table of every
+    cell before filtering (metrics, ``qc_outlier``, ``predicted_doublet``, ``kept``).
+
+    Raises
+    ------
+    QCError
+        If fewer than ``min_cells`` cells remain.
+
+    Examples
+    --------
+    >>> filtered, row, cells = qc(adata, sample_id="P1")  # doctest: +SKIP
+    """
+    adata = adata.copy()
+    counts = adata.layers["counts"]
+    sets = gene_sets(adata.var_names)
+    for k, mask in sets.items():
+        adata.var[k] = np.asarray(mask)
+    adata.X = counts
+    sc.pp.calculate_qc_metrics(
+        adata, qc_vars=list(sets), percent_top=None, log1p=True, inplace=True
+    )
+    obs = adata.obs
+    lo_c, hi_c = mad_bounds(obs["log1p_total_counts"].to_numpy(), n_mads_counts)
+    lo_g, hi_g = mad_bounds(obs["log1p_n_genes_by_counts"].to_numpy(), n_mads_genes)
+    _, hi_mt_mad = mad_bounds(obs["pct_counts_mt"].to_numpy(), n_mads_mt)
+    mt_mad = median_abs_deviation(obs["pct_counts_mt"].to_numpy())
+    hi_mt = min(hi_mt_mad, max_pct_mt) if mt_mad > 0 else max_pct_mt
+    if not sets["mt"].any():
+        logger.warning("sample %s: no mitochondrial (MT-) genes; mito QC is a no-op", sample_id)
+    outlier = (
+        (obs["log1p_total_counts"] < lo_c)
+        | (obs["log1p_total_counts"] > hi_c)
+        | (obs["log1p_n_genes_by_counts"] < lo_g)
+        | (obs["log1p_n_genes_by_counts"] > hi_g)
+        | (obs["pct_counts_mt"] > hi_mt)
+        | (obs["n_genes_by_counts"] < min_genes)
+    )
+    obs["qc_outlier"] = outlier.to_numpy()
+    kept = adata[~outlier.to_numpy()].copy()
+
+    n_doublets = 0
+    doublet_threshold = float("nan")
+    kept.obs["doublet_score"] = np.nan
+    kept.obs["predicted_doublet"] = False
+    if doublets and kept.n_obs >= min_cells_scrublet:
+        sc.pp.scrublet(
+            kept,
+            expected_doublet_rate=expected_doublet_rate,
+            random_state=random_state,
+            verbose=False,
+        )
+        kept.obs["predicted_doublet"] = kept.obs["predicted_doublet"].astype(bool)
+        n_doublets = int(kept.obs["predicted_doublet"].sum())
+        doublet_threshold = float(kept.uns["scrublet"].get("threshold", np.nan))
+    elif doublets:
+        logger.warning(
+            "sample %s: %d cells is too few for scrublet (min %d); doublets not scored",
+            sample_id, kept.n_obs, min_cells_scrublet,
+        )
+    kept_scores = kept.obs["doublet_score"].copy()
+    called = kept.obs_names[kept.obs["predicted_doublet"].to_numpy()]
+    if remove_doublets:
+        kept = kept[~kept.obs["predicted_doublet"].to_numpy()].copy()
+    kept.X = None
+    kept.uns.pop("scrublet", None)
+
+    row: dict[str, Any] = {
+        "sample_id": sample_id,
+        "n_cells_before": int(adata.n_obs),
+        "n_qc_outliers": int(outlier.sum()),
+        "n_doublets": n_doublets,
+        "n_cells_after": int(kept.n_obs),
+        "min_total_counts": float(np.expm1(lo_c)),
+        "max_total_counts": float(np.expm1(hi_c)),
+        "min_n_genes": float(max(np.expm1(lo_g), min_genes)),
+        "max_n_genes": float(np.expm1(hi_g)),
+        "max_pct_mt": float(hi_mt),
+        "doublet_threshold": doublet_threshold,
+        "has_mt_genes": bool(sets["mt"].any()),
+        "median_total_counts": float(kept.obs["total_counts"].median()) if kept.n_obs else 0.0,
+        "median_n_genes": float(kept.obs["n_genes_by_counts"].median()) if kept.n_obs else 0.0,
+        "median_pct_mt": float(kept.obs["pct_counts_mt"].median()) if kept.n_obs else 0.0,
+    }
+    logger.info("sample %s QC: %s", sample_id, row)
+    if kept.n_obs < min_cells:
+        raise QCError(
+            f"sample '{sample_id}': only {kept.n_obs} of {adata.n_obs} cells pass QC "
+            f"(min_cells={min_cells}; thresholds: total counts {row['min_total_counts']:.0f}-"
+            f"{row['max_total_counts']:.0f}, genes {row['min_n_genes']:.0f}-{row['max_n_genes']:.0f}, "
+            f"pct mito <= {hi_mt:.1f}; {n_doublets} doublets)"
+        )
+    kept.uns["qc"] = {k: v for k, v in row.items() if not isinstance(v, bool)}
+    cells = obs[[*QC_COLUMNS, "qc_outlier"]].copy()
+    cells["doublet_score"] = kept_scores.reindex(cells.index)
+    cells["predicted_doublet"] = cells.index.isin(called)
+    cells["kept"] = cells.index.isin(kept.obs_names)
+    return kept, row, cells

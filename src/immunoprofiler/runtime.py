@@ -1,0 +1,48 @@
+"""Process set-up shared by the workflow's adapters (``scripts/*.py``): logging and thread caps."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def configure(*, log: str | Path | None, threads: int = 1, numba_cache: str | Path = ".snakemake/numba_cache") -> None:
+    """Log to ``log`` (and stderr), cap BLAS/OpenMP/numba/torch threads at ``threads``.
+
+    Call it first in an adapter, before scanpy or torch are imported, so the
+    numba cache directory and thread caps apply to them. Uncaught exceptions are
+    written to the log with their traceback.
+    """
+    threads = max(int(threads), 1)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(numba_cache).resolve()))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    for noisy in ("numba", "matplotlib", "h5py", "fontTools", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def _hook(exc_type, exc, tb):  # pragma: no cover - exercised by failing workflow jobs
+        logging.getLogger("immunoprofiler").critical("failed: %s", exc, exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = _hook
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,0 +1,18 @@
+"""Tools: integration, clustering, annotation, composition."""
+
+from __future__ import annotations
+
+from .annotation import annotate, annotate_celltypist, annotate_scanvi, read_marker_table
+from .clustering import cluster
+from .abundance import composition
+from .integration import integrate
+
+__all__ = [
+    "annotate",
+    "annotate_celltypist",
+    "annotate_scanvi",
+    "cluster",
+    "composition",
+    "integrate",
+    "read_marker_table",
+]

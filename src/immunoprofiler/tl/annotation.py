@@ -1,0 +1,304 @@
+"""Immune cell-type annotation.
+
+Default: marker based. A curated table (``resources/rna_cell_types.tsv``) gives each
+cell type a Cell Ontology id, a lineage and positive / negative marker genes.
+Each marker is scaled by its highest cluster mean (floored at ``min_expression``,
+so a gene that no cluster really expresses cannot score high anywhere); a type's
+score is the mean scaled positive markers minus the mean scaled negatives. Scores
+are computed per cell and per cluster; clusters are labelled with their best type
+(``unknown`` below ``min_score``), and a cluster whose cells split between two
+well-supported types is re-clustered and labelled per sub-cluster.
+
+Optional: scANVI label transfer from a labelled reference, CellTypist with a
+user-given model file (nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from ..accelerator import Accelerator
+
+logger = logging.getLogger(__name__)
+
+LINEAGES = (
+    "T cell",
+    "NK cell",
+    "B cell",
+    "monocyte",
+    "dendritic cell",
+    "granulocyte",
+    "other",
+    "unknown",
+)
+UNKNOWN = {"cell_type": "unknown", "cell_ontology_id": "CL:0000000", "lineage": "unknown"}
+LABEL_COLUMNS = ("cell_type", "cell_ontology_id", "lineage", "cell_type_score")
+
+
+def _split(value: object) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    return [g.strip() for g in value.split(",") if g.strip()]
+
+
+def read_marker_table(path: str | Path) -> pd.DataFrame:
+    """Read and check a marker table (``cell_type, cell_ontology_id, lineage, positive, negative``)."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    need = {"cell_type", "cell_ontology_id", "lineage", "positive", "negative"}
+    if missing := need - set(df.columns):
+        raise ValueError(f"{path}: marker table lacks columns {sorted(missing)}")
+    bad = sorted(set(df["lineage"]) - set(LINEAGES))
+    if bad:
+        raise ValueError(f"{path}: unknown lineage(s) {bad}; allowed: {LINEAGES}")
+    if df["cell_type"].duplicated().any():
+        raise ValueError(f"{path}: duplicated cell types {df.loc[df['cell_type'].duplicated(), 'cell_type'].tolist()}")
+    for row in df.itertuples():
+        if not _split(row.positive):
+            raise ValueError(f"{path}: cell type '{row.cell_type}' has no positive markers")
+    return df.set_index("cell_type", drop=False)
+
+
+def marker_genes(markers: pd.DataFrame) -> list[str]:
+    """All genes named in the table, in first-seen order."""
+    seen: dict[str, None] = {}
+    for col in ("positive", "negative"):
+        for v in markers[col]:
+            seen.update(dict.fromkeys(_split(v)))
+    return list(seen)
+
+
+def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[str]]:
+    """Type × gene weight matrix: +1/n_pos for positives, -1/n_neg for negatives (present genes)."""
+    W = np.zeros((len(markers), len(genes)), dtype=np.float64)
+    kept: list[str] = []
+    for i, row in enumerate(markers.itertuples()):
+        pos = [g for g in _split(row.positive) if g in genes]
+        neg = [g for g in _split(row.negative) if g in genes]
+        if not pos:
+            logger.warning("cell type '%s': none of its positive markers is in the data; skipped", row.cell_type)
+            continue
+        W[i, genes.get_indexer(pos)] += 1.0 / len(pos)
+        if neg:
+            W[i, genes.get_indexer(neg)] -= 1.0 / len(neg)
+        kept.append(row.cell_type)
+    return W, kept
+
+
+def _cluster_means(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cats, inv = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(cats), X.shape[1]))
+    np.add.at(sums, inv, X)
+    return cats, sums / np.bincount(inv)[:, None]
+
+
+def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
+    """Best type per row with its score and margin over the runner-up; ``unknown`` below min_score."""
+    vals = scores.to_numpy()
+    order = np.argsort(-vals, axis=1)
+    best = vals[np.arange(len(vals)), order[:, 0]]
+    second = vals[np.arange(len(vals)), order[:, 1]] if vals.shape[1] > 1 else np.zeros(len(vals))
+    label = np.asarray(scores.columns)[order[:, 0]].astype(object)
+    label[best < min_score] = UNKNOWN["cell_type"]
+    return pd.DataFrame({"label": label, "score": best, "margin": best - second}, index=scores.index)
+
+
+def annotate(
+    adata: AnnData,
+    *,
+    markers: pd.DataFrame,
+    cluster_key: str = "leiden",
+    min_score: float = 0.3,
+    min_expression: float = 1.0,
+    split_fraction: float = 0.2,
+    split_resolution: float = 1.0,
+    seed: int = 0,
+) -> None:
+    """Marker-based annotation into ``obs[cell_type, cell_ontology_id, lineage, cell_type_score]``.
+
+    Parameters
+    ----------
+    adata
+        Cells with shifted-log expression of (at least) the marker genes in ``X`` and
+        clusters in ``obs[cluster_key]``; a neighbour graph in ``obsp`` enables sub-clustering.
+    markers
+        From :func:`read_marker_table`.
+    min_score
+        Clusters whose best score is lower are ``unknown``.
+    min_expression
+        Floor of the per-gene scale (shifted-log units).
+    split_fraction
+        A cluster is sub-clustered when a second type wins in at least this fraction of
+        its cells (cell-level calls with score ≥ ``min_score``).
+
+    Examples
+    --------
+    >>> annotate(adata, markers=read_marker_table("resources/rna_cell_types.tsv"))  # doctest: +SKIP
+    >>> adata.obs["cell_type"].value_counts()  # doctest: +SKIP
+    """
+    genes = pd.Index([g for g in marker_genes(markers) if g in adata.var_names])
+    if len(genes) == 0:
+        raise ValueError("none of the marker genes is in the data (are var_names gene symbols?)")
+    W, kept = _weights(markers, genes)
+    W = W[[markers.index.get_loc(t) for t in kept]]
+    X = adata[:, genes].X
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = X.astype(np.float64)
+    labels = adata.obs[cluster_key].astype(str).to_numpy()
+    _, means = _cluster_means(X, labels)
+    scale = np.maximum(means.max(axis=0), min_expression)
+    Xs = np.clip(X / scale, 0.0, 1.0)
+    cell_scores = pd.DataFrame(Xs @ W.T, index=adata.obs_names, columns=kept)
+    cell_calls = _resolve(cell_scores, min_score)
+
+    final = labels.astype(object).copy()
+    if "connectivities" in adata.obsp:
+        import scanpy as sc
+
+        for c in np.unique(labels):
+            in_c = labels == c
+            calls = cell_calls.loc[in_c, "label"]
+            calls = calls[calls != UNKNOWN["cell_type"]]
+            freq = calls.value_counts(normalize=False) / max(in_c.sum(), 1)
+            if len(freq) > 1 and freq.iloc[1] >= split_fraction:
+                sub = adata[in_c].copy()
+                sc.tl.leiden(
+                    sub, resolution=split_resolution, key_added="_sub", flavor="igraph",
+                    n_iterations=2, directed=False, random_state=seed,
+                )
+                final[in_c] = [f"{c}.{s}" for s in sub.obs["_sub"].astype(str)]
+                logger.info(
+                    "cluster %s split into %d sub-clusters (%s)",
+                    c, sub.obs["_sub"].nunique(), dict(freq.head(3).round(2)),
+                )
+    cats, inv = np.unique(final.astype(str), return_inverse=True)
+    sums = np.zeros((len(cats), Xs.shape[1]))
+    np.add.at(sums, inv, Xs)
+    group_scores = pd.DataFrame((sums / np.bincount(inv)[:, None]) @ W.T, index=cats, columns=kept)
+    group_calls = _resolve(group_scores, min_score)
+    table = markers.set_index("cell_type")
+    cell_type = group_calls["label"].to_numpy()[inv]
+    adata.obs["annotation_group"] = pd.Categorical(cats[inv])
+    adata.obs["cell_type"] = pd.Categorical(cell_type)
+    adata.obs["cell_ontology_id"] = pd.Categorical(
+        [table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"] for t in cell_type]
+    )
+    adata.obs["lineage"] = pd.Categorical(
+        [table.at[t, "lineage"] if t in table.index else UNKNOWN["lineage"] for t in cell_type]
+    )
+    own = np.array(
+        [cell_scores.iat[i, kept.index(t)] if t in kept else cell_calls["score"].iat[i] for i, t in enumerate(cell_type)]
+    )
+    adata.obs["cell_type_score"] = own.astype(np.float32)
+    adata.uns["annotation"] = {
+        "method": "markers",
+        "cluster_key": cluster_key,
+        "groups": pd.concat(
+            [group_calls.rename(columns={"label": "cell_type"}), group_scores.round(4)], axis=1
+        ).rename_axis("group").reset_index(),
+        "params": {"min_score": min_score, "min_expression": min_expression, "split_fraction": split_fraction},
+    }
+
+
+def _label_metadata(labels: pd.Series, markers: pd.DataFrame | None) -> pd.DataFrame:
+    table = markers.set_index("cell_type") if markers is not None else pd.DataFrame()
+    ont = [table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"] for t in labels]
+    lin = [table.at[t, "lineage"] if t in table.index else "other" for t in labels]
+    lin = [UNKNOWN["lineage"] if t == "unknown" else x for t, x in zip(labels, lin, strict=True)]
+    return pd.DataFrame({"cell_ontology_id": ont, "lineage": lin}, index=labels.index)
+
+
+def _set_labels(adata: AnnData, labels: pd.Series, score: np.ndarray, markers: pd.DataFrame | None, method: str) -> None:
+    meta = _label_metadata(labels, markers)
+    adata.obs["cell_type"] = pd.Categorical(labels.astype(str).to_numpy())
+    adata.obs["cell_ontology_id"] = pd.Categorical(meta["cell_ontology_id"].to_numpy())
+    adata.obs["lineage"] = pd.Categorical(meta["lineage"].to_numpy())
+    adata.obs["cell_type_score"] = np.asarray(score, dtype=np.float32)
+    adata.uns["annotation"] = {"method": method}
+
+
+def annotate_celltypist(
+    adata: AnnData,
+    *,
+    model: str | Path,
+    markers: pd.DataFrame | None = None,
+    cluster_key: str | None = "leiden",
+    min_prob: float = 0.5,
+) -> None:
+    """CellTypist with a model file given by the user (no download), majority voting over clusters.
+
+    ``X`` must be ``log1p`` of counts normalised to 10,000 per cell (the pipeline's default).
+    Labels that match the marker table's cell types get its ontology id and lineage.
+    """
+    import celltypist
+
+    m = celltypist.models.Model.load(str(model))
+    pred = celltypist.annotate(
+        adata,
+        model=m,
+        majority_voting=cluster_key is not None,
+        over_clustering=adata.obs[cluster_key].astype(str).to_numpy() if cluster_key else None,
+    )
+    col = "majority_voting" if cluster_key else "predicted_labels"
+    labels = pred.predicted_labels[col].astype(str)
+    prob = pred.probability_matrix.max(axis=1).to_numpy()
+    labels = labels.where(prob >= min_prob, "unknown")
+    _set_labels(adata, labels, prob, markers, "celltypist")
+
+
+def annotate_scanvi(
+    adata: AnnData,
+    *,
+    reference: AnnData,
+    label_key: str,
+    batch_key: str = "batch",
+    markers: pd.DataFrame | None = None,
+    n_latent: int = 30,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    accelerator: Accelerator = "cpu",
+    min_prob: float = 0.5,
+) -> None:
+    """scANVI label transfer from a labelled reference (raw counts in ``layers["counts"]`` or ``X``).
+
+    Reference and query are modelled together on their shared genes (the query's
+    ``layers["counts"]``); reference cells carry ``reference.obs[label_key]``.
+    """
+    import anndata as ad
+    import scvi
+
+    genes = adata.var_names.intersection(reference.var_names)
+    if len(genes) < 50:
+        raise ValueError(f"reference shares only {len(genes)} genes with the data (need >= 50)")
+    if label_key not in reference.obs:
+        raise KeyError(f"reference has no obs column '{label_key}'")
+    ref_counts = reference.layers["counts"] if "counts" in reference.layers else reference.X
+    ref = ad.AnnData(X=sp.csr_matrix(reference[:, genes].X if ref_counts is reference.X else reference[:, genes].layers["counts"]))
+    ref.obs_names = [f"ref_{i}" for i in reference.obs_names]
+    ref.obs["_label"] = reference.obs[label_key].astype(str).to_numpy()
+    ref.obs["_batch"] = "reference"
+    qry = ad.AnnData(X=sp.csr_matrix(adata[:, genes].layers["counts"]))
+    qry.obs_names = adata.obs_names
+    qry.obs["_label"] = "Unknown"
+    qry.obs["_batch"] = adata.obs[batch_key].astype(str).to_numpy()
+    both = ad.concat([ref, qry])
+    scvi.settings.seed = seed
+    scvi.model.SCVI.setup_anndata(both, batch_key="_batch", labels_key="_label")
+    vae = scvi.model.SCVI(both, n_latent=n_latent)
+    vae.train(max_epochs=max_epochs, accelerator=accelerator, devices=1, enable_progress_bar=False)
+    lvae = scvi.model.SCANVI.from_scvi_model(vae, unlabeled_category="Unknown", labels_key="_label")
+    lvae.train(
+        max_epochs=max(1, (max_epochs or 20) // 2), accelerator=accelerator, devices=1, enable_progress_bar=False
+    )
+    q = both[both.obs["_batch"] != "reference"]
+    soft = lvae.predict(q, soft=True)
+    labels = pd.Series(soft.idxmax(axis=1).to_numpy(), index=adata.obs_names)
+    prob = soft.max(axis=1).to_numpy()
+    labels = labels.where(prob >= min_prob, "unknown")
+    _set_labels(adata, labels, prob, markers, "scanvi")
+    adata.obsm["X_scANVI"] = lvae.get_latent_representation(q).astype(np.float32)

@@ -1,0 +1,101 @@
+"""Batch integration: scVI (default), Harmony, or plain PCA."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scanpy as sc
+from anndata import AnnData
+
+from ..accelerator import Accelerator
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["scvi", "harmony", "none"]
+EMBEDDING = {"scvi": "X_scVI", "harmony": "X_pca_harmony", "none": "X_pca"}
+
+
+def _pca(adata: AnnData, n_pcs: int, seed: int) -> np.ndarray:
+    n = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
+    sc.pp.pca(adata, n_comps=n, random_state=seed, mask_var=None)
+    return adata.obsm["X_pca"]
+
+
+def integrate(
+    adata: AnnData,
+    *,
+    method: Method = "scvi",
+    batch_key: str = "batch",
+    n_pcs: int = 50,
+    n_latent: int = 30,
+    n_layers: int = 2,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    accelerator: Accelerator = "cpu",
+    model_dir: str | Path | None = None,
+) -> str:
+    """Integrate batches; the embedding lands in ``adata.obsm[<key>]`` and its key is returned.
+
+    Parameters
+    ----------
+    adata
+        Cells × highly variable genes: ``X`` shifted-log, ``layers["counts"]`` raw counts.
+    method
+        ``"scvi"`` (scvi-tools SCVI on counts → ``X_scVI``), ``"harmony"`` (harmonypy on
+        PCA → ``X_pca_harmony``) or ``"none"`` (PCA only → ``X_pca``).
+    max_epochs
+        scVI epochs; ``None`` uses scvi-tools' size-based default.
+    accelerator
+        ``"cpu"`` or ``"gpu"``, from :func:`immunoprofiler.accelerator.select_accelerator`.
+    model_dir
+        Where the trained scVI model is saved.
+
+    Examples
+    --------
+    >>> key = integrate(adata, method="harmony")  # doctest: +SKIP
+    >>> adata.obsm[key].shape  # doctest: +SKIP
+    """
+    if batch_key not in adata.obs:
+        raise KeyError(f"obs has no batch column '{batch_key}'")
+    n_batches = adata.obs[batch_key].nunique()
+    key = EMBEDDING[method]
+    if method == "scvi":
+        import scvi
+
+        scvi.settings.seed = seed
+        scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key=batch_key)
+        model = scvi.model.SCVI(adata, n_latent=n_latent, n_layers=n_layers)
+        model.train(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=1,
+            enable_progress_bar=False,
+        )
+        adata.obsm[key] = model.get_latent_representation().astype(np.float32)
+        history = model.history.get("elbo_train")
+        if history is not None:
+            adata.uns["scvi_elbo_train"] = history.to_numpy().ravel().astype(float)
+        if model_dir is not None:
+            model.save(str(model_dir), overwrite=True, save_anndata=False)
+    else:
+        pcs = _pca(adata, n_pcs, seed)
+        if method == "harmony":
+            if n_batches < 2:
+                logger.warning("only one batch: harmony is skipped, using PCA")
+                adata.obsm[key] = pcs.copy()
+            else:
+                import harmonypy
+
+                ho = harmonypy.run_harmony(
+                    pcs, adata.obs[[batch_key]].astype(str), [batch_key],
+                    random_state=seed, verbose=False,
+                )
+                z = np.asarray(ho.Z_corr)
+                # harmonypy < 2 returns PCs x cells, >= 2 cells x PCs
+                adata.obsm[key] = (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
+    adata.uns["integration"] = {"method": method, "use_rep": key, "batch_key": batch_key}
+    logger.info("integration %s: %s %s", method, key, adata.obsm[key].shape)
+    return key

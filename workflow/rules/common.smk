@@ -1,0 +1,127 @@
+# Helpers for the rules: config and sample-sheet validation, sample lookup, input
+# functions and resource functions. No rules here.
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from immunoprofiler.datasets import demo_paths
+from immunoprofiler.io.samples import SampleSheetError, read_sample_sheet, sample_metadata
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+REPO = Path(workflow.basedir)
+SAMPLE_SCHEMA = yaml.safe_load(
+    open(workflow.source_path("../schemas/samples.schema.yaml"), encoding="utf-8")
+)
+DEMO_PATHS = demo_paths(config["demo"]["outdir"])
+try:
+    SAMPLES = read_sample_sheet(
+        config["samples"], schema=SAMPLE_SCHEMA, pending=DEMO_PATHS.values()
+    )
+except SampleSheetError as err:
+    raise WorkflowError(str(err)) from None
+RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
+OTHER = sorted(set(SAMPLES["modality"]) - {"rna"})
+if OTHER:
+    logger.warning(
+        f"sample sheet rows with modality {OTHER} are not processed by this version "
+        "(only 'rna' is implemented)"
+    )
+
+
+wildcard_constraints:
+    sample=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def all_outputs():
+    """Final targets for the modalities present in the sheet."""
+    out = []
+    if len(RNA):
+        out += [
+            "results/rna/annotated.h5ad",
+            "results/qc/rna_qc.tsv",
+            "results/rna/figures/umap.png",
+            "results/rna/figures/marker_dotplot.png",
+            "results/profile/composition.tsv",
+        ]
+    return out
+
+
+def rna_input(wildcards):
+    """Input file or folder of one RNA sample (a demo path is written by rule demo_data)."""
+    return RNA.loc[wildcards.sample, "path"]
+
+
+def rna_metadata(wildcards):
+    """Sheet columns of one RNA sample, carried into obs."""
+    return sample_metadata(SAMPLES, wildcards.sample, "rna")
+
+
+def demo_outputs():
+    """Demo inputs: folders for the matrix-folder formats, files for the others."""
+    return {
+        name: directory(path) if not Path(path).suffix else path
+        for name, path in DEMO_PATHS.items()
+    }
+
+
+def rna_samples():
+    return list(RNA["sample_id"])
+
+
+def markers_table():
+    """The RNA marker table: config rna.annotate.markers, else the workflow's own."""
+    return config["rna"]["annotate"]["markers"] or str(REPO / "resources" / "rna_cell_types.tsv")
+
+
+def annotation_inputs(wildcards):
+    """Extra inputs of rna_annotate that depend on the method (reference / model files)."""
+    ann = config["rna"]["annotate"]
+    extra = {"markers": markers_table()}
+    if ann["method"] == "scanvi" and ann["reference"]:
+        extra["reference"] = ann["reference"]
+    if ann["method"] == "celltypist" and ann["celltypist_model"]:
+        extra["model"] = ann["celltypist_model"]
+    return extra
+
+
+def qc_params():
+    return {**config["rna"]["qc"], "random_state": config["seed"]}
+
+
+def integrate_params():
+    return {**config["rna"]["integrate"], "seed": config["seed"]}
+
+
+def cluster_params():
+    return {**config["rna"]["cluster"], "seed": config["seed"]}
+
+
+def annotate_params():
+    ann = config["rna"]["annotate"]
+    if ann["method"] == "markers":
+        keys = ("min_score", "min_expression", "split_fraction")
+        return {k: ann[k] for k in keys} | {"cluster_key": "leiden", "seed": config["seed"]}
+    if ann["method"] == "scanvi":
+        return {"max_epochs": ann["max_epochs"], "seed": config["seed"]}
+    return {"cluster_key": "leiden"}
+
+
+# Memory (MB) grows with the input and with each retry (--retries), runtime in minutes.
+def mem_per_sample(wildcards, input, attempt):
+    return int((1500 + 12 * input.size_mb) * attempt)
+
+
+def mem_cohort(wildcards, input, attempt):
+    return int((2000 + 3 * input.size_mb) * attempt)
+
+
+def mem_embedding(wildcards, input, attempt):
+    return int((3000 + 4 * input.size_mb) * attempt)
+
+
+def mem_small(wildcards, attempt):
+    return 1000 * attempt

@@ -1,0 +1,21 @@
+rule profile_composition:
+    input:
+        "results/rna/composition.tsv",
+    output:
+        report(
+            "results/profile/composition.tsv",
+            caption="../report/composition.rst",
+            category="Immune profile",
+        ),
+    log:
+        "logs/profile_composition/profile_composition.log",
+    benchmark:
+        "benchmarks/profile_composition/profile_composition.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    conda:
+        "../envs/scanpy.yaml"
+    script:
+        "../../scripts/profile_composition.py"
