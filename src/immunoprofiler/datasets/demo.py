@@ -128,7 +128,7 @@ def simulate_pbmc(
     frac_doublets: float = 0.04,
     frac_empty: float = 0.04,
     median_umis: float = 3000.0,
-    batch_strength: float = 0.5,
+    batch_strength: float = 0.3,
     seed: int = 0,
     chunk_size: int = 2000,
 ) -> ad.AnnData:
@@ -184,6 +184,7 @@ def simulate_pbmc(
         if dmg.any():
             p[np.ix_(dmg, mt)] *= 25.0
             p[dmg] /= p[dmg].sum(axis=1, keepdims=True)
+        p[:, mt] *= np.exp(rng.normal(0, 0.35, size=(p.shape[0], 1)))  # per-cell mito content
         p *= np.exp(rng.normal(0, 0.25, size=p.shape))  # cell-to-cell biological noise
         p /= p.sum(axis=1, keepdims=True)
         blocks.append(_draw(p * lib[sl, None], rng))
