@@ -45,7 +45,12 @@ def rna_ingest(
     adata = read_rna(path, sample_id=sample_id, genome=genome)
     for key, value in metadata.items():
         adata.obs[key] = pd.Categorical([value] * adata.n_obs)
-    provenance.record(adata, f"rna_ingest:{sample_id}", params={"genome": genome, "path": str(path)}, inputs=[path])
+    provenance.record(
+        adata,
+        f"rna_ingest:{sample_id}",
+        params={"genome": genome, "path": str(path)},
+        inputs=[path],
+    )
     adata.write_h5ad(out)
     return adata
 
@@ -79,7 +84,9 @@ def concat_tables(tables: Sequence[str | Path], out: str | Path) -> pd.DataFrame
     return df
 
 
-def rna_normalize(inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: Mapping[str, Any]) -> None:
+def rna_normalize(
+    inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: Mapping[str, Any]
+) -> None:
     """Cohort normalisation and HVGs (see :func:`immunoprofiler.pp.normalize_cohort`)."""
     from .pp.normalization import normalize_cohort
 
@@ -100,8 +107,15 @@ def rna_integrate(
     adata = ad.read_h5ad(inp)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    key = integrate(adata, **params, accelerator=accelerator, model_dir=model_dir if params.get("method") == "scvi" else None)
-    (model_dir / "integration.json").write_text(json.dumps({**dict(params), "accelerator": accelerator, "embedding": key}, indent=2))
+    key = integrate(
+        adata,
+        **params,
+        accelerator=accelerator,
+        model_dir=model_dir if params.get("method") == "scvi" else None,
+    )
+    (model_dir / "integration.json").write_text(
+        json.dumps({**dict(params), "accelerator": accelerator, "embedding": key}, indent=2)
+    )
     provenance.record(adata, "rna_integrate", params={**dict(params), "accelerator": accelerator})
     adata.write_h5ad(out)
     return key
@@ -139,27 +153,41 @@ def rna_annotate(
     inputs: list[str | Path] = [markers]
     if method == "markers":
         genes = [g for g in ann.marker_genes(table) if g in read_var(normalized).index]
-        sub = ad.AnnData(X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes))
+        sub = ad.AnnData(
+            X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
+        )
         sub.obsp["connectivities"] = hv.obsp["connectivities"]
         ann.annotate(sub, markers=table, **params)
     elif method == "celltypist":
         if not celltypist_model:
-            raise ValueError("annotation method 'celltypist' needs config rna.annotate.celltypist_model")
+            raise ValueError(
+                "annotation method 'celltypist' needs config rna.annotate.celltypist_model"
+            )
         import celltypist
 
         model = celltypist.models.Model.load(str(celltypist_model))
         var = read_var(normalized).index
         genes = [g for g in model.features if g in var]
-        sub = ad.AnnData(X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes))
-        ann.annotate_celltypist(sub, model=celltypist_model, markers=table, cluster_key=params.get("cluster_key", "leiden"))
+        sub = ad.AnnData(
+            X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
+        )
+        ann.annotate_celltypist(
+            sub,
+            model=celltypist_model,
+            markers=table,
+            cluster_key=params.get("cluster_key", "leiden"),
+        )
         inputs.append(celltypist_model)
     elif method == "scanvi":
         if not reference:
             raise ValueError("annotation method 'scanvi' needs config rna.annotate.reference")
         sub = hv.copy()
         ann.annotate_scanvi(
-            sub, reference=ad.read_h5ad(reference), label_key=reference_label_key,
-            markers=table, accelerator=accelerator,
+            sub,
+            reference=ad.read_h5ad(reference),
+            label_key=reference_label_key,
+            markers=table,
+            accelerator=accelerator,
             **{k: v for k, v in params.items() if k in ("max_epochs", "seed", "batch_key")},
         )
         inputs.append(reference)
@@ -199,7 +227,9 @@ def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
     return df
 
 
-def rna_plots(annotated: str | Path, *, markers: str | Path, umap: str | Path, dotplot: str | Path) -> None:
+def rna_plots(
+    annotated: str | Path, *, markers: str | Path, umap: str | Path, dotplot: str | Path
+) -> None:
     """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort."""
     from .io.h5ad import read_columns, read_obs, read_var
     from .pl import marker_dotplot, umap_figure
@@ -212,7 +242,10 @@ def rna_plots(annotated: str | Path, *, markers: str | Path, umap: str | Path, d
     light = ad.AnnData(obs=obs, obsm=obsm)
     _save(umap_figure(light), umap)
     var = read_var(annotated).index
-    marker_map = {t: [g for g in _split(p) if g in var][:4] for t, p in zip(table["cell_type"], table["positive"], strict=True)}
+    marker_map = {
+        t: [g for g in _split(p) if g in var][:4]
+        for t, p in zip(table["cell_type"], table["positive"], strict=True)
+    }
     genes = list(dict.fromkeys(g for v in marker_map.values() for g in v))
     sub = ad.AnnData(X=read_columns(annotated, genes), obs=obs, var=pd.DataFrame(index=genes))
     _save(marker_dotplot(sub, markers=marker_map), dotplot)

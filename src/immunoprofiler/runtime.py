@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 
-def configure(*, log: str | Path | None, threads: int = 1, numba_cache: str | Path = ".snakemake/numba_cache") -> None:
+def configure(
+    *, log: str | Path | None, threads: int = 1, numba_cache: str | Path = ".snakemake/numba_cache"
+) -> None:
     """Log to ``log`` (and stderr), cap BLAS/OpenMP/numba/torch threads at ``threads``.
 
     Call it first in an adapter, before scanpy or torch are imported, so the
@@ -34,7 +36,9 @@ def configure(*, log: str | Path | None, threads: int = 1, numba_cache: str | Pa
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def _hook(exc_type, exc, tb):  # pragma: no cover - exercised by failing workflow jobs
-        logging.getLogger("immunoprofiler").critical("failed: %s", exc, exc_info=(exc_type, exc, tb))
+        logging.getLogger("immunoprofiler").critical(
+            "failed: %s", exc, exc_info=(exc_type, exc, tb)
+        )
 
     sys.excepthook = _hook
     from threadpoolctl import threadpool_limits

@@ -9,7 +9,6 @@ from snakemake.utils import validate
 from immunoprofiler.datasets import demo_paths
 from immunoprofiler.io.samples import SampleSheetError, read_sample_sheet, sample_metadata
 
-
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 REPO = Path(workflow.basedir)
@@ -66,6 +65,11 @@ def demo_outputs():
         name: directory(path) if not Path(path).suffix else path
         for name, path in DEMO_PATHS.items()
     }
+
+
+def demo_outdir(wildcards, output):
+    """Folder of the demo cohort, derived from the rule's truth-table output."""
+    return str(Path(output.truth).parent)
 
 
 def rna_samples():

@@ -2,19 +2,19 @@ rule demo_data:
     output:
         **demo_outputs(),
         truth=f"{config['demo']['outdir']}/truth.tsv.gz",
-    params:
-        outdir=config["demo"]["outdir"],
-        n_cells=config["demo"]["n_cells"],
-        seed=config["seed"],
     log:
         "logs/demo_data/demo_data.log",
     benchmark:
         "benchmarks/demo_data/demo_data.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_small,
         runtime=10,
-    conda:
-        "../envs/scanpy.yaml"
+    params:
+        outdir=demo_outdir,
+        n_cells=config["demo"]["n_cells"],
+        seed=config["seed"],
     script:
         "../../scripts/demo_data.py"

@@ -11,11 +11,11 @@ rule profile_composition:
         "logs/profile_composition/profile_composition.log",
     benchmark:
         "benchmarks/profile_composition/profile_composition.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_small,
         runtime=5,
-    conda:
-        "../envs/scanpy.yaml"
     script:
         "../../scripts/profile_composition.py"

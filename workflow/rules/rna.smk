@@ -3,19 +3,19 @@ rule rna_ingest:
         rna_input,
     output:
         "results/rna/ingest/{sample}.h5ad",
-    params:
-        metadata=rna_metadata,
-        genome=config["rna"]["genome"],
     log:
         "logs/rna_ingest/{sample}.log",
     benchmark:
         "benchmarks/rna_ingest/{sample}.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_per_sample,
         runtime=30,
-    conda:
-        "../envs/scanpy.yaml"
+    params:
+        metadata=rna_metadata,
+        genome=config["rna"]["genome"],
     script:
         "../../scripts/rna_ingest.py"
 
@@ -31,18 +31,18 @@ rule rna_qc:
             caption="../report/rna_qc.rst",
             category="Quality control",
         ),
-    params:
-        qc=qc_params(),
     log:
         "logs/rna_qc/{sample}.log",
     benchmark:
         "benchmarks/rna_qc/{sample}.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_per_sample,
         runtime=60,
-    conda:
-        "../envs/scanpy.yaml"
+    params:
+        qc=qc_params(),
     script:
         "../../scripts/rna_qc.py"
 
@@ -56,12 +56,12 @@ rule rna_qc_summary:
         "logs/rna_qc_summary/rna_qc_summary.log",
     benchmark:
         "benchmarks/rna_qc_summary/rna_qc_summary.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_small,
         runtime=5,
-    conda:
-        "../envs/scanpy.yaml"
     script:
         "../../scripts/rna_qc_summary.py"
 
@@ -72,18 +72,18 @@ rule rna_normalize:
     output:
         h5ad="results/rna/normalize/cohort.h5ad",
         hvg="results/rna/normalize/hvg.h5ad",
-    params:
-        normalize=config["rna"]["normalize"],
     log:
         "logs/rna_normalize/rna_normalize.log",
     benchmark:
         "benchmarks/rna_normalize/rna_normalize.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_cohort,
         runtime=120,
-    conda:
-        "../envs/scanpy.yaml"
+    params:
+        normalize=config["rna"]["normalize"],
     script:
         "../../scripts/rna_normalize.py"
 
@@ -94,19 +94,19 @@ rule rna_integrate:
     output:
         h5ad="results/rna/integrate/hvg.h5ad",
         model=directory("results/rna/scvi_model"),
-    params:
-        integrate=integrate_params(),
     log:
         "logs/rna_integrate/rna_integrate.log",
     benchmark:
         "benchmarks/rna_integrate/rna_integrate.tsv"
+    conda:
+        "../envs/scvi.yaml"
     threads: 2
     resources:
         mem_mb=mem_embedding,
         runtime=720,
         gpu=0,
-    conda:
-        "../envs/scvi.yaml"
+    params:
+        integrate=integrate_params(),
     script:
         "../../scripts/rna_integrate.py"
 
@@ -116,18 +116,18 @@ rule rna_cluster:
         "results/rna/integrate/hvg.h5ad",
     output:
         "results/rna/cluster/hvg.h5ad",
-    params:
-        cluster=cluster_params(),
     log:
         "logs/rna_cluster/rna_cluster.log",
     benchmark:
         "benchmarks/rna_cluster/rna_cluster.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 2
     resources:
         mem_mb=mem_embedding,
         runtime=240,
-    conda:
-        "../envs/scanpy.yaml"
+    params:
+        cluster=cluster_params(),
     script:
         "../../scripts/rna_cluster.py"
 
@@ -139,21 +139,21 @@ rule rna_annotate:
         normalized="results/rna/normalize/cohort.h5ad",
     output:
         "results/rna/annotated.h5ad",
-    params:
-        method=config["rna"]["annotate"]["method"],
-        annotate=annotate_params(),
-        reference_label_key=config["rna"]["annotate"]["reference_label_key"],
     log:
         "logs/rna_annotate/rna_annotate.log",
     benchmark:
         "benchmarks/rna_annotate/rna_annotate.tsv"
+    conda:
+        "../envs/scvi.yaml"
     threads: 2
     resources:
         mem_mb=mem_embedding,
         runtime=240,
         gpu=0,
-    conda:
-        "../envs/scvi.yaml"
+    params:
+        method=config["rna"]["annotate"]["method"],
+        annotate=annotate_params(),
+        reference_label_key=config["rna"]["annotate"]["reference_label_key"],
     script:
         "../../scripts/rna_annotate.py"
 
@@ -167,12 +167,12 @@ rule rna_composition:
         "logs/rna_composition/rna_composition.log",
     benchmark:
         "benchmarks/rna_composition/rna_composition.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_small,
         runtime=10,
-    conda:
-        "../envs/scanpy.yaml"
     script:
         "../../scripts/rna_composition.py"
 
@@ -196,11 +196,11 @@ rule rna_plots:
         "logs/rna_plots/rna_plots.log",
     benchmark:
         "benchmarks/rna_plots/rna_plots.tsv"
+    conda:
+        "../envs/scanpy.yaml"
     threads: 1
     resources:
         mem_mb=mem_embedding,
         runtime=30,
-    conda:
-        "../envs/scanpy.yaml"
     script:
         "../../scripts/rna_plots.py"

@@ -25,30 +25,162 @@ logger = logging.getLogger(__name__)
 
 # population: (PBMC fraction, library-size factor, marker genes)
 POPULATIONS: dict[str, tuple[float, float, tuple[str, ...]]] = {
-    "CD4 T cell": (0.27, 1.0, ("CD3E", "CD3D", "CD3G", "CD2", "IL7R", "CD4", "LTB", "TCF7", "CCR7", "LEF1", "SELL")),
+    "CD4 T cell": (
+        0.27,
+        1.0,
+        ("CD3E", "CD3D", "CD3G", "CD2", "IL7R", "CD4", "LTB", "TCF7", "CCR7", "LEF1", "SELL"),
+    ),
     "CD8 T cell": (0.14, 1.0, ("CD3E", "CD3D", "CD3G", "CD2", "CD8A", "CD8B", "GZMK", "CCL5")),
-    "regulatory T cell": (0.03, 1.0, ("CD3E", "CD3D", "CD2", "CD4", "FOXP3", "IL2RA", "CTLA4", "IKZF2", "TIGIT")),
-    "gamma-delta T cell": (0.03, 1.0, ("CD3E", "CD3D", "CD2", "TRDC", "TRGC1", "TRGC2", "TRDV2", "TRGV9", "NKG7")),
-    "MAIT cell": (0.02, 1.0, ("CD3E", "CD3D", "CD2", "SLC4A10", "TRAV1-2", "ZBTB16", "KLRB1", "IL7R", "CCR6")),
-    "NK cell": (0.10, 1.0, ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "GZMB", "FCGR3A", "CD247")),
+    "regulatory T cell": (
+        0.03,
+        1.0,
+        ("CD3E", "CD3D", "CD2", "CD4", "FOXP3", "IL2RA", "CTLA4", "IKZF2", "TIGIT"),
+    ),
+    "gamma-delta T cell": (
+        0.03,
+        1.0,
+        ("CD3E", "CD3D", "CD2", "TRDC", "TRGC1", "TRGC2", "TRDV2", "TRGV9", "NKG7"),
+    ),
+    "MAIT cell": (
+        0.02,
+        1.0,
+        ("CD3E", "CD3D", "CD2", "SLC4A10", "TRAV1-2", "ZBTB16", "KLRB1", "IL7R", "CCR6"),
+    ),
+    "NK cell": (
+        0.10,
+        1.0,
+        ("NKG7", "GNLY", "KLRD1", "KLRF1", "NCAM1", "PRF1", "GZMB", "FCGR3A", "CD247"),
+    ),
     "B cell": (0.10, 1.0, ("MS4A1", "CD79A", "CD79B", "CD19", "BANK1", "PAX5", "CD74", "HLA-DRA")),
-    "plasma cell": (0.01, 1.6, ("JCHAIN", "MZB1", "TNFRSF17", "SDC1", "IGHG1", "XBP1", "PRDM1", "CD79A")),
-    "classical monocyte": (0.18, 1.3, ("CD14", "LYZ", "S100A8", "S100A9", "VCAN", "FCN1", "CST3", "CD74", "HLA-DRA")),
-    "non-classical monocyte": (0.04, 1.3, ("FCGR3A", "MS4A7", "CDKN1C", "LST1", "AIF1", "CST3", "LYZ")),
-    "conventional dendritic cell": (0.02, 1.2, ("FCER1A", "CD1C", "CLEC10A", "HLA-DQA1", "CST3", "CD74", "HLA-DRA")),
-    "plasmacytoid dendritic cell": (0.02, 1.0, ("LILRA4", "CLEC4C", "IL3RA", "PLD4", "SERPINF1", "TCF4", "IRF7", "GZMB")),
+    "plasma cell": (
+        0.01,
+        1.6,
+        ("JCHAIN", "MZB1", "TNFRSF17", "SDC1", "IGHG1", "XBP1", "PRDM1", "CD79A"),
+    ),
+    "classical monocyte": (
+        0.18,
+        1.3,
+        ("CD14", "LYZ", "S100A8", "S100A9", "VCAN", "FCN1", "CST3", "CD74", "HLA-DRA"),
+    ),
+    "non-classical monocyte": (
+        0.04,
+        1.3,
+        ("FCGR3A", "MS4A7", "CDKN1C", "LST1", "AIF1", "CST3", "LYZ"),
+    ),
+    "conventional dendritic cell": (
+        0.02,
+        1.2,
+        ("FCER1A", "CD1C", "CLEC10A", "HLA-DQA1", "CST3", "CD74", "HLA-DRA"),
+    ),
+    "plasmacytoid dendritic cell": (
+        0.02,
+        1.0,
+        ("LILRA4", "CLEC4C", "IL3RA", "PLD4", "SERPINF1", "TCF4", "IRF7", "GZMB"),
+    ),
     "platelet": (0.02, 0.6, ("PPBP", "PF4", "GP9", "ITGA2B", "NRGN", "TUBB1")),
     "erythrocyte": (0.01, 0.6, ("HBB", "HBA1", "HBA2", "ALAS2", "CA1")),
     "progenitor": (0.01, 1.0, ("CD34", "PRSS57", "CYTL1", "SOX4", "SPINK2")),
 }
 MT_GENES = tuple(
-    f"MT-{g}" for g in ("ND1", "ND2", "CO1", "CO2", "ATP8", "ATP6", "CO3", "ND3", "ND4L", "ND4", "ND5", "ND6", "CYB")
+    f"MT-{g}"
+    for g in (
+        "ND1",
+        "ND2",
+        "CO1",
+        "CO2",
+        "ATP8",
+        "ATP6",
+        "CO3",
+        "ND3",
+        "ND4L",
+        "ND4",
+        "ND5",
+        "ND6",
+        "CYB",
+    )
 )
 RIBO_GENES = tuple(
-    [f"RPL{i}" for i in (3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 18, 19, 21, 23, 24, 26, 27, 28, 29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 41)]
-    + [f"RPS{i}" for i in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 29)]
+    [
+        f"RPL{i}"
+        for i in (
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+            9,
+            10,
+            11,
+            13,
+            14,
+            15,
+            18,
+            19,
+            21,
+            23,
+            24,
+            26,
+            27,
+            28,
+            29,
+            30,
+            31,
+            32,
+            34,
+            35,
+            36,
+            37,
+            38,
+            39,
+            41,
+        )
+    ]
+    + [
+        f"RPS{i}"
+        for i in (
+            2,
+            3,
+            5,
+            6,
+            7,
+            8,
+            9,
+            10,
+            11,
+            12,
+            13,
+            14,
+            15,
+            16,
+            18,
+            19,
+            20,
+            21,
+            23,
+            24,
+            25,
+            26,
+            27,
+            28,
+            29,
+        )
+    ]
 )
-HOUSEKEEPING = ("ACTB", "GAPDH", "B2M", "MALAT1", "TMSB4X", "EEF1A1", "FTL", "FTH1", "TPT1", "HLA-A", "HLA-B", "HLA-C")
+HOUSEKEEPING = (
+    "ACTB",
+    "GAPDH",
+    "B2M",
+    "MALAT1",
+    "TMSB4X",
+    "EEF1A1",
+    "FTL",
+    "FTH1",
+    "TPT1",
+    "HLA-A",
+    "HLA-B",
+    "HLA-C",
+)
 
 # The demo cohort: 4 samples, 2 patients x 2 time points, 2 processing batches, 4 input formats.
 DEMO_SAMPLES = pd.DataFrame(
@@ -68,8 +200,14 @@ _RELPATH = {
     "mex_v2": "{s}/filtered_gene_bc_matrices/GRCh38",
     "h5ad": "{s}/counts.h5ad",
 }
-ADT_PANEL = {"CD3_TotalSeqB": "CD3E", "CD4_TotalSeqB": "CD4", "CD8a_TotalSeqB": "CD8A",
-             "CD14_TotalSeqB": "CD14", "CD19_TotalSeqB": "CD19", "CD56_TotalSeqB": "NCAM1"}
+ADT_PANEL = {
+    "CD3_TotalSeqB": "CD3E",
+    "CD4_TotalSeqB": "CD4",
+    "CD8a_TotalSeqB": "CD8A",
+    "CD14_TotalSeqB": "CD14",
+    "CD19_TotalSeqB": "CD19",
+    "CD56_TotalSeqB": "NCAM1",
+}
 
 
 def gene_universe(n_genes: int | None = None) -> list[str]:
@@ -101,7 +239,9 @@ def _profiles(genes: list[str], rng: np.random.Generator) -> tuple[np.ndarray, n
     base[g.get_indexer(list(MT_GENES))] *= 4.0
     base[g.get_indexer(list(RIBO_GENES))] *= 8.0
     base[g.get_indexer(list(HOUSEKEEPING))] *= 12.0
-    background = np.setdiff1d(np.arange(len(genes)), np.concatenate([marker_idx, g.get_indexer(list(MT_GENES))]))
+    background = np.setdiff1d(
+        np.arange(len(genes)), np.concatenate([marker_idx, g.get_indexer(list(MT_GENES))])
+    )
     prof = np.tile(base, (len(POPULATIONS), 1))
     for i, (_, _, markers) in enumerate(POPULATIONS.values()):
         idx = g.get_indexer(list(markers))
@@ -168,7 +308,10 @@ def simulate_pbmc(
     pop2 = rng.choice(len(names), size=n_cells, p=fracs / fracs.sum())
     same = (state == "doublet") & (pop2 == pop)
     pop2[same] = (pop[same] + 1 + rng.integers(0, len(names) - 1, size=same.sum())) % len(names)
-    lib = rng.lognormal(np.log(median_umis * (1.15 if batch % 2 else 0.85)), 0.3, size=n_cells) * size_f[pop]
+    lib = (
+        rng.lognormal(np.log(median_umis * (1.15 if batch % 2 else 0.85)), 0.3, size=n_cells)
+        * size_f[pop]
+    )
     lib[state == "doublet"] *= 1.8
     lib[state == "empty"] = rng.lognormal(np.log(120), 0.5, size=(state == "empty").sum())
 
@@ -199,7 +342,10 @@ def simulate_pbmc(
         index=bc,
     )
     var = pd.DataFrame(
-        {"gene_ids": [f"ENSGSIM{i:08d}" for i in range(len(genes))], "feature_types": "Gene Expression"},
+        {
+            "gene_ids": [f"ENSGSIM{i:08d}" for i in range(len(genes))],
+            "feature_types": "Gene Expression",
+        },
         index=genes,
     )
     return ad.AnnData(X=X, obs=obs, var=var)
@@ -223,7 +369,10 @@ def _with_adt(adata: ad.AnnData, rng: np.random.Generator) -> ad.AnnData:
     adt = ad.AnnData(
         X=sp.csr_matrix(np.column_stack(cols).astype(np.float32)),
         obs=adata.obs[[]],
-        var=pd.DataFrame({"gene_ids": list(ADT_PANEL), "feature_types": "Antibody Capture"}, index=list(ADT_PANEL)),
+        var=pd.DataFrame(
+            {"gene_ids": list(ADT_PANEL), "feature_types": "Antibody Capture"},
+            index=list(ADT_PANEL),
+        ),
     )
     out = ad.concat([adata, adt], axis=1, merge="first")
     out.obs = adata.obs
@@ -258,7 +407,9 @@ def write_demo(
     paths = demo_paths(outdir)
     rng = np.random.default_rng(seed)
     truth = []
-    sheet = DEMO_SAMPLES if samples is None else DEMO_SAMPLES[DEMO_SAMPLES["sample_id"].isin(samples)]
+    sheet = (
+        DEMO_SAMPLES if samples is None else DEMO_SAMPLES[DEMO_SAMPLES["sample_id"].isin(samples)]
+    )
     for i, r in enumerate(sheet.itertuples()):
         b = int(r.batch[-1]) - 1
         a = simulate_pbmc(n_cells + 37 * i, n_genes=n_genes, batch=b, seed=seed)

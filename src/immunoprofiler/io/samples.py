@@ -99,7 +99,7 @@ def read_sample_sheet(
     if problems:
         raise SampleSheetError(f"sample sheet {path}:\n  - " + "\n  - ".join(problems))
 
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
     sheet_dir = path.parent
     resolved: list[str] = []
     pending_set = {os.path.normpath(p) for p in pending}
@@ -110,9 +110,7 @@ def read_sample_sheet(
             column = err.path[0] if err.path else (err.validator_value or ["?"])[0]
             if err.validator == "required":
                 column = err.message.split("'")[1]
-            problems.append(
-                _problem(i, sid, str(column), record.get(str(column), ""), err.message)
-            )
+            problems.append(_problem(i, sid, str(column), record.get(str(column), ""), err.message))
         p = resolve_path(rec["path"], sheet_dir) if rec["path"] else ""
         resolved.append(p)
         if p and p not in pending_set and rec["modality"] in ("rna", "cytof", "flow"):

@@ -72,7 +72,9 @@ def read_10x_mtx(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
     features = _first(folder, "features.tsv", "genes.tsv")
     barcodes = _first(folder, "barcodes.tsv")
     if features is None or barcodes is None:
-        raise InputFormatError(f"{folder}: matrix.mtx found but features/genes.tsv or barcodes.tsv missing")
+        raise InputFormatError(
+            f"{folder}: matrix.mtx found but features/genes.tsv or barcodes.tsv missing"
+        )
     try:
         with _open(mtx) as fh:
             m = scipy.io.mmread(fh)
@@ -89,7 +91,9 @@ def read_10x_mtx(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
         {
             "gene_ids": feat[0].to_numpy(),
             "gene_symbols": (feat[1] if feat.shape[1] > 1 else feat[0]).to_numpy(),
-            "feature_types": (feat[2] if feat.shape[1] > 2 else pd.Series([GEX] * len(feat))).to_numpy(),
+            "feature_types": (
+                feat[2] if feat.shape[1] > 2 else pd.Series([GEX] * len(feat))
+            ).to_numpy(),
         }
     )
     var.index = var.index.astype(str)
@@ -137,7 +141,9 @@ def read_10x_h5(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
         },
         index=np.arange(a.n_vars).astype(str),
     )
-    return ad.AnnData(X=sp.csr_matrix(a.X, dtype=np.float32), obs=pd.DataFrame(index=a.obs_names), var=var)
+    return ad.AnnData(
+        X=sp.csr_matrix(a.X, dtype=np.float32), obs=pd.DataFrame(index=a.obs_names), var=var
+    )
 
 
 def read_counts_h5ad(path: str | Path) -> ad.AnnData:
@@ -149,9 +155,13 @@ def read_counts_h5ad(path: str | Path) -> ad.AnnData:
         raise InputFormatError(f"{path}: neither layers['counts'] nor X holds a matrix")
     var = pd.DataFrame(
         {
-            "gene_ids": a.var.get("gene_ids", pd.Series(a.var_names, index=a.var_names)).astype(str).to_numpy(),
+            "gene_ids": a.var.get("gene_ids", pd.Series(a.var_names, index=a.var_names))
+            .astype(str)
+            .to_numpy(),
             "gene_symbols": a.var_names.astype(str).to_numpy(),
-            "feature_types": a.var.get("feature_types", pd.Series(GEX, index=a.var_names)).astype(str).to_numpy(),
+            "feature_types": a.var.get("feature_types", pd.Series(GEX, index=a.var_names))
+            .astype(str)
+            .to_numpy(),
         },
         index=np.arange(a.n_vars).astype(str),
     )
@@ -205,7 +215,9 @@ def read_rna(
         elif path.suffix == ".h5ad":
             a = read_counts_h5ad(path)
         else:
-            raise InputFormatError(f"{path}: unsupported input (expected .h5, .h5ad or a 10x folder)")
+            raise InputFormatError(
+                f"{path}: unsupported input (expected .h5, .h5ad or a 10x folder)"
+            )
     except InputFormatError as err:
         raise InputFormatError(f"sample '{sample_id}': {err}") from err
     if a.n_obs == 0 or a.n_vars == 0:
@@ -243,6 +255,10 @@ def read_rna(
     out.uns["dropped_feature_types"] = other
     logger.info(
         "sample %s: %d cells x %d genes (%d ADT) from %s",
-        sample_id, out.n_obs, out.n_vars, len(protein_names), path,
+        sample_id,
+        out.n_obs,
+        out.n_vars,
+        len(protein_names),
+        path,
     )
     return out

@@ -8,11 +8,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from anndata import AnnData  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.figure import Figure
 
 
 def qc_figure(cells: pd.DataFrame, row: Mapping[str, Any], *, title: str = "") -> Figure:
@@ -21,11 +21,22 @@ def qc_figure(cells: pd.DataFrame, row: Mapping[str, Any], *, title: str = "") -
     kept = cells["kept"].to_numpy()
     ax = axes[0]
     sc_ = ax.scatter(
-        cells["total_counts"], cells["n_genes_by_counts"], c=cells["pct_counts_mt"],
-        s=4, cmap="viridis", rasterized=True,
+        cells["total_counts"],
+        cells["n_genes_by_counts"],
+        c=cells["pct_counts_mt"],
+        s=4,
+        cmap="viridis",
+        rasterized=True,
     )
-    ax.scatter(cells.loc[~kept, "total_counts"], cells.loc[~kept, "n_genes_by_counts"],
-               s=10, facecolors="none", edgecolors="red", linewidths=0.4, label="removed")
+    ax.scatter(
+        cells.loc[~kept, "total_counts"],
+        cells.loc[~kept, "n_genes_by_counts"],
+        s=10,
+        facecolors="none",
+        edgecolors="red",
+        linewidths=0.4,
+        label="removed",
+    )
     ax.set(xscale="log", yscale="log", xlabel="total counts", ylabel="genes detected")
     ax.legend(loc="lower right", fontsize=8)
     fig.colorbar(sc_, ax=ax, label="% mito")
@@ -35,7 +46,9 @@ def qc_figure(cells: pd.DataFrame, row: Mapping[str, Any], *, title: str = "") -
         (axes[3], "pct_counts_mt", None, row["max_pct_mt"], False),
     ):
         vals = cells[col].to_numpy()
-        bins = np.logspace(np.log10(max(vals.min(), 1)), np.log10(vals.max() + 1), 60) if log else 60
+        bins = (
+            np.logspace(np.log10(max(vals.min(), 1)), np.log10(vals.max() + 1), 60) if log else 60
+        )
         ax.hist(vals, bins=bins, color="grey")
         for v in (lo, hi):
             if v is not None and np.isfinite(v):
@@ -49,7 +62,9 @@ def qc_figure(cells: pd.DataFrame, row: Mapping[str, Any], *, title: str = "") -
     return fig
 
 
-def umap_figure(adata: AnnData, *, keys: Sequence[str] = ("cell_type", "batch", "sample_id")) -> Figure:
+def umap_figure(
+    adata: AnnData, *, keys: Sequence[str] = ("cell_type", "batch", "sample_id")
+) -> Figure:
     """UMAP coloured by each of ``keys``."""
     import scanpy as sc
 
@@ -61,12 +76,16 @@ def umap_figure(adata: AnnData, *, keys: Sequence[str] = ("cell_type", "batch", 
     return fig
 
 
-def marker_dotplot(adata: AnnData, *, markers: Mapping[str, Sequence[str]], groupby: str = "cell_type") -> Figure:
+def marker_dotplot(
+    adata: AnnData, *, markers: Mapping[str, Sequence[str]], groupby: str = "cell_type"
+) -> Figure:
     """Dot plot of marker genes (present in ``adata``) by cell type."""
     import scanpy as sc
 
     present = {k: [g for g in v if g in adata.var_names] for k, v in markers.items()}
     present = {k: v for k, v in present.items() if v and k in set(adata.obs[groupby].astype(str))}
-    dp = sc.pl.dotplot(adata, present, groupby=groupby, show=False, return_fig=True, standard_scale="var")
+    dp = sc.pl.dotplot(
+        adata, present, groupby=groupby, show=False, return_fig=True, standard_scale="var"
+    )
     dp.make_figure()
     return dp.fig

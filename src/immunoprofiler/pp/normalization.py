@@ -40,7 +40,9 @@ def normalize(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
     adata.X = X
 
 
-def hvg_stats(counts: ad.AnnData | sp.spmatrix, *, n_top_genes: int, span: float = 0.3) -> pd.DataFrame:
+def hvg_stats(
+    counts: ad.AnnData | sp.spmatrix, *, n_top_genes: int, span: float = 0.3
+) -> pd.DataFrame:
     """Per-gene ``means``, ``variances`` and ``variances_norm`` of one batch (scanpy seurat_v3)."""
     a = counts if isinstance(counts, ad.AnnData) else ad.AnnData(X=counts)
     df = sc.pp.highly_variable_genes(
@@ -109,9 +111,13 @@ def common_genes(paths: Sequence[str | Path]) -> pd.Index:
         elif not g.equals(genes):
             before = len(genes)
             genes = genes[genes.isin(g)]
-            logger.warning("%s: %d genes not shared with earlier samples dropped", p, before - len(genes))
+            logger.warning(
+                "%s: %d genes not shared with earlier samples dropped", p, before - len(genes)
+            )
     if genes is None or len(genes) == 0:
-        raise ValueError("the samples share no genes: were they quantified against different references?")
+        raise ValueError(
+            "the samples share no genes: were they quantified against different references?"
+        )
     return genes
 
 
@@ -145,7 +151,9 @@ def normalize_cohort(
     for p in paths:
         batches = read_obs(p)[batch_key].astype(str).unique()
         if len(batches) != 1:
-            raise ValueError(f"{p}: expected one value of '{batch_key}' per sample, got {list(batches)}")
+            raise ValueError(
+                f"{p}: expected one value of '{batch_key}' per sample, got {list(batches)}"
+            )
         batch_of.setdefault(batches[0], []).append(p)
 
     stats: dict[str, pd.DataFrame] = {}
@@ -158,16 +166,26 @@ def normalize_cohort(
         del counts
     var = combine_hvg(stats, n_top_genes=n_top_genes)
     hvg = var.index[var["highly_variable"].to_numpy()]
-    first = read_var(paths[0])  # gene annotation of the first sample (per-sample QC stats are not carried)
+    first = read_var(
+        paths[0]
+    )  # gene annotation of the first sample (per-sample QC stats are not carried)
     keep = [c for c in ("gene_ids", "feature_types", "mt", "ribo", "hb") if c in first.columns]
     var = var.join(first[keep].reindex(var.index))
 
     prov = provenance.merge(read_uns(p).get("provenance", {}) for p in paths)
-    uns: dict[str, Any] = {"provenance": prov, "hvg": {"flavor": "seurat_v3", "batch_key": batch_key}}
+    uns: dict[str, Any] = {
+        "provenance": prov,
+        "hvg": {"flavor": "seurat_v3", "batch_key": batch_key},
+    }
     proteins = {tuple(read_uns(p).get("protein_names", [])) for p in paths}
     if len(proteins) == 1 and (names := next(iter(proteins))):
         uns["protein_names"] = list(names)
-    params = {"batch_key": batch_key, "n_top_genes": n_top_genes, "target_sum": target_sum, "span": span}
+    params = {
+        "batch_key": batch_key,
+        "n_top_genes": n_top_genes,
+        "target_sum": target_sum,
+        "span": span,
+    }
     tmp = ad.AnnData(uns=dict(uns))
     provenance.record(tmp, "rna_normalize", params=params)
     uns["provenance"] = tmp.uns["provenance"]

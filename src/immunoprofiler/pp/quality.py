@@ -137,7 +137,9 @@ def qc(
     elif doublets:
         logger.warning(
             "sample %s: %d cells is too few for scrublet (min %d); doublets not scored",
-            sample_id, kept.n_obs, min_cells_scrublet,
+            sample_id,
+            kept.n_obs,
+            min_cells_scrublet,
         )
     kept_scores = kept.obs["doublet_score"].copy()
     called = kept.obs_names[kept.obs["predicted_doublet"].to_numpy()]

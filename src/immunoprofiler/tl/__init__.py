@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .abundance import composition
 from .annotation import annotate, annotate_celltypist, annotate_scanvi, read_marker_table
 from .clustering import cluster
-from .abundance import composition
 from .integration import integrate
 
 __all__ = [

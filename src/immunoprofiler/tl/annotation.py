@@ -57,7 +57,9 @@ def read_marker_table(path: str | Path) -> pd.DataFrame:
     if bad:
         raise ValueError(f"{path}: unknown lineage(s) {bad}; allowed: {LINEAGES}")
     if df["cell_type"].duplicated().any():
-        raise ValueError(f"{path}: duplicated cell types {df.loc[df['cell_type'].duplicated(), 'cell_type'].tolist()}")
+        raise ValueError(
+            f"{path}: duplicated cell types {df.loc[df['cell_type'].duplicated(), 'cell_type'].tolist()}"
+        )
     for row in df.itertuples():
         if not _split(row.positive):
             raise ValueError(f"{path}: cell type '{row.cell_type}' has no positive markers")
@@ -81,7 +83,10 @@ def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[s
         pos = [g for g in _split(row.positive) if g in genes]
         neg = [g for g in _split(row.negative) if g in genes]
         if not pos:
-            logger.warning("cell type '%s': none of its positive markers is in the data; skipped", row.cell_type)
+            logger.warning(
+                "cell type '%s': none of its positive markers is in the data; skipped",
+                row.cell_type,
+            )
             continue
         W[i, genes.get_indexer(pos)] += 1.0 / len(pos)
         if neg:
@@ -105,7 +110,9 @@ def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
     second = vals[np.arange(len(vals)), order[:, 1]] if vals.shape[1] > 1 else np.zeros(len(vals))
     label = np.asarray(scores.columns)[order[:, 0]].astype(object)
     label[best < min_score] = UNKNOWN["cell_type"]
-    return pd.DataFrame({"label": label, "score": best, "margin": best - second}, index=scores.index)
+    return pd.DataFrame(
+        {"label": label, "score": best, "margin": best - second}, index=scores.index
+    )
 
 
 def annotate(
@@ -168,13 +175,20 @@ def annotate(
             if len(freq) > 1 and freq.iloc[1] >= split_fraction:
                 sub = adata[in_c].copy()
                 sc.tl.leiden(
-                    sub, resolution=split_resolution, key_added="_sub", flavor="igraph",
-                    n_iterations=2, directed=False, random_state=seed,
+                    sub,
+                    resolution=split_resolution,
+                    key_added="_sub",
+                    flavor="igraph",
+                    n_iterations=2,
+                    directed=False,
+                    random_state=seed,
                 )
                 final[in_c] = [f"{c}.{s}" for s in sub.obs["_sub"].astype(str)]
                 logger.info(
                     "cluster %s split into %d sub-clusters (%s)",
-                    c, sub.obs["_sub"].nunique(), dict(freq.head(3).round(2)),
+                    c,
+                    sub.obs["_sub"].nunique(),
+                    dict(freq.head(3).round(2)),
                 )
     cats, inv = np.unique(final.astype(str), return_inverse=True)
     sums = np.zeros((len(cats), Xs.shape[1]))
@@ -186,13 +200,19 @@ def annotate(
     adata.obs["annotation_group"] = pd.Categorical(cats[inv])
     adata.obs["cell_type"] = pd.Categorical(cell_type)
     adata.obs["cell_ontology_id"] = pd.Categorical(
-        [table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"] for t in cell_type]
+        [
+            table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"]
+            for t in cell_type
+        ]
     )
     adata.obs["lineage"] = pd.Categorical(
         [table.at[t, "lineage"] if t in table.index else UNKNOWN["lineage"] for t in cell_type]
     )
     own = np.array(
-        [cell_scores.iat[i, kept.index(t)] if t in kept else cell_calls["score"].iat[i] for i, t in enumerate(cell_type)]
+        [
+            cell_scores.iat[i, kept.index(t)] if t in kept else cell_calls["score"].iat[i]
+            for i, t in enumerate(cell_type)
+        ]
     )
     adata.obs["cell_type_score"] = own.astype(np.float32)
     adata.uns["annotation"] = {
@@ -200,20 +220,31 @@ def annotate(
         "cluster_key": cluster_key,
         "groups": pd.concat(
             [group_calls.rename(columns={"label": "cell_type"}), group_scores.round(4)], axis=1
-        ).rename_axis("group").reset_index(),
-        "params": {"min_score": min_score, "min_expression": min_expression, "split_fraction": split_fraction},
+        )
+        .rename_axis("group")
+        .reset_index(),
+        "params": {
+            "min_score": min_score,
+            "min_expression": min_expression,
+            "split_fraction": split_fraction,
+        },
     }
 
 
 def _label_metadata(labels: pd.Series, markers: pd.DataFrame | None) -> pd.DataFrame:
     table = markers.set_index("cell_type") if markers is not None else pd.DataFrame()
-    ont = [table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"] for t in labels]
+    ont = [
+        table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"]
+        for t in labels
+    ]
     lin = [table.at[t, "lineage"] if t in table.index else "other" for t in labels]
     lin = [UNKNOWN["lineage"] if t == "unknown" else x for t, x in zip(labels, lin, strict=True)]
     return pd.DataFrame({"cell_ontology_id": ont, "lineage": lin}, index=labels.index)
 
 
-def _set_labels(adata: AnnData, labels: pd.Series, score: np.ndarray, markers: pd.DataFrame | None, method: str) -> None:
+def _set_labels(
+    adata: AnnData, labels: pd.Series, score: np.ndarray, markers: pd.DataFrame | None, method: str
+) -> None:
     meta = _label_metadata(labels, markers)
     adata.obs["cell_type"] = pd.Categorical(labels.astype(str).to_numpy())
     adata.obs["cell_ontology_id"] = pd.Categorical(meta["cell_ontology_id"].to_numpy())
@@ -278,7 +309,13 @@ def annotate_scanvi(
     if label_key not in reference.obs:
         raise KeyError(f"reference has no obs column '{label_key}'")
     ref_counts = reference.layers["counts"] if "counts" in reference.layers else reference.X
-    ref = ad.AnnData(X=sp.csr_matrix(reference[:, genes].X if ref_counts is reference.X else reference[:, genes].layers["counts"]))
+    ref = ad.AnnData(
+        X=sp.csr_matrix(
+            reference[:, genes].X
+            if ref_counts is reference.X
+            else reference[:, genes].layers["counts"]
+        )
+    )
     ref.obs_names = [f"ref_{i}" for i in reference.obs_names]
     ref.obs["_label"] = reference.obs[label_key].astype(str).to_numpy()
     ref.obs["_batch"] = "reference"
@@ -293,7 +330,10 @@ def annotate_scanvi(
     vae.train(max_epochs=max_epochs, accelerator=accelerator, devices=1, enable_progress_bar=False)
     lvae = scvi.model.SCANVI.from_scvi_model(vae, unlabeled_category="Unknown", labels_key="_label")
     lvae.train(
-        max_epochs=max(1, (max_epochs or 20) // 2), accelerator=accelerator, devices=1, enable_progress_bar=False
+        max_epochs=max(1, (max_epochs or 20) // 2),
+        accelerator=accelerator,
+        devices=1,
+        enable_progress_bar=False,
     )
     q = both[both.obs["_batch"] != "reference"]
     soft = lvae.predict(q, soft=True)

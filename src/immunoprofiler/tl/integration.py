@@ -90,8 +90,11 @@ def integrate(
                 import harmonypy
 
                 ho = harmonypy.run_harmony(
-                    pcs, adata.obs[[batch_key]].astype(str), [batch_key],
-                    random_state=seed, verbose=False,
+                    pcs,
+                    adata.obs[[batch_key]].astype(str),
+                    [batch_key],
+                    random_state=seed,
+                    verbose=False,
                 )
                 z = np.asarray(ho.Z_corr)
                 # harmonypy < 2 returns PCs x cells, >= 2 cells x PCs
