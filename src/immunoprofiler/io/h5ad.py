@@ -85,11 +85,14 @@ def write_streamed(
         for i, part in enumerate(parts):
             if list(part.var_names) != list(var.index):
                 raise ValueError(f"{path}: block {i} has different genes than var")
+            if i == 0:
+                write_elem(f, "layers", {})
             mats = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in layers}}
             for key, m in mats.items():
                 m = sp.csr_matrix(m, dtype=np.float32)
                 if i == 0:
-                    write_elem(f, key, m)
+                    parent, _, name = key.rpartition("/")
+                    write_elem(f[parent] if parent else f, name, m)
                 else:
                     sparse_dataset(f[key]).append(m)
             obs_parts.append(part.obs)
@@ -107,8 +110,6 @@ def write_streamed(
         write_elem(f, "obsm", obsm)
         for key in ("varm", "obsp", "varp"):
             write_elem(f, key, {})
-        if "layers" not in f:
-            write_elem(f, "layers", {})
         write_elem(f, "uns", dict(uns or {}))
     return obs
 

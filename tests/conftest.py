@@ -1,0 +1,73 @@
+"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent), demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MARKERS = ROOT / "resources" / "rna_cell_types.tsv"
+
+
+def shared(*parts: str) -> Path:
+    """Path below ../shared/data, or skip the test when that folder is absent."""
+    path = DATA.joinpath(*parts)
+    if not DATA.is_dir():
+        pytest.skip(f"real test data folder {DATA} is absent (expected beside the project)")
+    if not path.exists():
+        pytest.skip(f"{path} is absent from the shared data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kang():
+    """Kang 2018 ctrl and stim (paths)."""
+    base = shared("scrna_10x_kang2018_pbmc_ifnb_ctrl_stim")
+    return {"ctrl": base / "ctrl", "stim": base / "stim"}
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """The demo cohort written by the project's own simulator (small)."""
+    from immunoprofiler.datasets import write_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo(out, n_cells=900, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_cohort(demo_dir, tmp_path_factory):
+    """Demo samples ingested, QC'd and normalised: (cohort.h5ad, hvg.h5ad, truth)."""
+    import pandas as pd
+
+    from immunoprofiler import pipeline
+    from immunoprofiler.datasets import DEMO_SAMPLES, demo_paths
+
+    work = tmp_path_factory.mktemp("cohort")
+    paths = demo_paths(demo_dir)
+    qc_files = []
+    for r in DEMO_SAMPLES.itertuples():
+        ing = work / f"{r.sample_id}.ingest.h5ad"
+        pipeline.rna_ingest(
+            paths[r.sample_id],
+            ing,
+            sample_id=r.sample_id,
+            metadata={"sample_id": r.sample_id, "batch": r.batch, "patient": r.patient},
+        )
+        out = work / f"{r.sample_id}.qc.h5ad"
+        pipeline.rna_qc(
+            ing,
+            out,
+            table=work / f"{r.sample_id}.tsv",
+            plot=work / f"{r.sample_id}.png",
+            sample_id=r.sample_id,
+            params={"random_state": 0},
+        )
+        qc_files.append(out)
+    pipeline.rna_normalize(qc_files, work / "cohort.h5ad", out_hvg=work / "hvg.h5ad", params={})
+    truth = pd.read_csv(demo_dir / "truth.tsv.gz", sep="\t")
+    truth.index = truth["sample_id"] + "_" + truth["barcode"]
+    return {"cohort": work / "cohort.h5ad", "hvg": work / "hvg.h5ad", "truth": truth, "work": work}

@@ -1,0 +1,63 @@
+"""Streamed cohort files: same content as an in-memory concat, column reads, in-place updates."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from immunoprofiler.io.h5ad import read_columns, read_obs, update_h5ad, write_streamed
+
+
+def blocks(n_blocks=3, n=40, g=25, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_blocks):
+        X = sp.random(n, g, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+        a = ad.AnnData(
+            X=X, obs=pd.DataFrame({"sample_id": f"s{i}"}, index=[f"s{i}_{j}" for j in range(n)])
+        )
+        a.var_names = [f"G{k}" for k in range(g)]
+        a.layers["counts"] = (X * 10).astype(np.float32)
+        a.obsm["protein"] = rng.normal(size=(n, 3)).astype(np.float32)
+        out.append(a)
+    return out
+
+
+def test_write_streamed_equals_concat(tmp_path):
+    parts = blocks()
+    ref = ad.concat(parts)
+    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var, uns={"note": "x"})
+    got = ad.read_h5ad(tmp_path / "c.h5ad")
+    assert list(got.obs_names) == list(ref.obs_names)
+    assert abs(got.X - ref.X).max() == 0
+    assert abs(got.layers["counts"] - ref.layers["counts"]).max() == 0
+    np.testing.assert_array_equal(got.obsm["protein"], ref.obsm["protein"])
+    assert got.uns["note"] == "x"
+    assert got.obs["sample_id"].dtype.name == "category"
+
+
+def test_read_columns_in_chunks(tmp_path):
+    parts = blocks()
+    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var)
+    ref = ad.concat(parts)
+    cols = ["G3", "G0", "G20"]
+    got = read_columns(tmp_path / "c.h5ad", cols, chunk_size=7)
+    assert abs(got - ref[:, cols].X).max() == 0
+    got_counts = read_columns(tmp_path / "c.h5ad", cols, layer="counts", chunk_size=50)
+    assert abs(got_counts - ref[:, cols].layers["counts"]).max() == 0
+
+
+def test_update_in_place_keeps_matrices(tmp_path):
+    parts = blocks()
+    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var)
+    obs = read_obs(tmp_path / "c.h5ad")
+    obs["cell_type"] = pd.Categorical(["B cell"] * len(obs))
+    update_h5ad(
+        tmp_path / "c.h5ad", obs=obs, obsm={"X_umap": np.zeros((len(obs), 2))}, uns={"a": 1}
+    )
+    got = ad.read_h5ad(tmp_path / "c.h5ad")
+    assert (got.obs["cell_type"] == "B cell").all()
+    assert got.obsm["X_umap"].shape == (120, 2)
+    assert abs(got.X - ad.concat(parts).X).max() == 0

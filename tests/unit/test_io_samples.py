@@ -1,0 +1,98 @@
+"""Sample-sheet validation: every problem reported at once, paths resolved against the sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from immunoprofiler.io.samples import SampleSheetError, read_sample_sheet, sample_metadata
+from tests.conftest import ROOT
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/samples.schema.yaml").read_text())
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "sheet.tsv"
+    p.write_text(text)
+    return p
+
+
+def test_valid_sheet_resolves_relative_paths(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.h5").write_bytes(b"")
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tpatient\tresponse\nS1\trna\tdata/a.h5\tb1\tP1\tCR\n",
+    )
+    df = read_sample_sheet(sheet, schema=SCHEMA)
+    assert df.loc[0, "path"] == str(tmp_path / "data" / "a.h5")
+    meta = sample_metadata(df, "S1", "rna")
+    assert meta == {
+        "sample_id": "S1",
+        "modality": "rna",
+        "batch": "b1",
+        "patient": "P1",
+        "response": "CR",
+    }
+
+
+def test_every_problem_is_listed_with_row_column_value(tmp_path):
+    (tmp_path / "ok.h5").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\n"
+        "S1\trna\tok.h5\tb1\n"
+        "S1\trna\tok.h5\tb1\n"  # duplicate id
+        "bad id\trna\tok.h5\tb1\n"  # unsafe id
+        "S3\tatac\tok.h5\tb1\n"  # unknown modality
+        "S4\trna\tmissing.h5\tb1\n"  # missing file
+        "S5\trna\tok.h5\t\n"  # missing batch
+        "S6\trna\tnotes.txt\tb2\n",  # unsupported format
+    )
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    msg = str(err.value)
+    assert "6 problem(s)" in msg
+    assert "column 'sample_id', value 'S1': not unique within modality 'rna' (rows 2, 3)" in msg
+    assert "row 4 (sample_id 'bad id'), column 'sample_id'" in msg
+    assert "row 5 (sample_id 'S3'), column 'modality', value 'atac'" in msg
+    assert (
+        "row 6 (sample_id 'S4'), column 'path', value 'missing.h5': file or folder does not exist"
+        in msg
+    )
+    assert "row 7 (sample_id 'S5'), column 'batch'" in msg
+    assert "row 8 (sample_id 'S6'), column 'path', value 'notes.txt': unsupported" in msg
+
+
+def test_same_id_in_two_modalities_is_fine(tmp_path):
+    (tmp_path / "a.h5").write_bytes(b"")
+    (tmp_path / "a.fcs").write_bytes(b"")
+    sheet = write(
+        tmp_path, "sample_id\tmodality\tpath\tbatch\nS1\trna\ta.h5\tb\nS1\tcytof\ta.fcs\tb\n"
+    )
+    assert len(read_sample_sheet(sheet, schema=SCHEMA)) == 2
+
+
+def test_missing_columns_and_empty_sheet(tmp_path):
+    with pytest.raises(SampleSheetError, match="missing required column.*batch"):
+        read_sample_sheet(write(tmp_path, "sample_id\tmodality\tpath\nS1\trna\tx\n"), schema=SCHEMA)
+    with pytest.raises(SampleSheetError, match="no rows"):
+        read_sample_sheet(write(tmp_path, "sample_id\tmodality\tpath\tbatch\n"), schema=SCHEMA)
+    with pytest.raises(SampleSheetError, match="does not exist"):
+        read_sample_sheet(tmp_path / "nope.tsv", schema=SCHEMA)
+
+
+def test_pending_paths_are_not_missing(tmp_path):
+    sheet = write(tmp_path, "sample_id\tmodality\tpath\tbatch\nS1\trna\tdemo/S1.h5ad\tb\n")
+    df = read_sample_sheet(sheet, schema=SCHEMA, pending=[str(tmp_path / "demo" / "S1.h5ad")])
+    assert len(df) == 1
+
+
+def test_folder_without_matrix_is_rejected(tmp_path):
+    (tmp_path / "empty_dir").mkdir()
+    sheet = write(tmp_path, "sample_id\tmodality\tpath\tbatch\nS1\trna\tempty_dir\tb\n")
+    with pytest.raises(SampleSheetError, match="no 10x matrix"):
+        read_sample_sheet(sheet, schema=SCHEMA)

@@ -1,0 +1,163 @@
+"""Annotation: marker table checks, accuracy on the demo, unknowns, CellTypist and scANVI paths."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from immunoprofiler.io.h5ad import read_columns
+from immunoprofiler.tl.annotation import (
+    LINEAGES,
+    annotate,
+    annotate_celltypist,
+    annotate_scanvi,
+    marker_genes,
+    read_marker_table,
+)
+from immunoprofiler.tl.clustering import cluster
+from immunoprofiler.tl.integration import integrate
+from tests.conftest import MARKERS
+
+REQUIRED_TYPES = {
+    "CD4 T cell",
+    "CD8 T cell",
+    "regulatory T cell",
+    "gamma-delta T cell",
+    "MAIT cell",
+    "NK cell",
+    "B cell",
+    "plasma cell",
+    "classical monocyte",
+    "non-classical monocyte",
+    "conventional dendritic cell",
+    "plasmacytoid dendritic cell",
+    "platelet",
+    "erythrocyte",
+    "progenitor",
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_marker_table(MARKERS)
+
+
+@pytest.fixture(scope="module")
+def clustered(demo_cohort, table):
+    hv = ad.read_h5ad(demo_cohort["hvg"])
+    integrate(hv, method="harmony", seed=0)
+    cluster(hv, use_rep="X_pca_harmony", seed=0)
+    genes = [
+        g
+        for g in marker_genes(table)
+        if g in ad.read_h5ad(demo_cohort["cohort"], backed="r").var_names
+    ]
+    sub = ad.AnnData(
+        X=read_columns(demo_cohort["cohort"], genes),
+        obs=hv.obs.copy(),
+        var=pd.DataFrame(index=genes),
+    )
+    sub.obsp["connectivities"] = hv.obsp["connectivities"]
+    sub.obsm["X_umap"] = hv.obsm["X_umap"]
+    return sub
+
+
+def test_marker_table_contents(table):
+    assert REQUIRED_TYPES <= set(table["cell_type"])
+    assert set(table["lineage"]) <= set(LINEAGES)
+    assert table["cell_ontology_id"].str.match(r"^CL:\d{7}$").all()
+
+
+def test_marker_table_errors(tmp_path):
+    bad = tmp_path / "m.tsv"
+    bad.write_text(
+        "cell_type\tcell_ontology_id\tlineage\tpositive\tnegative\nX\tCL:1\talien\tCD3E\t\n"
+    )
+    with pytest.raises(ValueError, match="unknown lineage"):
+        read_marker_table(bad)
+    bad.write_text("cell_type\tcell_ontology_id\tlineage\tpositive\tnegative\nX\tCL:1\tother\t\t\n")
+    with pytest.raises(ValueError, match="'X' has no positive markers"):
+        read_marker_table(bad)
+
+
+def test_demo_annotation_matches_truth(clustered, table, demo_cohort):
+    a = clustered.copy()
+    annotate(a, markers=table, seed=0)
+    truth = demo_cohort["truth"].loc[a.obs_names, "true_cell_type"]
+    agreement = (a.obs["cell_type"].astype(str) == truth).mean()
+    assert agreement >= 0.95, agreement
+    for col in ("cell_type", "cell_ontology_id", "lineage", "cell_type_score"):
+        assert col in a.obs
+    assert set(a.obs["lineage"]) <= set(LINEAGES)
+    ct = table.set_index("cell_type")
+    first = a.obs.iloc[0]
+    assert first["cell_ontology_id"] == ct.at[first["cell_type"], "cell_ontology_id"]
+    assert isinstance(a.uns["annotation"]["groups"], pd.DataFrame)
+
+
+def test_cluster_without_markers_is_unknown(clustered, table):
+    a = clustered.copy()
+    b_cells = a.obs_names[np.asarray((a[:, "MS4A1"].X > 0).todense()).ravel()]
+    # erase every marker in one cluster: it must come back unknown, not forced into a type
+    target = a.obs.loc[b_cells, "leiden"].value_counts().index[0]
+    mask = (a.obs["leiden"] == target).to_numpy()
+    X = a.X.tolil()
+    X[np.flatnonzero(mask), :] = 0
+    a.X = X.tocsr()
+    annotate(a, markers=table, seed=0)
+    assert (a.obs.loc[mask, "cell_type"] == "unknown").all()
+    assert (a.obs.loc[mask, "lineage"] == "unknown").all()
+    assert (a.obs.loc[mask, "cell_ontology_id"] == "CL:0000000").all()
+
+
+def truth_of(cohort, adata):
+    return cohort["truth"].loc[adata.obs_names, "true_cell_type"].to_numpy()
+
+
+def test_celltypist_with_a_model_file(clustered, table, demo_cohort, tmp_path):
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    a = clustered.copy()
+    truth = demo_cohort["truth"].loc[a.obs_names, "true_cell_type"]
+    ref = ad.read_h5ad(demo_cohort["cohort"])
+    ref = ref[ref.obs["batch"] == "run1"].copy()
+    # a CellTypist model file is a pickle of {Model, Scaler_, description}; celltypist.train
+    # itself is broken with scikit-learn >= 1.8 (multi_class), so the file is built the same way
+    X = ref.X.toarray()
+    scaler = StandardScaler().fit(X)
+    clf = LogisticRegression(max_iter=300).fit(scaler.transform(X), truth_of(demo_cohort, ref))
+    clf.features = ref.var_names.to_numpy()
+    desc = {
+        "date": "",
+        "details": "demo",
+        "url": "",
+        "source": "",
+        "version": "",
+        "number_celltypes": len(clf.classes_),
+    }
+    with open(tmp_path / "demo.pkl", "wb") as fh:
+        pickle.dump({"Model": clf, "Scaler_": scaler, "description": desc}, fh)
+    q = ad.read_h5ad(demo_cohort["cohort"])
+    q.obs["leiden"] = a.obs["leiden"]
+    annotate_celltypist(q, model=tmp_path / "demo.pkl", markers=table, cluster_key="leiden")
+    assert (q.obs["cell_type"].astype(str) == truth).mean() > 0.9
+    assert q.obs.loc[q.obs["cell_type"] == "B cell", "lineage"].eq("B cell").all()
+
+
+def test_scanvi_label_transfer(demo_cohort, table):
+    hv = ad.read_h5ad(demo_cohort["hvg"])
+    truth = demo_cohort["truth"]
+    ref = hv[hv.obs["sample_id"] == "P1_pre"].copy()
+    ref.obs["label"] = truth.loc[ref.obs_names, "true_cell_type"].to_numpy()
+    ref = ref[ref.obs["label"] != "doublet"].copy()
+    q = hv[hv.obs["sample_id"] != "P1_pre"].copy()
+    annotate_scanvi(q, reference=ref, label_key="label", markers=table, max_epochs=30, seed=0)
+    acc = (q.obs["cell_type"].astype(str) == truth.loc[q.obs_names, "true_cell_type"]).mean()
+    assert acc > 0.85, acc
+    assert "X_scANVI" in q.obsm
+    assert q.obs["cell_type_score"].between(0, 1).all()
