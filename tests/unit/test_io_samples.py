@@ -77,7 +77,7 @@ def test_same_id_in_two_modalities_is_fine(tmp_path):
 
 
 def test_missing_columns_and_empty_sheet(tmp_path):
-    with pytest.raises(SampleSheetError, match="missing required column.*batch"):
+    with pytest.raises(SampleSheetError, match=r"missing required column.*batch"):
         read_sample_sheet(write(tmp_path, "sample_id\tmodality\tpath\nS1\trna\tx\n"), schema=SCHEMA)
     with pytest.raises(SampleSheetError, match="no rows"):
         read_sample_sheet(write(tmp_path, "sample_id\tmodality\tpath\tbatch\n"), schema=SCHEMA)
