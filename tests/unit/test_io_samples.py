@@ -27,7 +27,7 @@ def test_valid_sheet_resolves_relative_paths(tmp_path):
         "sample_id\tmodality\tpath\tbatch\tpatient\tresponse\nS1\trna\tdata/a.h5\tb1\tP1\tCR\n",
     )
     df = read_sample_sheet(sheet, schema=SCHEMA)
-    assert df.loc[0, "path"] == str(tmp_path / "data" / "a.h5")
+    assert Path(df.loc[0, "path"]).resolve() == (tmp_path / "data" / "a.h5").resolve()
     meta = sample_metadata(df, "S1", "rna")
     assert meta == {
         "sample_id": "S1",

@@ -97,6 +97,23 @@ def test_demo_annotation_matches_truth(clustered, table, demo_cohort):
     assert isinstance(a.uns["annotation"]["groups"], pd.DataFrame)
 
 
+def test_mixed_cluster_is_split(clustered, table, demo_cohort):
+    a = clustered.copy()
+    truth = demo_cohort["truth"].loc[a.obs_names, "true_cell_type"]
+    # merge the clusters holding CD4 T and regulatory T cells into one label
+    merged = {
+        a.obs.loc[truth == t, "leiden"].value_counts().index[0]
+        for t in ("CD4 T cell", "regulatory T cell")
+    }
+    assert len(merged) == 2
+    leiden = a.obs["leiden"].astype(str)
+    a.obs["leiden"] = leiden.where(~leiden.isin(merged), "merged").astype("category")
+    annotate(a, markers=table, seed=0)
+    treg = (truth == "regulatory T cell").to_numpy()
+    assert (a.obs.loc[treg, "cell_type"] == "regulatory T cell").mean() > 0.9
+    assert a.obs.loc[treg, "annotation_group"].astype(str).str.startswith("merged.").all()
+
+
 def test_cluster_without_markers_is_unknown(clustered, table):
     a = clustered.copy()
     b_cells = a.obs_names[np.asarray((a[:, "MS4A1"].X > 0).todense()).ravel()]

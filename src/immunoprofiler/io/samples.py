@@ -25,11 +25,19 @@ def _problem(row: int, sample: str, column: str, value: Any, why: str) -> str:
 
 
 def resolve_path(value: str, sheet_dir: Path) -> str:
-    """Resolve ``value`` against the sheet's folder; keep it relative when the sheet path is."""
+    """Resolve ``value`` against the sheet's folder.
+
+    The result is relative to the working directory when it lies below it (so it
+    matches the paths workflow rules write), absolute otherwise.
+    """
     p = Path(value).expanduser()
     if not p.is_absolute():
         p = sheet_dir / p
-    return os.path.normpath(p)
+    absolute = os.path.abspath(p)
+    cwd = os.getcwd()
+    if os.path.commonpath([absolute, cwd]) == cwd:
+        return os.path.relpath(absolute, cwd)
+    return absolute
 
 
 def is_10x_dir(path: Path) -> bool:
@@ -102,7 +110,7 @@ def read_sample_sheet(
     validator = jsonschema.validators.validator_for(schema)(schema)
     sheet_dir = path.parent
     resolved: list[str] = []
-    pending_set = {os.path.normpath(p) for p in pending}
+    pending_set = {os.path.abspath(p) for p in pending}
     for i, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
         sid = rec.get("sample_id", "")
         record = {k: v for k, v in rec.items() if v != ""}
@@ -113,7 +121,11 @@ def read_sample_sheet(
             problems.append(_problem(i, sid, str(column), record.get(str(column), ""), err.message))
         p = resolve_path(rec["path"], sheet_dir) if rec["path"] else ""
         resolved.append(p)
-        if p and p not in pending_set and rec["modality"] in ("rna", "cytof", "flow"):
+        if (
+            p
+            and os.path.abspath(p) not in pending_set
+            and rec["modality"] in ("rna", "cytof", "flow")
+        ):
             why = _check_file(p, rec["modality"])
             if why:
                 problems.append(_problem(i, sid, "path", rec["path"], f"{why} (resolved: {p})"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -38,6 +39,7 @@ LINEAGES = (
     "unknown",
 )
 UNKNOWN = {"cell_type": "unknown", "cell_ontology_id": "CL:0000000", "lineage": "unknown"}
+MIN_EVIDENCE = 3
 LABEL_COLUMNS = ("cell_type", "cell_ontology_id", "lineage", "cell_type_score")
 
 
@@ -76,7 +78,7 @@ def marker_genes(markers: pd.DataFrame) -> list[str]:
 
 
 def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[str]]:
-    """Type × gene weight matrix: +1/n_pos for positives, -1/n_neg for negatives (present genes)."""
+    """Type × gene weights: +1/n_pos for positives, -1/n_neg for negatives (genes in the data)."""
     W = np.zeros((len(markers), len(genes)), dtype=np.float64)
     kept: list[str] = []
     for i, row in enumerate(markers.itertuples()):
@@ -88,7 +90,10 @@ def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[s
                 row.cell_type,
             )
             continue
-        W[i, genes.get_indexer(pos)] += 1.0 / len(pos)
+        # a type with fewer than MIN_EVIDENCE of its markers in the data cannot reach a full score
+        W[i, genes.get_indexer(pos)] += 1.0 / max(
+            len(pos), min(MIN_EVIDENCE, len(_split(row.positive)))
+        )
         if neg:
             W[i, genes.get_indexer(neg)] -= 1.0 / len(neg)
         kept.append(row.cell_type)
@@ -115,6 +120,20 @@ def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
     )
 
 
+def _group_calls(
+    X: np.ndarray,
+    scale: np.ndarray,
+    W: np.ndarray,
+    types: list[str],
+    groups: np.ndarray,
+    min_score: float,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Group mean expression, scaled per gene → type scores → best type, score and margin."""
+    cats, means = _cluster_means(X, groups)
+    scores = pd.DataFrame(np.clip(means / scale, 0.0, 1.0) @ W.T, index=cats, columns=types)
+    return cats, scores, _resolve(scores, min_score)
+
+
 def annotate(
     adata: AnnData,
     *,
@@ -122,8 +141,10 @@ def annotate(
     cluster_key: str = "leiden",
     min_score: float = 0.3,
     min_expression: float = 1.0,
-    split_fraction: float = 0.2,
+    split_fraction: float = 0.05,
     split_resolution: float = 1.0,
+    min_margin: float = 0.1,
+    min_group_size: int = 5,
     seed: int = 0,
 ) -> None:
     """Marker-based annotation into ``obs[cell_type, cell_ontology_id, lineage, cell_type_score]``.
@@ -141,7 +162,9 @@ def annotate(
         Floor of the per-gene scale (shifted-log units).
     split_fraction
         A cluster is sub-clustered when a second type wins in at least this fraction of
-        its cells (cell-level calls with score ≥ ``min_score``).
+        its cells (cell-level calls with score ≥ ``min_score``). A sub-cluster (of at
+        least ``min_group_size`` cells) takes another label than its parent only when that
+        label beats the runner-up by ``min_margin``; otherwise it keeps the parent's label.
 
     Examples
     --------
@@ -163,40 +186,62 @@ def annotate(
     cell_scores = pd.DataFrame(Xs @ W.T, index=adata.obs_names, columns=kept)
     cell_calls = _resolve(cell_scores, min_score)
 
+    groups, group_scores, group_calls = _group_calls(X, scale, W, kept, labels, min_score)
+    call_of = dict(zip(groups, group_calls["label"], strict=True))
     final = labels.astype(object).copy()
     if "connectivities" in adata.obsp:
         import scanpy as sc
 
-        for c in np.unique(labels):
+        for c in groups:
             in_c = labels == c
             calls = cell_calls.loc[in_c, "label"]
-            calls = calls[calls != UNKNOWN["cell_type"]]
-            freq = calls.value_counts(normalize=False) / max(in_c.sum(), 1)
-            if len(freq) > 1 and freq.iloc[1] >= split_fraction:
-                sub = adata[in_c].copy()
+            freq = calls[calls != UNKNOWN["cell_type"]].value_counts() / max(in_c.sum(), 1)
+            if len(freq) < 2 or freq.iloc[1] < split_fraction:
+                continue
+            sub = adata[in_c]
+            sub_labels = (
                 sc.tl.leiden(
-                    sub,
+                    ad.AnnData(obs=pd.DataFrame(index=sub.obs_names)),
+                    adjacency=sub.obsp["connectivities"],
                     resolution=split_resolution,
-                    key_added="_sub",
                     flavor="igraph",
                     n_iterations=2,
                     directed=False,
                     random_state=seed,
+                    copy=True,
                 )
-                final[in_c] = [f"{c}.{s}" for s in sub.obs["_sub"].astype(str)]
-                logger.info(
-                    "cluster %s split into %d sub-clusters (%s)",
-                    c,
-                    sub.obs["_sub"].nunique(),
-                    dict(freq.head(3).round(2)),
-                )
-    cats, inv = np.unique(final.astype(str), return_inverse=True)
-    sums = np.zeros((len(cats), Xs.shape[1]))
-    np.add.at(sums, inv, Xs)
-    group_scores = pd.DataFrame((sums / np.bincount(inv)[:, None]) @ W.T, index=cats, columns=kept)
-    group_calls = _resolve(group_scores, min_score)
+                .obs["leiden"]
+                .astype(str)
+                .to_numpy()
+            )
+            names, sub_scores, sub_calls = _group_calls(
+                X[in_c], scale, W, kept, sub_labels, min_score
+            )
+            sizes = pd.Series(sub_labels).value_counts()
+            idx = np.flatnonzero(in_c)
+            for name, row in zip(names, sub_calls.itertuples(), strict=True):
+                # a sub-cluster keeps its parent's label unless it confidently is something else
+                if (
+                    row.label not in (UNKNOWN["cell_type"], call_of[c])
+                    and row.margin >= min_margin
+                    and sizes[name] >= min_group_size
+                ):
+                    sub_group = f"{c}.{name}"
+                    final[idx[sub_labels == name]] = sub_group
+                    call_of[sub_group] = row.label
+                    group_scores.loc[sub_group] = sub_scores.loc[name]
+                    group_calls.loc[sub_group] = [row.label, row.score, row.margin]
+                    logger.info(
+                        "cluster %s: sub-cluster %s relabelled %s (score %.2f)",
+                        c,
+                        name,
+                        row.label,
+                        row.score,
+                    )
+    final = final.astype(str)
+    cats, inv = np.unique(final, return_inverse=True)
     table = markers.set_index("cell_type")
-    cell_type = group_calls["label"].to_numpy()[inv]
+    cell_type = np.array([call_of[g] for g in cats], dtype=object)[inv]
     adata.obs["annotation_group"] = pd.Categorical(cats[inv])
     adata.obs["cell_type"] = pd.Categorical(cell_type)
     adata.obs["cell_ontology_id"] = pd.Categorical(

@@ -1,0 +1,120 @@
+"""The whole RNA chain on the embedded demo, in an empty working directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from immunoprofiler.tl.abundance import COLUMNS
+from immunoprofiler.tl.annotation import LINEAGES
+from tests.conftest import ROOT
+
+from .conftest import run_snakemake
+
+pytestmark = pytest.mark.slow
+
+STEPS = ("rna_ingest", "rna_qc", "rna_normalize", "rna_integrate", "rna_cluster", "rna_annotate")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo_run")
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "config" / "samples.tsv", work / "config" / "samples.tsv")
+    # no config.yaml here: every default comes from the schema; only scVI's epochs are capped
+    run_snakemake(work, config={"rna": {"integrate": {"max_epochs": 60}}})
+    return work
+
+
+def test_outputs_and_slots(demo_run):
+    a = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
+    assert "counts" in a.layers
+    np.testing.assert_array_equal(a.layers["counts"].data, np.round(a.layers["counts"].data))
+    assert a.X.max() < 15  # shifted log, not counts
+    for key in ("X_scVI", "X_umap"):
+        assert key in a.obsm
+    for col in (
+        "sample_id",
+        "batch",
+        "patient",
+        "timepoint",
+        "condition",
+        "pct_counts_mt",
+        "doublet_score",
+        "leiden",
+        "cell_type",
+        "cell_ontology_id",
+        "lineage",
+        "cell_type_score",
+    ):
+        assert col in a.obs, col
+    assert set(a.obs["lineage"]) <= set(LINEAGES)
+    assert a.var["highly_variable"].sum() > 0
+    prov = a.uns["provenance"]
+    for step in STEPS:
+        assert any(k.split(":")[0] == step for k in prov), step
+    ingest = prov["rna_ingest:P1_pre"]
+    assert len(next(iter(ingest["inputs"].values()))) == 64  # sha256 of the raw input
+    assert json.loads(prov["rna_integrate"]["params"])["method"] == "scvi"
+    assert (demo_run / "results/rna/scvi_model/model.pt").exists()
+    for png in (
+        "results/rna/figures/umap.png",
+        "results/rna/figures/marker_dotplot.png",
+        "results/qc/rna/P1_pre.png",
+    ):
+        assert (demo_run / png).read_bytes()[:4] == b"\x89PNG"
+    assert (demo_run / "logs/rna_qc/P1_pre.log").exists()
+    assert (demo_run / "benchmarks/rna_integrate/rna_integrate.tsv").exists()
+
+
+def test_annotation_matches_ground_truth(demo_run):
+    obs = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r").obs
+    truth = pd.read_csv(demo_run / "resources/demo/truth.tsv.gz", sep="\t")
+    truth.index = truth["sample_id"] + "_" + truth["barcode"]
+    agreement = (obs["cell_type"].astype(str) == truth.loc[obs.index, "true_cell_type"]).mean()
+    assert agreement >= 0.95, (
+        f"annotation agrees with the simulator for {agreement:.3f} of QC-passing cells"
+    )
+
+
+def test_qc_table(demo_run):
+    qc = pd.read_csv(demo_run / "results/qc/rna_qc.tsv", sep="\t")
+    assert list(qc["sample_id"]) == ["P1_pre", "P2_pre", "P1_post", "P2_post"]
+    for col in (
+        "n_cells_before",
+        "n_cells_after",
+        "n_doublets",
+        "min_total_counts",
+        "max_pct_mt",
+        "median_total_counts",
+        "median_n_genes",
+    ):
+        assert col in qc
+    assert (qc["n_cells_after"] < qc["n_cells_before"]).all()
+    assert (qc["n_doublets"] > 0).all()
+
+
+def test_composition(demo_run):
+    comp = pd.read_csv(demo_run / "results/profile/composition.tsv", sep="\t")
+    assert list(comp.columns) == COLUMNS
+    assert set(comp["sample_id"]) == {"P1_pre", "P2_pre", "P1_post", "P2_post"}
+    np.testing.assert_allclose(comp.groupby(["sample_id", "modality"])["fraction"].sum(), 1.0)
+    obs = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r").obs
+    assert comp["n_cells"].sum() == len(obs)
+
+
+def test_rerun_is_identical(demo_run):
+    before = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
+    run_snakemake(
+        demo_run, "--forcerun", "rna_integrate", config={"rna": {"integrate": {"max_epochs": 60}}}
+    )
+    after = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
+    np.testing.assert_array_equal(before.obsm["X_scVI"], after.obsm["X_scVI"])
+    np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])
+    assert list(before.obs["cell_type"]) == list(after.obs["cell_type"])
+    assert before.uns["provenance"]["rna_annotate"] == after.uns["provenance"]["rna_annotate"]

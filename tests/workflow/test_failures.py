@@ -1,0 +1,88 @@
+"""Failure behaviour: a bad sheet stops before any job; one bad sample does not take down the
+others under --keep-going; a GPU request without a GPU fails at once with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from immunoprofiler.datasets import simulate_pbmc
+from immunoprofiler.datasets.writers import write_10x_h5
+
+from .conftest import run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def good_sample(path, batch, n=700):
+    write_10x_h5(simulate_pbmc(n, batch=batch, seed=0), path)
+
+
+def test_bad_sheet_stops_before_any_job(tmp_path):
+    (tmp_path / "ok.h5").write_bytes(b"")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\n"
+        "A\trna\tok.h5\tb1\n"
+        "A\trna\tok.h5\tb1\n"
+        "B/1\trna\tmissing.h5\tb1\n"
+    )
+    proc = run_snakemake(tmp_path, config={"samples": str(sheet)}, check=False)
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "3 problem(s)" in err
+    assert "not unique within modality 'rna'" in err
+    assert "row 4 (sample_id 'B/1'), column 'sample_id'" in err
+    assert "column 'path', value 'missing.h5': file or folder does not exist" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_one_bad_sample_keep_going(tmp_path):
+    good_sample(tmp_path / "good1.h5", 0)
+    good_sample(tmp_path / "good2.h5", 1)
+    good_sample(tmp_path / "tiny.h5", 1, n=160)  # fewer than min_cells=150 pass QC
+    (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\n"
+        "good1\trna\tgood1.h5\tb1\n"
+        "good2\trna\tgood2.h5\tb2\n"
+        "tiny\trna\ttiny.h5\tb2\n"
+        "corrupt\trna\tcorrupt.h5\tb1\n"
+    )
+    proc = run_snakemake(
+        tmp_path,
+        "--keep-going",
+        config={"samples": str(sheet), "rna": {"qc": {"min_cells": 150}}},
+        check=False,
+    )
+    assert proc.returncode != 0
+    for sample in ("good1", "good2"):  # the good samples are fully processed per sample
+        assert (tmp_path / f"results/rna/qc/{sample}.h5ad").exists()
+        assert (tmp_path / f"results/qc/rna/{sample}.tsv").exists()
+    assert not (tmp_path / "results/rna/qc/tiny.h5ad").exists()
+    assert not (tmp_path / "results/rna/ingest/corrupt.h5ad").exists()
+    corrupt_log = (tmp_path / "logs/rna_ingest/corrupt.log").read_text()
+    assert "sample 'corrupt'" in corrupt_log and "corrupt.h5" in corrupt_log
+    tiny_log = (tmp_path / "logs/rna_qc/tiny.log").read_text()
+    assert "sample 'tiny': only" in tiny_log and "min_cells=150" in tiny_log
+
+
+def test_gpu_requested_without_gpu_fails_fast(tmp_path):
+    good_sample(tmp_path / "a.h5", 0, n=400)
+    good_sample(tmp_path / "b.h5", 1, n=400)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample_id\tmodality\tpath\tbatch\na\trna\ta.h5\tb1\nb\trna\tb.h5\tb2\n")
+    proc = run_snakemake(
+        tmp_path,
+        "--set-resources",
+        "rna_integrate:gpu=1",
+        "--until",
+        "rna_integrate",
+        config={"samples": str(sheet)},
+        check=False,
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/rna_integrate/rna_integrate.log").read_text()
+    assert "requested gpu=1 but torch sees no CUDA device" in log
+    assert "Epoch" not in log  # nothing was trained
+    assert not (tmp_path / "results/rna/integrate/hvg.h5ad").exists()
