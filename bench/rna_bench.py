@@ -1,0 +1,202 @@
+"""Benchmark: the pipeline's RNA chain vs a plain single-process scanpy script, same data.
+
+Generates N cells (default 200,000 × 20,000 genes in 4 batches, one sample per batch) with the
+project's simulator, then runs, one after the other on the same machine:
+
+1. the pipeline (`snakemake --cores C`, integration `harmony` to keep scVI training time out);
+2. bench/plain_scanpy.py, the same steps in one process.
+
+Prints wall time and peak memory of each (pipeline: the largest single job's max RSS from
+Snakemake's benchmark files; plain script: its max RSS) and their ratios, and writes them to
+OUT/results.json. Targets at 200k cells on 2 cores: wall ratio ≤ 1.25, memory ratio ≤ 0.75.
+
+Usage: python bench/rna_bench.py [--cells 200000] [--genes 20000] [--batches 4] [--cores 2]
+                                 [--out bench/out] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generate(out: Path, cells: int, genes: int, batches: int, seed: int) -> Path:
+    """One .h5ad of raw counts per batch (sample), and a sample sheet."""
+    import anndata as ad
+
+    from immunoprofiler.datasets import simulate_pbmc
+
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    sheet = out / "samples.tsv"
+    rows = []
+    per = cells // batches
+    for b in range(batches):
+        sid = f"S{b + 1}"
+        path = data / f"{sid}.h5ad"
+        if not path.exists():
+            t = time.perf_counter()
+            a = simulate_pbmc(per, n_genes=genes, batch=b, n_batches=batches, seed=seed)
+            counts = ad.AnnData(X=None, obs=a.obs[["true_cell_type"]], var=a.var[["gene_ids"]])
+            counts.layers["counts"] = a.X
+            counts.write_h5ad(path)
+            print(
+                f"generated {sid}: {a.n_obs} cells x {a.n_vars} genes in {time.perf_counter() - t:.0f} s",
+                flush=True,
+            )
+        rows.append(
+            {"sample_id": sid, "modality": "rna", "path": str(path), "batch": f"batch{b + 1}"}
+        )
+    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
+    return sheet
+
+
+def run_measured(
+    cmd: list[str], cwd: Path | None = None, log: Path | None = None
+) -> tuple[float, float]:
+    """Run ``cmd``; return wall seconds and peak RSS (MB) of its process tree, sampled every 0.2 s."""
+    t0 = time.perf_counter()
+    fh = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    peak = 0.0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [p, *p.children(recursive=True)]
+                rss = sum(q.memory_info().rss for q in procs if q.is_running())
+                peak = max(peak, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {rc} (log: {log})")
+    return wall, peak
+
+
+def pipeline(out: Path, sheet: Path, cores: int) -> dict:
+    work = out / "pipeline"
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = out / "pipeline_config.yaml"
+    cfg.write_text(
+        yaml.safe_dump({"samples": str(sheet), "rna": {"integrate": {"method": "harmony"}}})
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(cfg),
+        "--forceall",
+        "--nolock",
+    ]
+    wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
+    jobs = []
+    for f in sorted((work / "benchmarks").rglob("*.tsv")):
+        b = pd.read_csv(f, sep="\t").iloc[-1]
+        jobs.append(
+            {
+                "job": str(f.relative_to(work / "benchmarks"))[:-4],
+                "s": float(b["s"]),
+                "max_rss_mb": float(b["max_rss"]),
+            }
+        )
+    jobs.sort(key=lambda j: -j["max_rss_mb"])
+    return {
+        "wall_s": wall,
+        "largest_job_rss_mb": jobs[0]["max_rss_mb"],
+        "largest_job": jobs[0]["job"],
+        "all_processes_peak_mb": tree_peak,
+        "jobs": jobs,
+    }
+
+
+def plain(out: Path, sheet: Path, cores: int) -> dict:
+    env_cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "plain_scanpy.py"),
+        str(sheet),
+        str(out / "plain.h5ad"),
+        str(ROOT / "resources" / "rna_cell_types.tsv"),
+    ]
+    os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = str(cores)
+    wall, peak = run_measured(env_cmd, log=out / "plain.log")
+    return {"wall_s": wall, "peak_rss_mb": peak}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cells", type=int, default=200_000)
+    ap.add_argument("--genes", type=int, default=20_000)
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--skip-plain", action="store_true", help="only run the pipeline")
+    args = ap.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sheet = generate(out, args.cells, args.genes, args.batches, args.seed)
+    res = {
+        "cells": args.cells,
+        "genes": args.genes,
+        "batches": args.batches,
+        "cores": args.cores,
+        "cpu": os.cpu_count(),
+        "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+    res["pipeline"] = pipeline(out, sheet, args.cores)
+    print(
+        f"pipeline: {res['pipeline']['wall_s']:.0f} s, largest job {res['pipeline']['largest_job']} "
+        f"{res['pipeline']['largest_job_rss_mb']:.0f} MB",
+        flush=True,
+    )
+    if not args.skip_plain:
+        res["plain"] = plain(out, sheet, args.cores)
+        res["wall_ratio"] = res["pipeline"]["wall_s"] / res["plain"]["wall_s"]
+        res["memory_ratio"] = res["pipeline"]["largest_job_rss_mb"] / res["plain"]["peak_rss_mb"]
+        print(
+            f"plain scanpy: {res['plain']['wall_s']:.0f} s, peak {res['plain']['peak_rss_mb']:.0f} MB"
+        )
+        print(
+            f"ratios (pipeline / plain): wall {res['wall_ratio']:.2f} (target <= 1.25), "
+            f"largest-job memory {res['memory_ratio']:.2f} (target <= 0.75)"
+        )
+    (out / "results.json").write_text(json.dumps(res, indent=2))
+    print("per job (s, max RSS MB):")
+    for j in res["pipeline"]["jobs"]:
+        print(f"  {j['job']:<40} {j['s']:>8.1f} {j['max_rss_mb']:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
