@@ -68,7 +68,7 @@ def test_too_few_cells_names_the_sample():
 
 def test_qc_is_deterministic():
     a = as_sample(simulate_pbmc(800, seed=2))
-    k1, r1, _ = qc(a, sample_id="S", random_state=0)
-    k2, r2, _ = qc(a, sample_id="S", random_state=0)
+    k1, r1, _ = qc(a.copy(), sample_id="S", random_state=0)
+    k2, r2, _ = qc(a.copy(), sample_id="S", random_state=0)
     assert r1 == r2
     assert list(k1.obs_names) == list(k2.obs_names)

@@ -230,22 +230,35 @@ def gene_universe(n_genes: int | None = None) -> list[str]:
     return genes
 
 
+# shares of a healthy cell's UMIs, independent of how many genes are simulated
+SHARE = {"mt": 0.04, "ribo": 0.20, "housekeeping": 0.10}
+MARKER_ON, MARKER_OFF = (
+    2e-3,
+    2e-5,
+)  # share of one marker gene when its population expresses it / not
+
+
 def _profiles(genes: list[str], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Relative expression (populations × genes) and the ambient profile."""
     g = pd.Index(genes)
-    base = rng.lognormal(mean=0.0, sigma=1.2, size=len(genes))
-    marker_idx = g.get_indexer([m for _, _, ms in POPULATIONS.values() for m in ms])
-    base[marker_idx] = rng.lognormal(-2.5, 0.5, size=len(marker_idx))  # markers are off by default
-    base[g.get_indexer(list(MT_GENES))] *= 4.0
-    base[g.get_indexer(list(RIBO_GENES))] *= 8.0
-    base[g.get_indexer(list(HOUSEKEEPING))] *= 12.0
-    background = np.setdiff1d(
-        np.arange(len(genes)), np.concatenate([marker_idx, g.get_indexer(list(MT_GENES))])
-    )
+    groups = {
+        "mt": g.get_indexer(list(MT_GENES)),
+        "ribo": g.get_indexer(list(RIBO_GENES)),
+        "housekeeping": g.get_indexer(list(HOUSEKEEPING)),
+    }
+    marker_idx = np.unique(g.get_indexer([m for _, _, ms in POPULATIONS.values() for m in ms]))
+    background = np.setdiff1d(np.arange(len(genes)), np.concatenate([marker_idx, *groups.values()]))
+    base = np.zeros(len(genes))
+    for name, idx in groups.items():
+        w = rng.lognormal(0.0, 0.5, size=len(idx))
+        base[idx] = SHARE[name] * w / w.sum()
+    base[marker_idx] = MARKER_OFF * rng.lognormal(0.0, 0.5, size=len(marker_idx))
+    w = rng.lognormal(0.0, 1.8, size=len(background))  # heavy-tailed, as in real transcriptomes
+    base[background] = (1.0 - sum(SHARE.values()) - base[marker_idx].sum()) * w / w.sum()
     prof = np.tile(base, (len(POPULATIONS), 1))
     for i, (_, _, markers) in enumerate(POPULATIONS.values()):
         idx = g.get_indexer(list(markers))
-        prof[i, idx] = base[idx] * np.exp(rng.normal(4.5, 0.4, size=len(idx)))
+        prof[i, idx] = MARKER_ON * rng.lognormal(0.0, 0.4, size=len(idx))
         prog = rng.choice(background, size=min(40, len(background)), replace=False)
         prof[i, prog] *= np.exp(rng.normal(0, 1.0, size=len(prog)))
     prof /= prof.sum(axis=1, keepdims=True)

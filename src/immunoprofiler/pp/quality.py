@@ -74,7 +74,8 @@ def qc(
     Parameters
     ----------
     adata
-        One sample, raw counts in ``layers["counts"]``.
+        One sample, raw counts in ``layers["counts"]``. It is filtered in place (to keep
+        one copy of the matrix in memory) and returned as the first element.
     sample_id
         Named in messages and in the summary row.
 
@@ -94,7 +95,6 @@ def qc(
     --------
     >>> filtered, row, cells = qc(adata, sample_id="P1")  # doctest: +SKIP
     """
-    adata = adata.copy()
     counts = adata.layers["counts"]
     sets = gene_sets(adata.var_names)
     for k, mask in sets.items():
@@ -120,15 +120,22 @@ def qc(
         | (obs["n_genes_by_counts"] < min_genes)
     )
     obs["qc_outlier"] = outlier.to_numpy()
-    kept = adata[~outlier.to_numpy()].copy()
+    cells = obs[[*QC_COLUMNS, "qc_outlier"]].copy()
+    n_before = adata.n_obs
+    # filter in place (as scanpy.pp.filter_cells does): the unfiltered matrix is freed here
+    adata.X = None
+    adata._inplace_subset_obs(~outlier.to_numpy())
+    kept = adata
 
     n_doublets = 0
     doublet_threshold = float("nan")
     kept.obs["doublet_score"] = np.nan
     kept.obs["predicted_doublet"] = False
     if doublets and kept.n_obs >= min_cells_scrublet:
+        # scrublet copies what it is given: give it the counts alone, not the whole AnnData
+        light = AnnData(X=kept.layers["counts"], obs=pd.DataFrame(index=kept.obs_names))
         sc.pp.scrublet(
-            kept,
+            light,
             expected_doublet_rate=expected_doublet_rate,
             # exact neighbours (scikit-learn) are ~4x faster than pynndescent up to ~100k cells
             # and need no per-process numba compilation
@@ -136,9 +143,11 @@ def qc(
             random_state=random_state,
             verbose=False,
         )
-        kept.obs["predicted_doublet"] = kept.obs["predicted_doublet"].astype(bool)
+        kept.obs["doublet_score"] = light.obs["doublet_score"].to_numpy()
+        kept.obs["predicted_doublet"] = light.obs["predicted_doublet"].to_numpy().astype(bool)
         n_doublets = int(kept.obs["predicted_doublet"].sum())
-        doublet_threshold = float(kept.uns["scrublet"].get("threshold", np.nan))
+        doublet_threshold = float(light.uns["scrublet"].get("threshold", np.nan))
+        del light
     elif doublets:
         logger.warning(
             "sample %s: %d cells is too few for scrublet (min %d); doublets not scored",
@@ -149,13 +158,11 @@ def qc(
     kept_scores = kept.obs["doublet_score"].copy()
     called = kept.obs_names[kept.obs["predicted_doublet"].to_numpy()]
     if remove_doublets:
-        kept = kept[~kept.obs["predicted_doublet"].to_numpy()].copy()
-    kept.X = None
-    kept.uns.pop("scrublet", None)
+        kept._inplace_subset_obs(~kept.obs["predicted_doublet"].to_numpy())
 
     row: dict[str, Any] = {
         "sample_id": sample_id,
-        "n_cells_before": int(adata.n_obs),
+        "n_cells_before": int(n_before),
         "n_qc_outliers": int(outlier.sum()),
         "n_doublets": n_doublets,
         "n_cells_after": int(kept.n_obs),
@@ -173,13 +180,12 @@ def qc(
     logger.info("sample %s QC: %s", sample_id, row)
     if kept.n_obs < min_cells:
         raise QCError(
-            f"sample '{sample_id}': only {kept.n_obs} of {adata.n_obs} cells pass QC "
+            f"sample '{sample_id}': only {kept.n_obs} of {n_before} cells pass QC "
             f"(min_cells={min_cells}; thresholds: total counts {row['min_total_counts']:.0f}-"
             f"{row['max_total_counts']:.0f}, genes {row['min_n_genes']:.0f}-{row['max_n_genes']:.0f}, "
             f"pct mito <= {hi_mt:.1f}; {n_doublets} doublets)"
         )
     kept.uns["qc"] = {k: v for k, v in row.items() if not isinstance(v, bool)}
-    cells = obs[[*QC_COLUMNS, "qc_outlier"]].copy()
     cells["doublet_score"] = kept_scores.reindex(cells.index)
     cells["predicted_doublet"] = cells.index.isin(called)
     cells["kept"] = cells.index.isin(kept.obs_names)

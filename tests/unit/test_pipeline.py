@@ -1,0 +1,115 @@
+"""The per-rule functions end to end on the demo cohort, including the scANVI annotation path."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from immunoprofiler import pipeline
+from immunoprofiler.tl.abundance import COLUMNS
+from tests.conftest import MARKERS
+
+
+@pytest.fixture(scope="module")
+def clustered(demo_cohort):
+    work = demo_cohort["work"]
+    pipeline.rna_integrate(
+        demo_cohort["hvg"],
+        work / "int.h5ad",
+        model_dir=work / "model",
+        params={"method": "harmony", "seed": 0},
+    )
+    pipeline.rna_cluster(work / "int.h5ad", work / "clu.h5ad", params={"seed": 0})
+    return work / "clu.h5ad"
+
+
+def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
+    out = tmp_path / "annotated.h5ad"
+    pipeline.rna_annotate(
+        clustered, demo_cohort["cohort"], out, markers=MARKERS, params={"seed": 0}
+    )
+    a = ad.read_h5ad(out)
+    cohort = ad.read_h5ad(demo_cohort["cohort"])
+    assert (
+        abs(a.X - cohort.X).max() == 0 and "counts" in a.layers
+    )  # matrices copied, not recomputed
+    assert {"X_umap", "X_pca_harmony"} <= set(a.obsm)
+    assert {"rna_integrate", "rna_cluster", "rna_annotate", "rna_normalize"} <= set(
+        a.uns["provenance"]
+    )
+    ann = a.uns["provenance"]["rna_annotate"]
+    assert MARKERS.name in ann["inputs"] and json.loads(ann["params"])["method"] == "markers"
+    assert (
+        json.loads((demo_cohort["work"] / "model" / "integration.json").read_text())["embedding"]
+        == "X_pca_harmony"
+    )
+    comp = pipeline.rna_composition(out, tmp_path / "comp.tsv")
+    assert list(comp.columns) == COLUMNS
+    np.testing.assert_allclose(comp.groupby("sample_id")["fraction"].sum(), 1)
+    pipeline.rna_plots(out, markers=MARKERS, umap=tmp_path / "u.png", dotplot=tmp_path / "d.png")
+    assert (tmp_path / "u.png").stat().st_size > 10_000 and (
+        tmp_path / "d.png"
+    ).stat().st_size > 10_000
+    both = pipeline.concat_tables(
+        [tmp_path / "comp.tsv", tmp_path / "comp.tsv"], tmp_path / "all.tsv"
+    )
+    assert len(both) == 2 * len(comp)
+
+
+def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
+    cohort = ad.read_h5ad(demo_cohort["cohort"])
+    truth = demo_cohort["truth"]
+    ref = cohort[cohort.obs["sample_id"] == "P1_pre"].copy()
+    ref.obs["cell_type"] = truth.loc[ref.obs_names, "true_cell_type"].to_numpy()
+    ref = ref[ref.obs["cell_type"] != "doublet"].copy()
+    ref.write_h5ad(tmp_path / "reference.h5ad")
+    out = tmp_path / "annotated.h5ad"
+    pipeline.rna_annotate(
+        clustered,
+        demo_cohort["cohort"],
+        out,
+        markers=MARKERS,
+        method="scanvi",
+        params={"max_epochs": 30, "seed": 0},
+        reference=tmp_path / "reference.h5ad",
+    )
+    obs = ad.read_h5ad(out, backed="r").obs
+    acc = (obs["cell_type"].astype(str) == truth.loc[obs.index, "true_cell_type"]).mean()
+    assert acc > 0.85
+    assert (
+        "reference.h5ad"
+        in ad.read_h5ad(out, backed="r").uns["provenance"]["rna_annotate"]["inputs"]
+    )
+
+
+def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
+    with pytest.raises(ValueError, match=r"needs config rna\.annotate\.reference"):
+        pipeline.rna_annotate(
+            clustered,
+            demo_cohort["cohort"],
+            tmp_path / "x.h5ad",
+            markers=MARKERS,
+            method="scanvi",
+            params={},
+        )
+    with pytest.raises(ValueError, match="unknown annotation method 'magic'"):
+        pipeline.rna_annotate(
+            clustered,
+            demo_cohort["cohort"],
+            tmp_path / "x.h5ad",
+            markers=MARKERS,
+            method="magic",
+            params={},
+        )
+    assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_qc_step_writes_table_and_plot(demo_cohort):
+    work = demo_cohort["work"]
+    row = pd.read_csv(work / "P1_pre.tsv", sep="\t").iloc[0]
+    assert row["sample_id"] == "P1_pre" and row["n_cells_after"] > 0
+    assert (work / "P1_pre.png").read_bytes()[:4] == b"\x89PNG"
