@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 
 from . import provenance
@@ -231,19 +230,17 @@ def rna_plots(
     annotated: str | Path, *, markers: str | Path, umap: str | Path, dotplot: str | Path
 ) -> None:
     """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort."""
-    from .io.h5ad import read_columns, read_obs, read_var
+    from .io.h5ad import read_columns, read_obs, read_obsm, read_var
     from .pl import marker_dotplot, umap_figure
-    from .tl.annotation import _split, read_marker_table
+    from .tl.annotation import read_marker_table, split_markers
 
     table = read_marker_table(markers)
-    f = ad.read_h5ad(annotated, backed="r")
-    obs, obsm = read_obs(annotated), {"X_umap": np.asarray(f.obsm["X_umap"])}
-    f.file.close()
+    obs, obsm = read_obs(annotated), {"X_umap": read_obsm(annotated, "X_umap")}
     light = ad.AnnData(obs=obs, obsm=obsm)
     _save(umap_figure(light), umap)
     var = read_var(annotated).index
     marker_map = {
-        t: [g for g in _split(p) if g in var][:4]
+        t: [g for g in split_markers(p) if g in var][:4]
         for t, p in zip(table["cell_type"], table["positive"], strict=True)
     }
     genes = list(dict.fromkeys(g for v in marker_map.values() for g in v))

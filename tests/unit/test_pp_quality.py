@@ -72,3 +72,16 @@ def test_qc_is_deterministic():
     k2, r2, _ = qc(a.copy(), sample_id="S", random_state=0)
     assert r1 == r2
     assert list(k1.obs_names) == list(k2.obs_names)
+
+
+def test_zero_count_barcodes_are_removed_without_error():
+    import scipy.sparse as sp
+
+    a = simulate_pbmc(600, seed=4)
+    X = a.X.tolil()
+    X[:5] = 0  # five barcodes without a single UMI
+    a.X = X.tocsr()
+    kept, _, cells = qc(as_sample(a), sample_id="S0", random_state=0)
+    assert not cells["kept"].iloc[:5].any()
+    assert np.isfinite(cells["pct_counts_mt"]).all()
+    assert sp.issparse(kept.layers["counts"])

@@ -53,15 +53,20 @@ def test_none_is_pca(hvg):
     assert a.obsm["X_pca"].shape == (a.n_obs, 20)
 
 
-def test_scvi_trains_saves_and_is_reproducible(hvg, tmp_path, demo_cohort):
-    a, b = hvg.copy(), hvg.copy()
-    key = integrate(a, method="scvi", max_epochs=40, seed=0, model_dir=tmp_path / "model")
-    integrate(b, method="scvi", max_epochs=40, seed=0)
+def test_scvi_trains_and_saves(hvg, tmp_path, demo_cohort):
+    a = hvg.copy()
+    key = integrate(a, method="scvi", max_epochs=150, seed=0, model_dir=tmp_path / "model")
     assert key == "X_scVI" and a.obsm[key].shape == (a.n_obs, 30)
     assert (tmp_path / "model" / "model.pt").exists()
-    np.testing.assert_array_equal(a.obsm[key], b.obsm[key])  # same seed, same CPU result
     assert batch_mixing(a, key) > 0.25
     assert type_purity(a, key, demo_cohort["truth"]) > 0.9
+
+
+def test_scvi_is_reproducible_on_cpu(hvg):
+    a, b = hvg.copy(), hvg.copy()
+    integrate(a, method="scvi", max_epochs=5, seed=0)
+    integrate(b, method="scvi", max_epochs=5, seed=0)
+    np.testing.assert_array_equal(a.obsm["X_scVI"], b.obsm["X_scVI"])  # same seed, same CPU result
 
 
 def test_missing_batch_column(hvg):

@@ -31,6 +31,12 @@ def read_uns(path: str | Path) -> dict[str, Any]:
         return read_elem(f["uns"]) if "uns" in f else {}
 
 
+def read_obsm(path: str | Path, key: str) -> np.ndarray:
+    """One ``obsm`` entry of an ``.h5ad`` without reading any matrix (backed mode would load layers)."""
+    with h5py.File(path, "r") as f:
+        return np.asarray(read_elem(f["obsm"][key]))
+
+
 def read_var(path: str | Path) -> pd.DataFrame:
     """``var`` of an ``.h5ad`` without reading any matrix."""
     with h5py.File(path, "r") as f:

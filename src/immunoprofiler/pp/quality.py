@@ -104,6 +104,8 @@ def qc(
         adata, qc_vars=list(sets), percent_top=None, log1p=True, inplace=True
     )
     obs = adata.obs
+    for k in sets:  # barcodes without any count: 0 %, not NaN (NaN would disable the MAD filter)
+        obs[f"pct_counts_{k}"] = obs[f"pct_counts_{k}"].fillna(0.0)
     lo_c, hi_c = mad_bounds(obs["log1p_total_counts"].to_numpy(), n_mads_counts)
     lo_g, hi_g = mad_bounds(obs["log1p_n_genes_by_counts"].to_numpy(), n_mads_genes)
     _, hi_mt_mad = mad_bounds(obs["pct_counts_mt"].to_numpy(), n_mads_mt)

@@ -43,7 +43,7 @@ MIN_EVIDENCE = 3
 LABEL_COLUMNS = ("cell_type", "cell_ontology_id", "lineage", "cell_type_score")
 
 
-def _split(value: object) -> list[str]:
+def split_markers(value: object) -> list[str]:
     if not isinstance(value, str):
         return []
     return [g.strip() for g in value.split(",") if g.strip()]
@@ -63,7 +63,7 @@ def read_marker_table(path: str | Path) -> pd.DataFrame:
             f"{path}: duplicated cell types {df.loc[df['cell_type'].duplicated(), 'cell_type'].tolist()}"
         )
     for row in df.itertuples():
-        if not _split(row.positive):
+        if not split_markers(row.positive):
             raise ValueError(f"{path}: cell type '{row.cell_type}' has no positive markers")
     return df.set_index("cell_type", drop=False)
 
@@ -73,7 +73,7 @@ def marker_genes(markers: pd.DataFrame) -> list[str]:
     seen: dict[str, None] = {}
     for col in ("positive", "negative"):
         for v in markers[col]:
-            seen.update(dict.fromkeys(_split(v)))
+            seen.update(dict.fromkeys(split_markers(v)))
     return list(seen)
 
 
@@ -82,8 +82,8 @@ def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[s
     W = np.zeros((len(markers), len(genes)), dtype=np.float64)
     kept: list[str] = []
     for i, row in enumerate(markers.itertuples()):
-        pos = [g for g in _split(row.positive) if g in genes]
-        neg = [g for g in _split(row.negative) if g in genes]
+        pos = [g for g in split_markers(row.positive) if g in genes]
+        neg = [g for g in split_markers(row.negative) if g in genes]
         if not pos:
             logger.warning(
                 "cell type '%s': none of its positive markers is in the data; skipped",
@@ -92,7 +92,7 @@ def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[s
             continue
         # a type with fewer than MIN_EVIDENCE of its markers in the data cannot reach a full score
         W[i, genes.get_indexer(pos)] += 1.0 / max(
-            len(pos), min(MIN_EVIDENCE, len(_split(row.positive)))
+            len(pos), min(MIN_EVIDENCE, len(split_markers(row.positive)))
         )
         if neg:
             W[i, genes.get_indexer(neg)] -= 1.0 / len(neg)
