@@ -86,6 +86,18 @@ def test_annotation_matches_ground_truth(demo_run):
     )
 
 
+def test_batches_are_mixed(demo_run):
+    from sklearn.neighbors import NearestNeighbors
+
+    a = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r")
+    emb = np.asarray(a.obsm["X_scVI"])
+    idx = NearestNeighbors(n_neighbors=16).fit(emb).kneighbors(emb, return_distance=False)[:, 1:]
+    batch = a.obs["batch"].astype(str).to_numpy()
+    assert (
+        batch[idx] != batch[:, None]
+    ).mean() > 0.35  # 0.5 is perfect mixing of two equal batches
+
+
 def test_qc_table(demo_run):
     qc = pd.read_csv(demo_run / "results/qc/rna_qc.tsv", sep="\t")
     assert list(qc["sample_id"]) == ["P1_pre", "P2_pre", "P1_post", "P2_post"]
@@ -114,9 +126,7 @@ def test_composition(demo_run):
 
 def test_rerun_is_identical(demo_run):
     before = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
-    run_snakemake(
-        demo_run, "--forcerun", "rna_integrate", config={"rna": {"integrate": {"max_epochs": 60}}}
-    )
+    run_snakemake(demo_run, "--forcerun", "rna_integrate", config=DEMO_CONFIG)
     after = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
     np.testing.assert_array_equal(before.obsm["X_scVI"], after.obsm["X_scVI"])
     np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])
