@@ -71,3 +71,32 @@ def demo_cohort(demo_dir, tmp_path_factory):
     truth = pd.read_csv(demo_dir / "truth.tsv.gz", sep="\t")
     truth.index = truth["sample_id"] + "_" + truth["barcode"]
     return {"cohort": work / "cohort.h5ad", "hvg": work / "hvg.h5ad", "truth": truth, "work": work}
+
+
+@pytest.fixture(scope="session")
+def celltypist_model(demo_cohort, tmp_path_factory):
+    """A CellTypist model file trained on the demo's first batch.
+
+    A CellTypist model file is a pickle of ``{Model, Scaler_, description}``;
+    ``celltypist.train`` itself is broken with scikit-learn >= 1.8 (``multi_class``), so the
+    file is built the same way from scikit-learn directly.
+    """
+    import pickle
+
+    import anndata as ad
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    ref = ad.read_h5ad(demo_cohort["cohort"])
+    ref = ref[ref.obs["batch"] == "run1"].copy()
+    labels = demo_cohort["truth"].loc[ref.obs_names, "true_cell_type"].to_numpy()
+    X = ref.X.toarray()
+    scaler = StandardScaler().fit(X)
+    clf = LogisticRegression(max_iter=300).fit(scaler.transform(X), labels)
+    clf.features = ref.var_names.to_numpy()
+    desc = dict.fromkeys(("date", "url", "source", "version"), "")
+    desc |= {"details": "demo", "number_celltypes": len(clf.classes_)}
+    path = tmp_path_factory.mktemp("celltypist") / "demo.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump({"Model": clf, "Scaler_": scaler, "description": desc}, fh)
+    return path

@@ -164,6 +164,12 @@ def rna_annotate(
             )
         import celltypist
 
+        norm = json.loads(read_uns(normalized)["provenance"]["rna_normalize"]["params"])
+        if norm["target_sum"] != 1e4:
+            raise ValueError(
+                f"CellTypist models expect log1p of 10,000 counts per cell; the cohort was "
+                f"normalised to {norm['target_sum']} (rna.normalize.target_sum)"
+            )
         model = celltypist.models.Model.load(str(celltypist_model))
         var = read_var(normalized).index
         genes = [g for g in model.features if g in var]

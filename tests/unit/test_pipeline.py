@@ -86,6 +86,23 @@ def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
     )
 
 
+def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tmp_path):
+    out = tmp_path / "annotated.h5ad"
+    pipeline.rna_annotate(
+        clustered,
+        demo_cohort["cohort"],
+        out,
+        markers=MARKERS,
+        method="celltypist",
+        params={"cluster_key": "leiden"},
+        celltypist_model=celltypist_model,
+    )
+    obs = ad.read_h5ad(out, backed="r").obs
+    truth = demo_cohort["truth"].loc[obs.index, "true_cell_type"]
+    assert (obs["cell_type"].astype(str) == truth).mean() > 0.9
+    assert set(obs["cell_ontology_id"]) - {"CL:0000000"}  # labels mapped through the marker table
+
+
 def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
     with pytest.raises(ValueError, match=r"needs config rna\.annotate\.reference"):
         pipeline.rna_annotate(

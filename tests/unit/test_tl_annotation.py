@@ -129,39 +129,12 @@ def test_cluster_without_markers_is_unknown(clustered, table):
     assert (a.obs.loc[mask, "cell_ontology_id"] == "CL:0000000").all()
 
 
-def truth_of(cohort, adata):
-    return cohort["truth"].loc[adata.obs_names, "true_cell_type"].to_numpy()
-
-
-def test_celltypist_with_a_model_file(clustered, table, demo_cohort, tmp_path):
-    import pickle
-
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+def test_celltypist_with_a_model_file(clustered, table, demo_cohort, celltypist_model):
     a = clustered.copy()
     truth = demo_cohort["truth"].loc[a.obs_names, "true_cell_type"]
-    ref = ad.read_h5ad(demo_cohort["cohort"])
-    ref = ref[ref.obs["batch"] == "run1"].copy()
-    # a CellTypist model file is a pickle of {Model, Scaler_, description}; celltypist.train
-    # itself is broken with scikit-learn >= 1.8 (multi_class), so the file is built the same way
-    X = ref.X.toarray()
-    scaler = StandardScaler().fit(X)
-    clf = LogisticRegression(max_iter=300).fit(scaler.transform(X), truth_of(demo_cohort, ref))
-    clf.features = ref.var_names.to_numpy()
-    desc = {
-        "date": "",
-        "details": "demo",
-        "url": "",
-        "source": "",
-        "version": "",
-        "number_celltypes": len(clf.classes_),
-    }
-    with open(tmp_path / "demo.pkl", "wb") as fh:
-        pickle.dump({"Model": clf, "Scaler_": scaler, "description": desc}, fh)
     q = ad.read_h5ad(demo_cohort["cohort"])
     q.obs["leiden"] = a.obs["leiden"]
-    annotate_celltypist(q, model=tmp_path / "demo.pkl", markers=table, cluster_key="leiden")
+    annotate_celltypist(q, model=celltypist_model, markers=table, cluster_key="leiden")
     assert (q.obs["cell_type"].astype(str) == truth).mean() > 0.9
     assert q.obs.loc[q.obs["cell_type"] == "B cell", "lineage"].eq("B cell").all()
 

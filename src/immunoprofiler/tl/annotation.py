@@ -309,7 +309,9 @@ def annotate_celltypist(
     """CellTypist with a model file given by the user (no download), majority voting over clusters.
 
     ``X`` must be ``log1p`` of counts normalised to 10,000 per cell (the pipeline's default).
-    Labels that match the marker table's cell types get its ontology id and lineage.
+    ``X`` may hold only the model's genes (CellTypist uses no others; it then warns that the
+    per-cell sum is not 10,000, which is expected). Labels that match the marker table's cell types get its ontology id and
+    lineage.
     """
     import celltypist
 
