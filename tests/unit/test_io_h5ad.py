@@ -61,3 +61,17 @@ def test_update_in_place_keeps_matrices(tmp_path):
     assert (got.obs["cell_type"] == "B cell").all()
     assert got.obsm["X_umap"].shape == (120, 2)
     assert abs(got.X - ad.concat(parts).X).max() == 0
+
+
+def test_failed_stream_leaves_no_file(tmp_path):
+    import pytest
+
+    from immunoprofiler.io.h5ad import StreamedH5ad
+
+    parts = blocks()
+    bad = parts[1][:, ::-1].copy()  # genes in another order
+    with pytest.raises(ValueError, match="block 1 has different genes"):
+        with StreamedH5ad(tmp_path / "c.h5ad", var=parts[0].var) as out:
+            out.append(parts[0])
+            out.append(bad)
+    assert not (tmp_path / "c.h5ad").exists()

@@ -412,8 +412,6 @@ def write_demo(
 
     Returns the ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
     """
-    from anndata import AnnData  # noqa: F401  (documented type)
-
     from .writers import write_10x_h5, write_10x_mtx
 
     outdir = Path(outdir)

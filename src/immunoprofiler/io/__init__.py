@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .h5ad import read_columns, read_obs, write_streamed
+from .h5ad import StreamedH5ad, read_columns, read_obs, write_streamed
 from .samples import SampleSheetError, read_sample_sheet
 from .tenx import InputFormatError, read_rna
 
 __all__ = [
     "InputFormatError",
     "SampleSheetError",
+    "StreamedH5ad",
     "read_columns",
     "read_obs",
     "read_rna",

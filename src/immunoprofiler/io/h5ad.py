@@ -70,6 +70,88 @@ def read_columns(
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(idx)))
 
 
+class StreamedH5ad:
+    """An ``.h5ad`` written one block of rows at a time (same ``var`` for every block).
+
+    ``X`` and each of ``layers`` are appended block by block; ``obs`` (small) is
+    concatenated and written on :meth:`close`, with ``obsm`` entries that every block has.
+
+    Examples
+    --------
+    >>> with StreamedH5ad("cohort.h5ad", var=var) as out:  # doctest: +SKIP
+    ...     for part in samples:
+    ...         out.append(part)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        var: pd.DataFrame,
+        uns: Mapping[str, Any] | None = None,
+        layers: Sequence[str] = ("counts",),
+    ) -> None:
+        self.path, self.var, self.uns, self.layers = Path(path), var, dict(uns or {}), tuple(layers)
+        self._obs: list[pd.DataFrame] = []
+        self.obs: pd.DataFrame | None = None  # set by close()
+        self._obsm: dict[str, list[np.ndarray]] = {}
+        self._f = h5py.File(self.path, "w")
+        self._f.attrs["encoding-type"] = "anndata"
+        self._f.attrs["encoding-version"] = "0.1.0"
+        write_elem(self._f, "layers", {})
+
+    def append(self, part: ad.AnnData) -> None:
+        """Append the rows of ``part`` (its genes must equal ``var``)."""
+        if list(part.var_names) != list(self.var.index):
+            raise ValueError(f"{self.path}: block {len(self._obs)} has different genes than var")
+        first = not self._obs
+        mats = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in self.layers}}
+        for key, m in mats.items():
+            m = sp.csr_matrix(m, dtype=np.float32)
+            if first:
+                parent, _, name = key.rpartition("/")
+                write_elem(self._f[parent] if parent else self._f, name, m)
+            else:
+                sparse_dataset(self._f[key]).append(m)
+        self._obs.append(part.obs)
+        for k, v in part.obsm.items():
+            self._obsm.setdefault(k, []).append(np.asarray(v))
+
+    def close(self) -> pd.DataFrame:
+        """Write ``obs``, ``var``, ``obsm`` and ``uns``; return the ``obs`` written."""
+        f = self._f
+        try:
+            if not self._obs:
+                raise ValueError(f"{self.path}: nothing to write")
+            obs = pd.concat(self._obs, join="outer")
+            for col in obs.columns:
+                if obs[col].dtype == object:
+                    obs[col] = obs[col].astype(str).astype("category")
+            write_elem(f, "obs", obs)
+            write_elem(f, "var", self.var)
+            n = len(self._obs)
+            write_elem(
+                f, "obsm", {k: np.concatenate(v) for k, v in self._obsm.items() if len(v) == n}
+            )
+            for key in ("varm", "obsp", "varp"):
+                write_elem(f, key, {})
+            write_elem(f, "uns", self.uns)
+            self.obs = obs
+            return obs
+        finally:
+            f.close()
+
+    def __enter__(self) -> StreamedH5ad:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # leave no half-written file behind
+            self._f.close()
+            self.path.unlink(missing_ok=True)
+
+
 def write_streamed(
     path: str | Path,
     parts: Iterable[ad.AnnData],
@@ -78,46 +160,13 @@ def write_streamed(
     uns: Mapping[str, Any] | None = None,
     layers: Sequence[str] = ("counts",),
 ) -> pd.DataFrame:
-    """Write the row blocks ``parts`` (same ``var``) into one ``.h5ad`` without holding them all.
-
-    ``X`` and each of ``layers`` are appended block by block; ``obs`` is
-    concatenated (it is small) and written last. Returns that ``obs``.
-    """
-    obs_parts: list[pd.DataFrame] = []
-    obsm_parts: dict[str, list[np.ndarray]] = {}
-    with h5py.File(path, "w") as f:
-        f.attrs["encoding-type"] = "anndata"
-        f.attrs["encoding-version"] = "0.1.0"
-        for i, part in enumerate(parts):
-            if list(part.var_names) != list(var.index):
-                raise ValueError(f"{path}: block {i} has different genes than var")
-            if i == 0:
-                write_elem(f, "layers", {})
-            mats = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in layers}}
-            for key, m in mats.items():
-                m = sp.csr_matrix(m, dtype=np.float32)
-                if i == 0:
-                    parent, _, name = key.rpartition("/")
-                    write_elem(f[parent] if parent else f, name, m)
-                else:
-                    sparse_dataset(f[key]).append(m)
-            obs_parts.append(part.obs)
-            for k, v in part.obsm.items():
-                obsm_parts.setdefault(k, []).append(np.asarray(v))
-        if not obs_parts:
-            raise ValueError(f"{path}: nothing to write")
-        obs = pd.concat(obs_parts, join="outer")
-        for col in obs.columns:
-            if obs[col].dtype == object:
-                obs[col] = obs[col].astype(str).astype("category")
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", var)
-        obsm = {k: np.concatenate(v) for k, v in obsm_parts.items() if len(v) == len(obs_parts)}
-        write_elem(f, "obsm", obsm)
-        for key in ("varm", "obsp", "varp"):
-            write_elem(f, key, {})
-        write_elem(f, "uns", dict(uns or {}))
-    return obs
+    """Write the row blocks ``parts`` into one ``.h5ad`` without holding them all (see
+    :class:`StreamedH5ad`). Returns the ``obs`` written."""
+    out = StreamedH5ad(path, var=var, uns=uns, layers=layers)
+    with out:
+        for part in parts:
+            out.append(part)
+    return out.obs
 
 
 def update_h5ad(

@@ -21,7 +21,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from .. import provenance
-from ..io.h5ad import read_obs, read_uns, read_var, write_streamed
+from ..io.h5ad import StreamedH5ad, read_obs, read_uns, read_var
 
 logger = logging.getLogger(__name__)
 
@@ -190,14 +190,18 @@ def normalize_cohort(
     provenance.record(tmp, "rna_normalize", params=params)
     uns["provenance"] = tmp.uns["provenance"]
 
-    def normalised(restrict: pd.Index | None):
+    # one pass over the samples writes both files
+    with (
+        StreamedH5ad(out, var=var, uns=uns) as full,
+        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns) as small,
+    ):
         for p in paths:
             a = _load(p, genes)
             normalize(a, target_sum=target_sum)
-            a.obsm.pop("protein", None) if restrict is not None else None
-            yield a if restrict is None else a[:, restrict].copy()
-
-    write_streamed(out, normalised(None), var=var, uns=uns)
-    write_streamed(out_hvg, normalised(hvg), var=var.loc[hvg], uns=uns)
+            full.append(a)
+            h = a[:, hvg].copy()
+            h.obsm.pop("protein", None)  # the HVG file is the integration input: genes only
+            small.append(h)
+            del a, h
     logger.info("cohort: %d genes, %d highly variable", len(var), len(hvg))
     return var
