@@ -121,17 +121,17 @@ def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
 
 
 def _group_calls(
-    X: np.ndarray,
+    cats: np.ndarray,
+    means: np.ndarray,
     scale: np.ndarray,
     W: np.ndarray,
     types: list[str],
-    groups: np.ndarray,
     min_score: float,
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Group mean expression, scaled per gene → type scores → best type, score and margin."""
-    cats, means = _cluster_means(X, groups)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Group means (from :func:`_cluster_means`), scaled per gene → type scores → best type,
+    score and margin."""
     scores = pd.DataFrame(np.clip(means / scale, 0.0, 1.0) @ W.T, index=cats, columns=types)
-    return cats, scores, _resolve(scores, min_score)
+    return scores, _resolve(scores, min_score)
 
 
 def annotate(
@@ -180,13 +180,13 @@ def annotate(
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float64)
     labels = adata.obs[cluster_key].astype(str).to_numpy()
-    _, means = _cluster_means(X, labels)
+    groups, means = _cluster_means(X, labels)
     scale = np.maximum(means.max(axis=0), min_expression)
     Xs = np.clip(X / scale, 0.0, 1.0)
     cell_scores = pd.DataFrame(Xs @ W.T, index=adata.obs_names, columns=kept)
     cell_calls = _resolve(cell_scores, min_score)
 
-    groups, group_scores, group_calls = _group_calls(X, scale, W, kept, labels, min_score)
+    group_scores, group_calls = _group_calls(groups, means, scale, W, kept, min_score)
     call_of = dict(zip(groups, group_calls["label"], strict=True))
     final = labels.astype(object).copy()
     if "connectivities" in adata.obsp:
@@ -214,9 +214,8 @@ def annotate(
                 .astype(str)
                 .to_numpy()
             )
-            names, sub_scores, sub_calls = _group_calls(
-                X[in_c], scale, W, kept, sub_labels, min_score
-            )
+            names, sub_means = _cluster_means(X[in_c], sub_labels)
+            sub_scores, sub_calls = _group_calls(names, sub_means, scale, W, kept, min_score)
             sizes = pd.Series(sub_labels).value_counts()
             idx = np.flatnonzero(in_c)
             for name, row in zip(names, sub_calls.itertuples(), strict=True):
