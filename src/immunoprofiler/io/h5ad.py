@@ -49,10 +49,11 @@ def read_columns(
     *,
     layer: str | None = None,
     chunk_size: int = 50_000,
-) -> sp.csr_matrix:
+) -> sp.csr_matrix | np.ndarray:
     """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time.
 
-    Peak memory is one block of rows plus the result, not the whole matrix.
+    Peak memory is one block of rows plus the result, not the whole matrix. A sparse
+    matrix gives CSR, a dense one (cytometry) an array.
     """
     with h5py.File(path, "r") as f:
         var_names = pd.Index(read_elem(f["var"]).index)
@@ -61,6 +62,16 @@ def read_columns(
             missing = [c for c, i in zip(columns, idx, strict=True) if i < 0]
             raise KeyError(f"{path}: genes not found: {missing[:10]}")
         elem = f["X"] if layer is None else f["layers"][layer]
+        if isinstance(elem, h5py.Dataset):  # dense (cytometry events)
+            order = np.argsort(idx)
+            back = np.argsort(order)
+            return np.concatenate(
+                [
+                    elem[start : start + chunk_size, np.sort(idx)][:, back]
+                    for start in range(0, elem.shape[0], chunk_size)
+                ]
+                or [np.zeros((0, len(idx)), dtype=elem.dtype)]
+            )
         ds = sparse_dataset(elem)
         n = ds.shape[0]
         blocks = [
@@ -167,6 +178,64 @@ def write_streamed(
         for part in parts:
             out.append(part)
     return out.obs
+
+
+def write_dense_h5ad(
+    path: str | Path,
+    blocks: Iterable[tuple[np.ndarray, pd.DataFrame]],
+    *,
+    n_obs: int,
+    var: pd.DataFrame,
+    uns: Mapping[str, Any] | None = None,
+    layers: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Write a dense float32 ``.h5ad`` from ``(X, obs)`` row blocks (and the same number of
+    extra arrays per block for ``layers``), one block in memory at a time. Returns obs.
+
+    A failure leaves no file behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    obs_parts = []
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["encoding-type"] = "anndata"
+            f.attrs["encoding-version"] = "0.1.0"
+            shape = (n_obs, len(var))
+            chunks = (min(max(n_obs, 1), 16384), max(len(var), 1))
+            dsets = {"X": f.create_dataset("X", shape, dtype="f4", chunks=chunks)}
+            write_elem(f, "layers", {})
+            for name in layers:
+                dsets[name] = f["layers"].create_dataset(name, shape, dtype="f4", chunks=chunks)
+            for name in ("X", *layers):
+                ds = dsets[name]
+                ds.attrs["encoding-type"] = "array"
+                ds.attrs["encoding-version"] = "0.2.0"
+            row = 0
+            for X, obs, *extra in blocks:
+                end = row + X.shape[0]
+                dsets["X"][row:end] = X
+                for name, M in zip(layers, extra, strict=True):
+                    dsets[name][row:end] = M
+                obs_parts.append(obs)
+                row = end
+            if row != n_obs:
+                raise ValueError(f"{path}: expected {n_obs} rows, blocks gave {row}")
+            obs = pd.concat(obs_parts) if obs_parts else pd.DataFrame(index=pd.Index([], dtype=str))
+            for col in obs.columns:
+                if obs[col].dtype == object:
+                    obs[col] = pd.Categorical(obs[col])
+            write_elem(f, "obs", obs)
+            write_elem(f, "var", var)
+            write_elem(f, "obsm", {})
+            write_elem(f, "varm", {})
+            write_elem(f, "obsp", {})
+            write_elem(f, "varp", {})
+            write_elem(f, "uns", dict(uns or {}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return obs
 
 
 def update_h5ad(

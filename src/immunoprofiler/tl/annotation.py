@@ -120,18 +120,50 @@ def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
     )
 
 
+def _scores(Xs: np.ndarray, W: np.ndarray, rule: str) -> np.ndarray:
+    """Type scores of scaled rows ``Xs``: ``mean`` = mean positives − mean negatives
+    (weights ``W``); ``gate`` = lowest positive − highest negative (every positive marker
+    must be high, every negative low: how a cytometrist gates)."""
+    if rule == "mean":
+        return Xs @ W.T
+    out = np.zeros((Xs.shape[0], W.shape[0]))
+    for i, w in enumerate(W):
+        pos, neg = w > 0, w < 0
+        out[:, i] = Xs[:, pos].min(axis=1) - (Xs[:, neg].max(axis=1) if neg.any() else 0.0)
+    return out
+
+
 def _group_calls(
     cats: np.ndarray,
-    means: np.ndarray,
-    scale: np.ndarray,
+    scaled_means: np.ndarray,
     W: np.ndarray,
     types: list[str],
     min_score: float,
+    rule: str = "mean",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Group means (from :func:`_cluster_means`), scaled per gene → type scores → best type,
-    score and margin."""
-    scores = pd.DataFrame(np.clip(means / scale, 0.0, 1.0) @ W.T, index=cats, columns=types)
+    """Scaled group means → type scores → best type, score and margin."""
+    scores = pd.DataFrame(_scores(scaled_means, W, rule), index=cats, columns=types)
     return scores, _resolve(scores, min_score)
+
+
+def _leiden(sub: AnnData, resolution: float, seed: int) -> np.ndarray:
+    import scanpy as sc
+
+    return (
+        sc.tl.leiden(
+            ad.AnnData(obs=pd.DataFrame(index=sub.obs_names)),
+            adjacency=sub.obsp["connectivities"],
+            resolution=resolution,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=seed,
+            copy=True,
+        )
+        .obs["leiden"]
+        .astype(str)
+        .to_numpy()
+    )
 
 
 def annotate(
@@ -145,6 +177,8 @@ def annotate(
     split_resolution: float = 1.0,
     min_margin: float = 0.1,
     min_group_size: int = 5,
+    rule: str = "mean",
+    subcluster_key: str | None = None,
     seed: int = 0,
 ) -> None:
     """Marker-based annotation into ``obs[cell_type, cell_ontology_id, lineage, cell_type_score]``.
@@ -165,6 +199,14 @@ def annotate(
         its cells (cell-level calls with score ≥ ``min_score``). A sub-cluster (of at
         least ``min_group_size`` cells) takes another label than its parent only when that
         label beats the runner-up by ``min_margin``; otherwise it keeps the parent's label.
+    rule
+        ``mean`` (RNA: many weak markers, mean positive − mean negative, each gene scaled
+        by its highest cluster mean) or ``gate`` (protein: few strong markers, lowest
+        positive − highest negative, each marker scaled between its lowest and its
+        second-highest cluster mean).
+    subcluster_key
+        Sub-groups to use when a cluster is split (e.g. FlowSOM nodes inside metaclusters)
+        instead of re-clustering the neighbour graph.
 
     Examples
     --------
@@ -181,41 +223,42 @@ def annotate(
     X = X.astype(np.float64)
     labels = adata.obs[cluster_key].astype(str).to_numpy()
     groups, means = _cluster_means(X, labels)
-    scale = np.maximum(means.max(axis=0), min_expression)
-    Xs = np.clip(X / scale, 0.0, 1.0)
-    cell_scores = pd.DataFrame(Xs @ W.T, index=adata.obs_names, columns=kept)
+    if rule == "gate":
+        # positive level = the second-highest group mean: one cluster of doublets (high
+        # in everything) must not set the positive level of every marker
+        low = means.min(axis=0)
+        high = np.sort(means, axis=0)[-2] if len(means) > 2 else means.max(axis=0)
+        scale = np.maximum(high - low, min_expression)
+    elif rule == "mean":
+        low = np.zeros(X.shape[1])
+        scale = np.maximum(means.max(axis=0), min_expression)
+    else:
+        raise ValueError(f"unknown annotation rule '{rule}' (mean, gate)")
+
+    def scaled(M: np.ndarray) -> np.ndarray:
+        return np.clip((M - low) / scale, 0.0, 1.0)
+
+    cell_scores = pd.DataFrame(_scores(scaled(X), W, rule), index=adata.obs_names, columns=kept)
     cell_calls = _resolve(cell_scores, min_score)
 
-    group_scores, group_calls = _group_calls(groups, means, scale, W, kept, min_score)
+    group_scores, group_calls = _group_calls(groups, scaled(means), W, kept, min_score, rule)
     call_of = dict(zip(groups, group_calls["label"], strict=True))
     final = labels.astype(object).copy()
-    if "connectivities" in adata.obsp:
-        import scanpy as sc
-
+    if subcluster_key is not None or "connectivities" in adata.obsp:
         for c in groups:
             in_c = labels == c
             calls = cell_calls.loc[in_c, "label"]
             freq = calls[calls != UNKNOWN["cell_type"]].value_counts() / max(in_c.sum(), 1)
             if len(freq) < 2 or freq.iloc[1] < split_fraction:
                 continue
-            sub = adata[in_c]
-            sub_labels = (
-                sc.tl.leiden(
-                    ad.AnnData(obs=pd.DataFrame(index=sub.obs_names)),
-                    adjacency=sub.obsp["connectivities"],
-                    resolution=split_resolution,
-                    flavor="igraph",
-                    n_iterations=2,
-                    directed=False,
-                    random_state=seed,
-                    copy=True,
-                )
-                .obs["leiden"]
-                .astype(str)
-                .to_numpy()
-            )
+            if subcluster_key is not None:
+                sub_labels = adata.obs[subcluster_key].astype(str).to_numpy()[in_c]
+            else:
+                sub_labels = _leiden(adata[in_c], split_resolution, seed)
             names, sub_means = _cluster_means(X[in_c], sub_labels)
-            sub_scores, sub_calls = _group_calls(names, sub_means, scale, W, kept, min_score)
+            sub_scores, sub_calls = _group_calls(
+                names, scaled(sub_means), W, kept, min_score, rule
+            )
             sizes = pd.Series(sub_labels).value_counts()
             idx = np.flatnonzero(in_c)
             for name, row in zip(names, sub_calls.itertuples(), strict=True):
@@ -271,8 +314,52 @@ def annotate(
             "min_score": min_score,
             "min_expression": min_expression,
             "split_fraction": split_fraction,
+            "rule": rule,
         },
     }
+
+
+def resolve_panel_markers(markers: pd.DataFrame, panel_markers: list[str]) -> pd.DataFrame:
+    """Rewrite a protein marker table in the panel's own marker names.
+
+    Each comma-separated entry of ``positive`` / ``negative`` is a slot: alternatives
+    separated by ``|`` (aliases and species equivalents, e.g. ``CD56|NK1.1``,
+    ``TCRgd|TCRyd|GDTCR``), the first one the panel has is used; names are compared in
+    :func:`~immunoprofiler.io.panel.canonical_marker` form (``HLA-DR`` = ``HLADR``,
+    ``NK1/1`` = ``NK1.1``). A positive slot ending in ``?`` is optional. A cell type
+    with a required positive slot the panel cannot fill is dropped (logged): the panel
+    cannot identify it.
+    """
+    from ..io.panel import canonical_marker
+
+    lookup: dict[str, str] = {}
+    for m in panel_markers:
+        lookup.setdefault(canonical_marker(m), m)
+
+    def resolve(slot: str) -> str | None:
+        for alt in slot.rstrip("?").split("|"):
+            hit = lookup.get(canonical_marker(alt))
+            if hit is not None:
+                return hit
+        return None
+
+    rows = []
+    for row in markers.itertuples(index=False):
+        pos, missing = [], []
+        for slot in split_markers(row.positive):
+            hit = resolve(slot)
+            if hit is not None:
+                pos.append(hit)
+            elif not slot.endswith("?"):
+                missing.append(slot)
+        if missing or not pos:
+            logger.info("cell type '%s' not identifiable with this panel (lacks %s)", row.cell_type, missing)
+            continue
+        neg = [h for slot in split_markers(row.negative) if (h := resolve(slot)) and h not in pos]
+        rows.append({**row._asdict(), "positive": ",".join(pos), "negative": ",".join(neg)})
+    if not rows:
+        raise ValueError(f"no cell type of the marker table can be identified with markers {panel_markers}")
+    return pd.DataFrame(rows).set_index("cell_type", drop=False)
 
 
 def _label_metadata(labels: pd.Series, markers: pd.DataFrame | None) -> pd.DataFrame:

@@ -1,8 +1,4 @@
-"""One function per workflow rule: read inputs, call the science, write outputs.
-
-These are what ``scripts/<rule>.py`` call; they take plain paths and parameters,
-never the Snakemake object, so every step runs and is tested without Snakemake.
-"""
+"""The scRNA-seq chain: one function per rule."""
 
 from __future__ import annotations
 
@@ -16,18 +12,11 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
-from . import provenance
-from .accelerator import Accelerator
+from .. import provenance
+from ..accelerator import Accelerator
+from .common import save_figure as _save
 
 logger = logging.getLogger(__name__)
-
-
-def _save(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def rna_ingest(
@@ -39,7 +28,7 @@ def rna_ingest(
     genome: str | None = None,
 ) -> ad.AnnData:
     """Read one sample into ``out`` with its sheet metadata in ``obs``."""
-    from .io.tenx import read_rna
+    from ..io.tenx import read_rna
 
     adata = read_rna(path, sample_id=sample_id, genome=genome)
     for key, value in metadata.items():
@@ -64,8 +53,8 @@ def rna_qc(
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """QC one sample: filtered ``.h5ad``, one-row QC table, QC figure."""
-    from .pl import qc_figure
-    from .pp.quality import qc
+    from ..pl import qc_figure
+    from ..pp.quality import qc
 
     adata = ad.read_h5ad(inp)
     kept, row, cells = qc(adata, sample_id=sample_id, **params)
@@ -76,18 +65,11 @@ def rna_qc(
     return row
 
 
-def concat_tables(tables: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
-    """Concatenate TSV tables with the same columns (per-sample rows into a cohort table)."""
-    df = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
-    df.to_csv(out, sep="\t", index=False)
-    return df
-
-
 def rna_normalize(
     inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: Mapping[str, Any]
 ) -> None:
     """Cohort normalisation and HVGs (see :func:`immunoprofiler.pp.normalize_cohort`)."""
-    from .pp.normalization import normalize_cohort
+    from ..pp.normalization import normalize_cohort
 
     normalize_cohort(list(inputs), out=out, out_hvg=out_hvg, **params)
 
@@ -101,7 +83,7 @@ def rna_integrate(
     accelerator: Accelerator = "cpu",
 ) -> str:
     """Integrate the HVG matrix; the scVI model goes to ``model_dir``."""
-    from .tl.integration import integrate
+    from ..tl.integration import integrate
 
     adata = ad.read_h5ad(inp)
     model_dir = Path(model_dir)
@@ -122,7 +104,7 @@ def rna_integrate(
 
 def rna_cluster(inp: str | Path, out: str | Path, *, params: Mapping[str, Any]) -> None:
     """Neighbours, Leiden and UMAP on the integrated embedding."""
-    from .tl.clustering import cluster
+    from ..tl.clustering import cluster
 
     adata = ad.read_h5ad(inp)
     cluster(adata, use_rep=adata.uns["integration"]["use_rep"], **params)
@@ -144,8 +126,8 @@ def rna_annotate(
     accelerator: Accelerator = "cpu",
 ) -> pd.DataFrame:
     """Label cells and write the annotated cohort file (a copy of the normalised one plus labels)."""
-    from .io.h5ad import read_columns, read_uns, read_var, update_h5ad
-    from .tl import annotation as ann
+    from ..io.h5ad import read_columns, read_uns, read_var, update_h5ad
+    from ..tl import annotation as ann
 
     table = ann.read_marker_table(markers)
     hv = ad.read_h5ad(clustered)
@@ -224,8 +206,8 @@ def rna_annotate(
 
 def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
     """Per-sample composition table of the RNA modality."""
-    from .io.h5ad import read_obs
-    from .tl.abundance import composition
+    from ..io.h5ad import read_obs
+    from ..tl.abundance import composition
 
     df = composition(read_obs(annotated), modality="rna")
     df.to_csv(out, sep="\t", index=False)
@@ -236,9 +218,9 @@ def rna_plots(
     annotated: str | Path, *, markers: str | Path, umap: str | Path, dotplot: str | Path
 ) -> None:
     """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort."""
-    from .io.h5ad import read_columns, read_obs, read_obsm, read_var
-    from .pl import marker_dotplot, umap_figure
-    from .tl.annotation import read_marker_table, split_markers
+    from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
+    from ..pl import marker_dotplot, umap_figure
+    from ..tl.annotation import read_marker_table, split_markers
 
     table = read_marker_table(markers)
     obs, obsm = read_obs(annotated), {"X_umap": read_obsm(annotated, "X_umap")}

@@ -1,0 +1,121 @@
+"""FCS 2.0 / 3.0 / 3.1 files → AnnData, read with FlowKit (on FlowIO).
+
+FlowKit parses the TEXT segment (latin-1 safe), both byte orders, integer and
+float data, and applies ``$PnE`` (log-amplified integer channels) and ``$PnG``
+(gain) so that values are on a linear scale. Real files whose data offset is off by
+one byte are read (``ignore_offset_error``) with a warning in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+SPILL_KEYS = ("spill", "spillover", "$spill", "$spillover")
+
+
+class FCSError(ValueError):
+    """An FCS file cannot be read or is internally inconsistent."""
+
+
+def _sample(path: Path):
+    import flowkit as fk
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample = fk.Sample(str(path), ignore_offset_error=True, subsample=0)
+    for w in caught:
+        if "offset" in str(w.message):
+            logger.warning("%s: %s", path, w.message)
+    return sample
+
+
+def spillover_from_keywords(keywords: dict[str, str]) -> pd.DataFrame | None:
+    """The spillover matrix of ``$SPILL`` / ``$SPILLOVER`` (rows = detectors spilling from)."""
+    text = next((keywords[k] for k in SPILL_KEYS if keywords.get(k, "").strip()), None)
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        n = int(parts[0])
+        names = parts[1 : n + 1]
+        values = np.array([float(v) for v in parts[n + 1 : n + 1 + n * n]])
+    except (ValueError, IndexError) as err:
+        raise FCSError(f"spillover keyword cannot be parsed ({err})") from err
+    if n == 0:
+        return None
+    if values.size != n * n:
+        raise FCSError(f"spillover keyword declares {n} detectors but has {values.size} values")
+    return pd.DataFrame(values.reshape(n, n), index=names, columns=names)
+
+
+def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
+    """Read one FCS file.
+
+    Returns
+    -------
+    AnnData with ``X = None`` and the events in ``layers["raw"]`` (float32, linear
+    scale); ``var`` indexed by ``$PnN`` with ``description`` ($PnS) and ``range`` ($PnR);
+    ``uns["fcs"]`` the keywords and version, ``uns["spillover"]`` the file's spillover
+    matrix (if any); ``obs_names`` ``<sample_id>_<event>``.
+
+    Raises
+    ------
+    FCSError
+        Naming the file: not FCS, truncated, or an event count that does not match the
+        data segment.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FCSError(f"{path}: FCS file does not exist")
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not head.startswith(b"FCS"):
+        raise FCSError(f"{path}: not an FCS file (starts with {head!r}, expected 'FCS2.0/3.x')")
+    try:
+        sample = _sample(path)
+        events = sample.get_events(source="raw")
+    except Exception as err:  # FlowIO/FlowKit raise several types for damaged files
+        raise FCSError(f"{path}: cannot be read as FCS ({type(err).__name__}: {err})") from err
+    keywords = {str(k): str(v) for k, v in sample.metadata.items()}
+    declared = int(keywords.get("tot", events.shape[0]) or events.shape[0])
+    if events.shape[0] != declared:
+        raise FCSError(
+            f"{path}: $TOT says {declared} events but the data segment holds {events.shape[0]} "
+            "(truncated file?)"
+        )
+    channels = [str(c).strip() for c in sample.pnn_labels]
+    if len(set(channels)) != len(channels):
+        raise FCSError(f"{path}: channel names ($PnN) are not unique: {channels}")
+    desc = [str(d or "").strip() for d in sample.pns_labels]
+    ranges = [
+        float(keywords.get(f"p{i + 1}r", "nan") or "nan") for i in range(len(channels))
+    ]
+    var = pd.DataFrame(
+        {"channel": channels, "description": desc, "range": ranges}, index=channels
+    )
+    adata = ad.AnnData(
+        obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in range(events.shape[0])]),
+        var=var,
+        layers={"raw": np.ascontiguousarray(events, dtype=np.float32)},
+    )
+    adata.uns["fcs"] = {"version": str(sample.version), "keywords": keywords, "file": path.name}
+    spill = spillover_from_keywords(keywords)
+    if spill is not None:
+        unknown = sorted(set(spill.index) - set(channels))
+        if unknown:
+            raise FCSError(f"{path}: spillover names detectors not in the file: {unknown}")
+        adata.uns["spillover"] = {
+            "detectors": list(spill.index),
+            "matrix": spill.to_numpy(),
+            "source": "file",
+        }
+    logger.info("%s: %d events × %d channels (FCS %s)", path, *events.shape, sample.version)
+    return adata

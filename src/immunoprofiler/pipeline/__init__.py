@@ -1,0 +1,50 @@
+"""One function per workflow rule: read inputs, call the science, write outputs.
+
+These are what ``scripts/<rule>.py`` call; they take plain paths and parameters,
+never the Snakemake object, so every step runs and is tested without Snakemake.
+"""
+
+from .common import concat_tables, save_figure
+from .cyto import (
+    cyto_annotate,
+    cyto_clean,
+    cyto_cluster,
+    cyto_compensate,
+    cyto_composition,
+    cyto_ingest,
+    cyto_normalize,
+    cyto_plots,
+    cyto_transform,
+)
+from .rna import (
+    rna_annotate,
+    rna_cluster,
+    rna_composition,
+    rna_ingest,
+    rna_integrate,
+    rna_normalize,
+    rna_plots,
+    rna_qc,
+)
+
+__all__ = [
+    "concat_tables",
+    "cyto_annotate",
+    "cyto_clean",
+    "cyto_cluster",
+    "cyto_compensate",
+    "cyto_composition",
+    "cyto_ingest",
+    "cyto_normalize",
+    "cyto_plots",
+    "cyto_transform",
+    "rna_annotate",
+    "rna_cluster",
+    "rna_composition",
+    "rna_ingest",
+    "rna_integrate",
+    "rna_normalize",
+    "rna_plots",
+    "rna_qc",
+    "save_figure",
+]

@@ -1,0 +1,182 @@
+"""Batch normalisation of cytometry markers, and how far apart batches are.
+
+Quantile normalisation (CytoNorm's idea, Van Gassen et al. 2020): per batch and
+marker, the quantiles of the batch are mapped onto the mean quantiles of all batches
+by a monotone piecewise-linear function (linear beyond the fitted range). The
+functions are fitted on a seeded subsample and applied to every file, so a cohort of
+any size is normalised one file at a time.
+
+* ``quantile`` (default): fitted on all samples of each batch — no reference needed;
+  assumes batches hold comparable samples.
+* ``cytonorm``: fitted on the reference samples the sheet marks (the same control
+  measured in every batch), per FlowSOM metacluster of the reference events, as in
+  CytoNorm; events are normalised by the function of their nearest metacluster.
+
+Distances: per marker and batch, the earth mover's (Wasserstein-1) distance between
+the batch's events and the events of all other batches, before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class QuantileModel:
+    """Fitted quantile maps: ``quantiles[batch][cluster]`` (n_quantiles × markers) and the
+    ``target[cluster]`` they are mapped onto; ``codes`` (clusters × markers) assign events
+    to clusters (one cluster when ``codes`` is None)."""
+
+    markers: list[str]
+    probs: np.ndarray
+    quantiles: dict[str, list[np.ndarray]]
+    target: list[np.ndarray]
+    codes: np.ndarray | None = None
+    code_cluster: np.ndarray | None = None
+    cluster_markers: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "markers": self.markers,
+            "probs": self.probs.tolist(),
+            "quantiles": {b: [q.tolist() for q in qs] for b, qs in self.quantiles.items()},
+            "target": [t.tolist() for t in self.target],
+            "codes": None if self.codes is None else self.codes.tolist(),
+            "code_cluster": None if self.code_cluster is None else self.code_cluster.tolist(),
+            "cluster_markers": [int(i) for i in self.cluster_markers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> QuantileModel:
+        return cls(
+            markers=list(d["markers"]),
+            probs=np.asarray(d["probs"]),
+            quantiles={b: [np.asarray(q) for q in qs] for b, qs in d["quantiles"].items()},
+            target=[np.asarray(t) for t in d["target"]],
+            codes=None if d["codes"] is None else np.asarray(d["codes"]),
+            code_cluster=None if d["code_cluster"] is None else np.asarray(d["code_cluster"]),
+            cluster_markers=list(d["cluster_markers"]),
+        )
+
+    def clusters(self, X: np.ndarray) -> np.ndarray:
+        if self.codes is None:
+            return np.zeros(len(X), dtype=np.int64)
+        nodes = nearest(X[:, self.cluster_markers], self.codes)
+        return nodes if self.code_cluster is None else self.code_cluster[nodes]
+
+
+def nearest(X: np.ndarray, codes: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Index of the nearest row of ``codes`` for every row of ``X`` (Euclidean, chunked)."""
+    out = np.empty(len(X), dtype=np.int64)
+    c2 = (codes.astype(np.float64) ** 2).sum(axis=1)
+    for s in range(0, len(X), chunk):
+        x = X[s : s + chunk].astype(np.float64)
+        out[s : s + chunk] = np.argmin(c2[None, :] - 2.0 * x @ codes.T, axis=1)
+    return out
+
+
+def _increasing(q: np.ndarray) -> np.ndarray:
+    """Strictly increasing copy of quantiles (ties, e.g. many zeros, broken by a hair)."""
+    eps = 1e-6 * np.arange(len(q))
+    return np.maximum.accumulate(q + eps)
+
+
+def fit_quantiles(
+    X: np.ndarray,
+    batches: np.ndarray,
+    *,
+    markers: Sequence[str],
+    n_quantiles: int = 101,
+    clusters: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
+    code_cluster: np.ndarray | None = None,
+    cluster_markers: Sequence[int] = (),
+    n_clusters: int = 1,
+    min_events: int = 50,
+) -> QuantileModel:
+    """Fit per-batch (and per-cluster) quantile maps to the mean quantiles over batches.
+
+    A cluster with fewer than ``min_events`` events in some batch falls back to the
+    identity for that batch. ``clusters`` (0..n_clusters-1) are the fitted events'
+    clusters; ``codes`` / ``code_cluster`` / ``cluster_markers`` assign new events to them.
+    """
+    probs = np.linspace(0, 1, n_quantiles)
+    names = sorted(pd.unique(batches).astype(str))
+    if len(names) < 2:
+        logger.warning("only one batch (%s): batch normalisation is the identity", names)
+    clusters = np.zeros(len(X), dtype=np.int64) if clusters is None else clusters
+    quantiles: dict[str, list[np.ndarray]] = {b: [] for b in names}
+    target: list[np.ndarray] = []
+    for c in range(n_clusters):
+        per = {}
+        for b in names:
+            sel = (batches == b) & (clusters == c)
+            if sel.sum() >= min_events:
+                per[b] = np.quantile(X[sel], probs, axis=0)
+        mean = np.mean(list(per.values()), axis=0) if per else None
+        target.append(mean if mean is not None else np.tile(probs[:, None], (1, X.shape[1])))
+        for b in names:
+            quantiles[b].append(per.get(b, target[-1]) if mean is not None else target[-1])
+            if b not in per:
+                logger.warning("batch %s has < %d events in cluster %d: not normalised there", b, min_events, c)
+    return QuantileModel(
+        markers=list(markers),
+        probs=probs,
+        quantiles=quantiles,
+        target=target,
+        codes=codes,
+        code_cluster=code_cluster,
+        cluster_markers=list(cluster_markers),
+    )
+
+
+def apply_quantiles(model: QuantileModel, X: np.ndarray, batch: str) -> np.ndarray:
+    """Normalise the events ``X`` (columns = ``model.markers``) of one ``batch``."""
+    if batch not in model.quantiles:
+        raise KeyError(
+            f"batch '{batch}' was not seen when the normalisation was fitted "
+            f"(fitted: {sorted(model.quantiles)})"
+        )
+    out = np.array(X, dtype=np.float32, copy=True)
+    clusters = model.clusters(X)
+    for c in np.unique(clusters):
+        rows = clusters == c
+        src, dst = model.quantiles[batch][c], model.target[c]
+        for j in range(X.shape[1]):
+            x = X[rows, j].astype(np.float64)
+            xp, fp = _increasing(src[:, j]), dst[:, j]
+            y = np.interp(x, xp, fp)
+            y = np.where(x < xp[0], x + (fp[0] - xp[0]), y)
+            y = np.where(x > xp[-1], x + (fp[-1] - xp[-1]), y)
+            out[rows, j] = y
+    return out
+
+
+def batch_distances(
+    X: np.ndarray, batches: np.ndarray, *, markers: Sequence[str], max_events: int = 20_000
+) -> pd.DataFrame:
+    """Earth mover's distance per marker and batch: the batch vs all other batches."""
+    from scipy.stats import wasserstein_distance
+
+    rows = []
+    names = sorted(pd.unique(batches).astype(str))
+    rng = np.random.default_rng(0)
+    for b in names:
+        inb = np.flatnonzero(batches == b)
+        out = np.flatnonzero(batches != b)
+        if len(out) == 0:
+            continue
+        inb = rng.choice(inb, min(len(inb), max_events), replace=False)
+        out = rng.choice(out, min(len(out), max_events), replace=False)
+        for j, m in enumerate(markers):
+            rows.append(
+                {"marker": m, "batch": b, "emd": float(wasserstein_distance(X[inb, j], X[out, j]))}
+            )
+    return pd.DataFrame(rows, columns=["marker", "batch", "emd"])
