@@ -20,6 +20,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/rna.smk"
+include: "workflow/rules/cyto.smk"
 include: "workflow/rules/profile.smk"
 
 

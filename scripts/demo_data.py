@@ -9,5 +9,6 @@ from immunoprofiler.datasets import write_demo  # noqa: E402
 write_demo(
     snakemake.params.outdir,
     n_cells=snakemake.params.n_cells,
+    n_events=snakemake.params.n_events,
     seed=snakemake.params.seed,
 )

@@ -23,16 +23,15 @@ try:
 except SampleSheetError as err:
     raise WorkflowError(str(err)) from None
 RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
-OTHER = sorted(set(SAMPLES["modality"]) - {"rna"})
-if OTHER:
-    logger.warning(
-        f"sample sheet rows with modality {OTHER} are not processed by this version "
-        "(only 'rna' is implemented)"
-    )
+CYTO = SAMPLES[SAMPLES["modality"].isin(["cytof", "flow"])].set_index(
+    ["modality", "sample_id"], drop=False
+)
+CYTO_MODALITIES = sorted(set(CYTO["modality"]))
 
 
 wildcard_constraints:
     sample=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    modality=r"cytof|flow",
 
 
 def all_outputs():
@@ -46,7 +45,21 @@ def all_outputs():
             "results/rna/figures/marker_dotplot.png",
             "results/profile/composition.tsv",
         ]
-    return out
+    for m in CYTO_MODALITIES:
+        out += [
+            f"results/cyto/{m}/annotated.h5ad",
+            f"results/cyto/{m}/figures/metacluster_heatmap.png",
+            f"results/cyto/{m}/figures/umap.png",
+            f"results/cyto/{m}/figures/abundance.png",
+        ]
+    if CYTO_MODALITIES:
+        out += [
+            "results/qc/cyto_qc.tsv",
+            "results/qc/cyto_batch.tsv",
+            "results/profile/composition.tsv",
+            "results/profile/marker_medians.tsv",
+        ]
+    return list(dict.fromkeys(out))
 
 
 def rna_input(wildcards):
@@ -57,6 +70,47 @@ def rna_input(wildcards):
 def rna_metadata(wildcards):
     """Sheet columns of one RNA sample, carried into obs."""
     return sample_metadata(SAMPLES, wildcards.sample, "rna")
+
+
+def cyto_samples(modality):
+    return list(CYTO.loc[modality, "sample_id"]) if modality in CYTO_MODALITIES else []
+
+
+def cyto_fcs(wildcards):
+    """The FCS file of one cytometry sample."""
+    return CYTO.loc[(wildcards.modality, wildcards.sample), "path"]
+
+
+def cyto_panel(wildcards):
+    """The sample's panel TSV, if the sheet names one ([] = derive it from the header)."""
+    if "panel" not in CYTO.columns:
+        return []
+    panel = CYTO.loc[(wildcards.modality, wildcards.sample), "panel"]
+    return panel or []
+
+
+def cyto_metadata(wildcards):
+    """Sheet columns of one cytometry sample, carried into obs."""
+    return sample_metadata(SAMPLES, wildcards.sample, wildcards.modality)
+
+
+def cyto_spillover():
+    return config["cyto"]["spillover"] or []
+
+
+def cyto_gating():
+    return config["cyto"]["clean"]["gating"] or []
+
+
+def cyto_markers_table():
+    """The protein marker table: config cyto.annotate.markers, else the workflow's own."""
+    return config["cyto"]["annotate"]["markers"] or str(REPO / "resources" / "cyto_cell_types.tsv")
+
+
+def composition_tables():
+    """Per-modality composition tables that make up results/profile/composition.tsv."""
+    tables = ["results/rna/composition.tsv"] if len(RNA) else []
+    return tables + [f"results/cyto/{m}/composition.tsv" for m in CYTO_MODALITIES]
 
 
 def demo_outputs():

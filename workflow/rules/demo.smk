@@ -2,6 +2,7 @@ rule demo_data:
     output:
         **demo_outputs(),
         truth=f"{config['demo']['outdir']}/truth.tsv.gz",
+        cyto_truth=f"{config['demo']['outdir']}/cyto_truth.tsv.gz",
     log:
         "logs/demo_data/demo_data.log",
     benchmark:
@@ -15,6 +16,7 @@ rule demo_data:
     params:
         outdir=demo_outdir,
         n_cells=config["demo"]["n_cells"],
+        n_events=config["demo"]["n_events"],
         seed=config["seed"],
     script:
         "../../scripts/demo_data.py"

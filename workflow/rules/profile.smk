@@ -1,6 +1,6 @@
 rule profile_composition:
     input:
-        "results/rna/composition.tsv",
+        composition_tables(),
     output:
         report(
             "results/profile/composition.tsv",
@@ -19,3 +19,22 @@ rule profile_composition:
         runtime=5,
     script:
         "../../scripts/profile_composition.py"
+
+
+rule profile_marker_medians:
+    input:
+        expand("results/cyto/{modality}/marker_medians.tsv", modality=CYTO_MODALITIES),
+    output:
+        "results/profile/marker_medians.tsv",
+    log:
+        "logs/profile_marker_medians/profile_marker_medians.log",
+    benchmark:
+        "benchmarks/profile_marker_medians/profile_marker_medians.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    script:
+        "../../scripts/profile_marker_medians.py"

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .demo import DEMO_SAMPLES, demo_paths, simulate_pbmc, write_demo
+from .demo import DEMO_CYTO_SAMPLES, DEMO_SAMPLES, demo_paths, simulate_pbmc, write_demo
 
-__all__ = ["DEMO_SAMPLES", "demo_paths", "simulate_pbmc", "write_demo"]
+__all__ = ["DEMO_CYTO_SAMPLES", "DEMO_SAMPLES", "demo_paths", "simulate_pbmc", "write_demo"]

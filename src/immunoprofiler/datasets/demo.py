@@ -200,6 +200,17 @@ _RELPATH = {
     "mex_v2": "{s}/filtered_gene_bc_matrices/GRCh38",
     "h5ad": "{s}/counts.h5ad",
 }
+# The cytometry part of the demo: the same patients and time points, CyTOF and flow.
+DEMO_CYTO_SAMPLES = pd.DataFrame(
+    {
+        "sample_id": ["P1_pre", "P2_pre", "P1_post", "P2_post"] * 2,
+        "modality": ["cytof"] * 4 + ["flow"] * 4,
+        "batch": ["run1", "run1", "run2", "run2"] * 2,
+        "patient": ["P1", "P2", "P1", "P2"] * 2,
+        "condition": ["anti-PD-1"] * 8,
+        "timepoint": ["pre", "pre", "post", "post"] * 2,
+    }
+)
 ADT_PANEL = {
     "CD3_TotalSeqB": "CD3E",
     "CD4_TotalSeqB": "CD4",
@@ -393,24 +404,33 @@ def _with_adt(adata: ad.AnnData, rng: np.random.Generator) -> ad.AnnData:
 
 
 def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
-    """Where :func:`write_demo` puts each demo sample's input (sample_id → path)."""
-    return {
+    """Where :func:`write_demo` puts each demo input: RNA by ``sample_id``, cytometry by
+    ``<modality>_<sample_id>`` (plus ``cytof_panel``, the CyTOF panel TSV)."""
+    out = {
         r.sample_id: str(Path(outdir) / _RELPATH[r.format].format(s=r.sample_id))
         for r in DEMO_SAMPLES.itertuples()
     }
+    for r in DEMO_CYTO_SAMPLES.itertuples():
+        out[f"{r.modality}_{r.sample_id}"] = str(
+            Path(outdir) / r.modality / f"{r.sample_id}.fcs"
+        )
+    out["cytof_panel"] = str(Path(outdir) / "cytof" / "panel.tsv")
+    return out
 
 
 def write_demo(
     outdir: str | Path = "resources/demo",
     *,
     n_cells: int = 1500,
+    n_events: int = 4000,
     n_genes: int | None = None,
     seed: int = 0,
     samples: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Write the demo cohort: one input per sample (four formats), ``truth.tsv.gz`` and a sample sheet.
+    """Write the demo cohort: one scRNA-seq input per sample (four formats) with
+    ``truth.tsv.gz``, and CyTOF and flow FCS files with ``cyto_truth.tsv.gz``.
 
-    Returns the ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
+    Returns the RNA ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
     """
     from .writers import write_10x_h5, write_10x_mtx
 
@@ -442,4 +462,39 @@ def write_demo(
         logger.info("demo sample %s: %d barcodes -> %s", r.sample_id, a.n_obs, path)
     df = pd.concat(truth, ignore_index=True)
     df.to_csv(outdir / "truth.tsv.gz", sep="\t", index=False)
+    write_demo_cytometry(outdir, n_events=n_events, seed=seed)
+    return df
+
+
+def write_demo_cytometry(outdir: str | Path, *, n_events: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """The demo's FCS files (CyTOF with a panel TSV, flow with ``$SPILLOVER``) and
+    ``cyto_truth.tsv.gz`` (``modality, sample_id, event, true_cell_type, kind``)."""
+    from ..io.panel import derive_panel
+    from .cytometry import simulate_cytometry, write_fcs
+
+    outdir = Path(outdir)
+    paths = demo_paths(outdir)
+    truth = []
+    for i, r in enumerate(DEMO_CYTO_SAMPLES.itertuples()):
+        b = int(r.batch[-1]) - 1
+        X, names, desc, t, spill = simulate_cytometry(
+            n_events + 53 * i, modality=r.modality, batch=b, seed=seed + 100 + i
+        )
+        write_fcs(
+            paths[f"{r.modality}_{r.sample_id}"],
+            X,
+            names,
+            desc,
+            spillover=spill,
+            keywords={"$SRC": f"immunoprofiler demo {r.sample_id}", "$CYT": r.modality},
+        )
+        if r.modality == "cytof" and i == 0:
+            derive_panel(names, desc, modality="cytof").drop(columns="role").to_csv(
+                paths["cytof_panel"], sep="\t", index=False
+            )
+        t.insert(0, "sample_id", r.sample_id)
+        t.insert(0, "modality", r.modality)
+        truth.append(t)
+    df = pd.concat(truth, ignore_index=True)
+    df.to_csv(outdir / "cyto_truth.tsv.gz", sep="\t", index=False)
     return df

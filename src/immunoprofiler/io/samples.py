@@ -51,6 +51,13 @@ def _check_file(path: str, modality: str) -> str | None:
         return "file or folder does not exist"
     if not os.access(p, os.R_OK):
         return "not readable"
+    if modality in ("cytof", "flow"):
+        if p.is_dir():
+            return "a cytometry row needs an FCS file, not a folder"
+        with open(p, "rb") as fh:
+            head = fh.read(3)
+        if head != b"FCS":
+            return f"not an FCS file (starts with {head!r})"
     if modality == "rna":
         if p.is_dir():
             if not is_10x_dir(p):
@@ -110,6 +117,7 @@ def read_sample_sheet(
     validator = jsonschema.validators.validator_for(schema)(schema)
     sheet_dir = path.parent
     resolved: list[str] = []
+    panels: list[str] = []
     pending_set = {os.path.abspath(p) for p in pending}
     for i, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
         sid = rec.get("sample_id", "")
@@ -129,6 +137,16 @@ def read_sample_sheet(
             why = _check_file(p, rec["modality"])
             if why:
                 problems.append(_problem(i, sid, "path", rec["path"], f"{why} (resolved: {p})"))
+        panel = rec.get("panel", "")
+        if panel:
+            if rec["modality"] == "rna":
+                problems.append(_problem(i, sid, "panel", panel, "a panel is for cytometry rows only"))
+            pp = resolve_path(panel, sheet_dir)
+            panels.append(pp)
+            if os.path.abspath(pp) not in pending_set and not Path(pp).is_file():
+                problems.append(_problem(i, sid, "panel", panel, f"panel file does not exist (resolved: {pp})"))
+        else:
+            panels.append("")
     dup = df[df.duplicated(["modality", "sample_id"], keep=False)]
     for (modality, sid), grp in dup.groupby(["modality", "sample_id"]):
         rows = ", ".join(str(r + 2) for r in grp.index)
@@ -146,12 +164,15 @@ def read_sample_sheet(
             f"sample sheet {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
         )
     df["path"] = resolved
+    if "panel" in df.columns:
+        df["panel"] = panels
     return df
 
 
 def sample_metadata(sheet: pd.DataFrame, sample_id: str, modality: str) -> dict[str, str]:
-    """Metadata columns of one sheet row, to carry into ``obs`` (everything but ``path``)."""
+    """Metadata columns of one sheet row, to carry into ``obs`` (everything but the file
+    paths ``path`` and ``panel``)."""
     row = sheet[(sheet["sample_id"] == sample_id) & (sheet["modality"] == modality)]
     if row.empty:
         raise KeyError(f"sample '{sample_id}' ({modality}) is not in the sample sheet")
-    return {k: v for k, v in row.iloc[0].items() if k != "path"}
+    return {k: v for k, v in row.iloc[0].items() if k not in ("path", "panel")}

@@ -1,0 +1,9 @@
+"""Adapter for rule cyto_batch_summary: per-sample / per-modality rows into one table."""
+
+from immunoprofiler.runtime import configure
+
+configure(log=snakemake.log[0], threads=snakemake.threads)
+
+from immunoprofiler.pipeline import concat_tables  # noqa: E402
+
+concat_tables(snakemake.input, snakemake.output[0])

@@ -1,0 +1,14 @@
+"""Adapter for rule cyto_composition: composition and marker medians of one modality."""
+
+from immunoprofiler.runtime import configure
+
+configure(log=snakemake.log[0], threads=snakemake.threads)
+
+from immunoprofiler.pipeline import cyto_composition  # noqa: E402
+
+cyto_composition(
+    snakemake.input[0],
+    snakemake.output.composition,
+    medians=snakemake.output.medians,
+    modality=snakemake.wildcards.modality,
+)
