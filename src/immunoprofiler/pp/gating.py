@@ -202,7 +202,7 @@ def file_gates(fcs_path: str | Path, gating: str | Path) -> dict[str, np.ndarray
 
     fcs_path, gating = Path(fcs_path), Path(gating)
     if gating.suffix.lower() == ".wsp":
-        wsp = fk.Workspace(str(gating), fcs_samples=[str(fcs_path)], ignore_missing_files=True)
+        wsp = fk.Workspace(str(gating), fcs_samples=[str(fcs_path)])
         sid = fcs_path.name
         if sid not in wsp.get_sample_ids():
             raise ValueError(

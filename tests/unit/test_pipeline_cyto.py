@@ -1,0 +1,157 @@
+"""The cytometry chain (rule functions) on the real data sets: manual gates of FlowSOM's
+68983 BAL sample, Bodenmiller PBMC8, and CytoNorm's three batches."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from immunoprofiler import pipeline
+from immunoprofiler.tl.abundance import COLUMNS
+from tests.conftest import ROOT, shared
+
+MARKERS = ROOT / "resources" / "cyto_cell_types.tsv"
+MANUAL_TO_CL = {
+    "CD4 T cells": "CD4 T cell",
+    "CD8 T cells": "CD8 T cell",
+    "B cells": "B cell",
+    "gd T cells": "gamma-delta T cell",
+    "NK cells": "NK cell",
+    "NK T cells": "natural killer T cell",
+}
+
+
+def run_chain(work, files, *, modality, batches, extra=None, method="quantile", params=None):
+    """ingest → compensate → transform → clean per file, then the cohort steps."""
+    cleaned = []
+    for i, f in enumerate(files):
+        sid = f"s{i}"
+        meta = {"sample_id": sid, "batch": batches[i], **((extra or [{}] * len(files))[i])}
+        pipeline.cyto_ingest(f, work / f"{sid}.i.h5ad", panel_out=work / f"{sid}.panel.tsv", sample_id=sid, modality=modality, metadata=meta)
+        pipeline.cyto_compensate(work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid)
+        pipeline.cyto_transform(work / f"{sid}.c.h5ad", work / f"{sid}.t.h5ad", sample_id=sid)
+        pipeline.cyto_clean(work / f"{sid}.t.h5ad", work / f"{sid}.k.h5ad", table=work / f"{sid}.qc.tsv", sample_id=sid, modality=modality, fcs_path=f)
+        cleaned.append(work / f"{sid}.k.h5ad")
+    dist = pipeline.cyto_normalize(cleaned, work / "norm.h5ad", table=work / "batch.tsv", model_out=work / "model.json", method=method, params=params or {}, seed=0)
+    pipeline.cyto_cluster(work / "norm.h5ad", work / "clustered.h5ad", params={}, seed=0)
+    pipeline.cyto_annotate(work / "clustered.h5ad", work / "norm.h5ad", work / "annotated.h5ad", markers=MARKERS, params={})
+    comp = pipeline.cyto_composition(work / "annotated.h5ad", work / "composition.tsv", medians=work / "medians.tsv", modality=modality)
+    return {"dist": dist, "comp": comp, "annotated": work / "annotated.h5ad", "work": work}
+
+
+@pytest.fixture(scope="module")
+def bal(tmp_path_factory):
+    folder = shared("flow_flowsom_68983_mouse_bal_manual_gates")
+    res = run_chain(tmp_path_factory.mktemp("bal"), [folder / "68983.fcs"], modality="flow", batches=["b1"])
+    res["manual"] = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
+    return res
+
+
+def _events(obs: pd.DataFrame) -> np.ndarray:
+    return np.array([int(i.rsplit("_", 1)[1]) for i in obs.index])
+
+
+def test_bal_clusters_reach_manual_populations(bal):
+    """Each manual population matched to its best SOM clusters (every cluster goes to the
+    population holding most of its events): mean F1 over the six populations ≥ 0.8."""
+    manual = bal["manual"]
+    obs = ad.read_h5ad(bal["annotated"], backed="r").obs
+    cluster = np.full(len(manual), "removed", dtype=object)
+    cluster[_events(obs)] = obs["som_node"].astype(str).to_numpy()
+    owner = pd.crosstab(cluster, manual).idxmax(axis=1)
+    f1 = {}
+    for pop in MANUAL_TO_CL:
+        pred = np.isin(cluster, owner.index[owner == pop])
+        true = manual == pop
+        f1[pop] = 2 * (pred & true).sum() / (pred.sum() + true.sum())
+    assert np.mean(list(f1.values())) >= 0.8, f1
+    assert min(f1.values()) >= 0.6, f1
+
+
+def test_bal_labels_agree_with_manual_gates(bal):
+    manual = bal["manual"]
+    obs = ad.read_h5ad(bal["annotated"], backed="r").obs
+    pred = np.full(len(manual), "removed by cleaning", dtype=object)
+    pred[_events(obs)] = obs["cell_type"].astype(str).to_numpy()
+    labelled = manual != "Unlabeled"
+    agree = np.mean([MANUAL_TO_CL[m] == p for m, p in zip(manual[labelled], pred[labelled], strict=True)])
+    assert agree >= 0.85, f"{agree:.3f} of {labelled.sum()} manually labelled events"
+
+
+def test_bal_outputs(bal):
+    a = ad.read_h5ad(bal["annotated"])
+    for col in ("cell_type", "cell_ontology_id", "lineage", "metacluster", "som_node", "sample_id", "batch"):
+        assert col in a.obs, col
+    assert "transformed" in a.layers and a.X.dtype == np.float32
+    assert "X_umap" in a.obsm and np.isfinite(a.obsm["X_umap"]).all(axis=1).sum() > 1000
+    for step in ("cyto_ingest:s0", "cyto_compensate:s0", "cyto_transform:s0", "cyto_clean:s0", "cyto_normalize", "cyto_cluster", "cyto_annotate"):
+        assert step in a.uns["provenance"], step
+    assert list(bal["comp"].columns) == COLUMNS
+    med = pd.read_csv(bal["work"] / "medians.tsv", sep="\t")
+    assert list(med.columns) == ["sample_id", "modality", "cell_type", "marker", "marker_class", "median"]
+    assert set(med["marker_class"]) <= {"type", "state"} and "NK1/1" in set(med["marker"])
+
+
+@pytest.fixture(scope="module")
+def pbmc8(tmp_path_factory):
+    folder = shared("cytof_bodenmiller2012_pbmc8_patients1-4")
+    table = pd.read_csv(folder / "sample_table_bodenmiller_2012.csv")
+    files = [folder / f for f in table["file_name"]]
+    extra = [{"patient": str(p), "condition": c} for p, c in zip(table["patient"], table["condition"], strict=True)]
+    res = run_chain(tmp_path_factory.mktemp("pbmc8"), files, modality="cytof", batches=[f"p{p}" for p in table["patient"]], extra=extra)
+    return res
+
+
+def test_pbmc8_main_populations_in_every_sample(pbmc8):
+    comp = pbmc8["comp"].pivot_table(index="sample_id", columns="cell_type", values="fraction", fill_value=0)
+    assert len(comp) == 8
+    # plausible PBMC ranges (this panel has no CD8/CD19/CD56: CD8 T = CD3+CD4-, B = CD20+, NK = CD7+CD3-)
+    ranges = {
+        "CD4 T cell": (0.15, 0.6),
+        "CD8 T cell": (0.05, 0.5),
+        "B cell": (0.02, 0.25),
+        "NK cell": (0.03, 0.3),
+        "classical monocyte": (0.002, 0.35),
+    }
+    for ct, (lo, hi) in ranges.items():
+        assert ct in comp, ct
+        assert comp[ct].between(lo, hi).all(), (ct, comp[ct].round(3).to_dict())
+    assert (comp.get("unknown", 0) < 0.35).all()
+
+
+def test_pbmc8_quantile_normalisation_reduces_patient_distances(pbmc8):
+    d = pbmc8["dist"].groupby("marker")[["emd_before", "emd_after"]].mean()
+    assert (d["emd_after"] < d["emd_before"]).mean() > 0.9
+
+
+@pytest.mark.parametrize("method", ["quantile", "cytonorm"])
+def test_cytonorm_three_batches_distances_drop(method, tmp_path):
+    folder = shared("cytof_cytonorm_gates_wholeblood_3batches")
+    meta = pd.read_csv(folder / "metadata.csv")
+    files = [folder / f for f in meta["file_name"]]
+    res = run_chain(
+        tmp_path, files, modality="cytof", batches=[f"b{b}" for b in meta["batch"]],
+        extra=[{"reference": r} for r in meta["reference"]], method=method,
+    )
+    table = pd.read_csv(tmp_path / "batch.tsv", sep="\t")
+    assert set(table["batch"]) == {"b1", "b2", "b3"} and set(table["method"]) == {method}
+    per_marker = table.groupby("marker")[["emd_before", "emd_after"]].mean()
+    dropped = (per_marker["emd_after"] < per_marker["emd_before"]).mean()
+    assert dropped > 0.75, f"{method}: distances dropped for {dropped:.0%} of markers"
+    model = json.loads((tmp_path / "model.json").read_text())
+    assert set(model["quantiles"]) == {"b1", "b2", "b3"}
+    if method == "cytonorm":
+        assert model["codes"] is not None  # per-cluster functions, learnt on the references
+    comp = res["comp"].pivot_table(index="sample_id", columns="cell_type", values="fraction", fill_value=0)
+    assert (comp["neutrophil"] > 0.3).all()  # whole blood
+
+
+def test_cytonorm_without_references_fails_clearly(tmp_path):
+    folder = shared("cytof_cytonorm_gates_wholeblood_3batches")
+    files = sorted(folder.glob("*.fcs"))[:2]
+    with pytest.raises(ValueError, match="reference samples"):
+        run_chain(tmp_path, files, modality="cytof", batches=["b1", "b2"], method="cytonorm")
