@@ -7,5 +7,8 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.pipeline import cyto_cluster  # noqa: E402
 
 cyto_cluster(
-    snakemake.input[0], snakemake.output[0], params=snakemake.params.cluster, seed=snakemake.params.seed
+    snakemake.input[0],
+    snakemake.output[0],
+    params=snakemake.params.cluster,
+    seed=snakemake.params.seed,
 )

@@ -35,11 +35,31 @@ def test_batches_differ_and_gene_padding():
 
 def test_demo_every_format_reads_back(demo_dir):
     truth = pd.read_csv(demo_dir / "truth.tsv.gz", sep="\t")
-    for sid, path in demo_paths(demo_dir).items():
-        a = read_rna(path, sample_id=sid)
+    paths = demo_paths(demo_dir)
+    for sid in DEMO_SAMPLES["sample_id"]:
+        a = read_rna(paths[sid], sample_id=sid)
         assert a.n_obs == (truth["sample_id"] == sid).sum()
         assert set(a.obs["barcode"]) == set(truth.loc[truth.sample_id == sid, "barcode"])
     p1 = read_rna(demo_paths(demo_dir)["P1_pre"], sample_id="P1_pre")
     assert p1.obsm["protein"].shape[1] == 6
     assert set(DEMO_SAMPLES["format"]) == {"mex_v3", "mex_v2", "h5_v3", "h5ad"}
     assert DEMO_SAMPLES["batch"].nunique() == 2 and len(DEMO_SAMPLES) >= 3
+
+
+def test_demo_cytometry_files_and_truth(demo_dir):
+    from immunoprofiler.datasets import DEMO_CYTO_SAMPLES
+    from immunoprofiler.io.fcs import read_fcs
+
+    truth = pd.read_csv(demo_dir / "cyto_truth.tsv.gz", sep="\t")
+    paths = demo_paths(demo_dir)
+    for r in DEMO_CYTO_SAMPLES.itertuples():
+        a = read_fcs(paths[f"{r.modality}_{r.sample_id}"], sample_id=r.sample_id)
+        t = truth[(truth["modality"] == r.modality) & (truth["sample_id"] == r.sample_id)]
+        assert a.n_obs == len(t)
+        assert ("spillover" in a.uns) == (r.modality == "flow")
+    assert set(truth["kind"]) == {"cell", "bead", "dead", "doublet", "debris"}
+    assert (
+        pd.read_csv(paths["cytof_panel"], sep="\t")["marker_class"]
+        .isin(["type", "state", "none"])
+        .all()
+    )

@@ -49,7 +49,9 @@ def _panel(folder, name, modality):
 
 
 def test_bodenmiller_marker_first_names():
-    p = _panel("cytof_bodenmiller2012_pbmc8_patients1-4", "PBMC8_30min_patient1_Reference.fcs", "cytof")
+    p = _panel(
+        "cytof_bodenmiller2012_pbmc8_patients1-4", "PBMC8_30min_patient1_Reference.fcs", "cytof"
+    )
     assert p.loc["CD3(110:114)Dd", "marker"] == "CD3"
     assert p.loc["CD3(110:114)Dd", "marker_class"] == "type"
     assert p.loc["pS6(Yb172)Dd", "marker_class"] == "state"
@@ -59,7 +61,16 @@ def test_bodenmiller_marker_first_names():
     assert p.loc["Time", "marker_class"] == "none"
     assert (p["cofactor"] == 5).all()
     assert set(p.loc[p.marker_class == "type", "marker"]) == {
-        "CD3", "CD45", "CD4", "CD20", "CD33", "CD123", "CD14", "IgM", "HLA-DR", "CD7"
+        "CD3",
+        "CD45",
+        "CD4",
+        "CD20",
+        "CD33",
+        "CD123",
+        "CD14",
+        "IgM",
+        "HLA-DR",
+        "CD7",
     }
 
 
@@ -75,7 +86,9 @@ def test_cytofkit_old_style_and_duplicate_marker():
 
 
 def test_cytonorm_channels_without_description_and_beads():
-    p = _panel("cytof_cytonorm_gates_wholeblood_3batches", "Gates_PTLG021_Unstim_Control_1.fcs", "cytof")
+    p = _panel(
+        "cytof_cytonorm_gates_wholeblood_3batches", "Gates_PTLG021_Unstim_Control_1.fcs", "cytof"
+    )
     for ch in ("Y89Di", "I127Di", "Ba138Di", "Dy161Di", "Pt195Di", "beadDist", "Event_length"):
         assert p.loc[ch, "marker_class"] == "none", ch
     assert p.loc["Ce140Di", "role"] == "bead"
@@ -100,13 +113,20 @@ def test_read_panel_completes_and_checks(tmp_path):
     desc = ["", "CD19", "pSTAT3", "DNA1"]
     f = tmp_path / "panel.tsv"
     pd.DataFrame(
-        {"channel": ["Nd142Di", "Nd143Di"], "marker": ["CD19", "pSTAT3"], "marker_class": ["type", "state"], "cofactor": ["", "10"]}
+        {
+            "channel": ["Nd142Di", "Nd143Di"],
+            "marker": ["CD19", "pSTAT3"],
+            "marker_class": ["type", "state"],
+            "cofactor": ["", "10"],
+        }
     ).to_csv(f, sep="\t", index=False)
     p = read_panel(f, channels, desc, modality="cytof").set_index("channel")
     assert p.loc["Nd143Di", "cofactor"] == 10 and p.loc["Nd142Di", "cofactor"] == 5
     assert p.loc["Ir191Di", "marker_class"] == "none" and p.loc["Ir191Di", "role"] == "dna"
     bad = tmp_path / "bad.tsv"
-    pd.DataFrame({"channel": ["Nd999Di"], "marker": ["X"], "marker_class": ["type"]}).to_csv(bad, sep="\t", index=False)
+    pd.DataFrame({"channel": ["Nd999Di"], "marker": ["X"], "marker_class": ["type"]}).to_csv(
+        bad, sep="\t", index=False
+    )
     with pytest.raises(PanelError, match="not in the FCS file"):
         read_panel(bad, channels, desc, modality="cytof")
     bad.write_text("channel\tmarker\tmarker_class\nNd142Di\tCD19\tlineage\n")

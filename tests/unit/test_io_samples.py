@@ -69,11 +69,38 @@ def test_every_problem_is_listed_with_row_column_value(tmp_path):
 
 def test_same_id_in_two_modalities_is_fine(tmp_path):
     (tmp_path / "a.h5").write_bytes(b"")
-    (tmp_path / "a.fcs").write_bytes(b"")
+    (tmp_path / "a.fcs").write_bytes(b"FCS3.1    ")
     sheet = write(
         tmp_path, "sample_id\tmodality\tpath\tbatch\nS1\trna\ta.h5\tb\nS1\tcytof\ta.fcs\tb\n"
     )
     assert len(read_sample_sheet(sheet, schema=SCHEMA)) == 2
+
+
+def test_cytometry_rows_need_fcs_files_and_existing_panels(tmp_path):
+    (tmp_path / "a.fcs").write_bytes(b"FCS3.0    ")
+    (tmp_path / "b.fcs").write_text("not fcs")
+    (tmp_path / "panels").mkdir()
+    (tmp_path / "panels" / "p.tsv").write_text("channel\tmarker\tmarker_class\n")
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tpanel\n"
+        "S1\tcytof\ta.fcs\tb\tpanels/p.tsv\n"
+        "S2\tflow\ta.fcs\tb\t\n",
+    )
+    df = read_sample_sheet(sheet, schema=SCHEMA)
+    assert df.loc[0, "panel"].endswith("panels/p.tsv") and df.loc[1, "panel"] == ""
+    assert "panel" not in sample_metadata(df, "S1", "cytof")
+    bad = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tpanel\n"
+        "S1\tcytof\tb.fcs\tb\t\n"
+        "S2\tflow\ta.fcs\tb\tmissing.tsv\n",
+    )
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(bad, schema=SCHEMA)
+    msg = str(err.value)
+    assert "column 'path', value 'b.fcs': not an FCS file" in msg
+    assert "column 'panel', value 'missing.tsv': panel file does not exist" in msg
 
 
 def test_missing_columns_and_empty_sheet(tmp_path):

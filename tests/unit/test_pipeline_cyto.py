@@ -31,22 +31,57 @@ def run_chain(work, files, *, modality, batches, extra=None, method="quantile", 
     for i, f in enumerate(files):
         sid = f"s{i}"
         meta = {"sample_id": sid, "batch": batches[i], **((extra or [{}] * len(files))[i])}
-        pipeline.cyto_ingest(f, work / f"{sid}.i.h5ad", panel_out=work / f"{sid}.panel.tsv", sample_id=sid, modality=modality, metadata=meta)
+        pipeline.cyto_ingest(
+            f,
+            work / f"{sid}.i.h5ad",
+            panel_out=work / f"{sid}.panel.tsv",
+            sample_id=sid,
+            modality=modality,
+            metadata=meta,
+        )
         pipeline.cyto_compensate(work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid)
         pipeline.cyto_transform(work / f"{sid}.c.h5ad", work / f"{sid}.t.h5ad", sample_id=sid)
-        pipeline.cyto_clean(work / f"{sid}.t.h5ad", work / f"{sid}.k.h5ad", table=work / f"{sid}.qc.tsv", sample_id=sid, modality=modality, fcs_path=f)
+        pipeline.cyto_clean(
+            work / f"{sid}.t.h5ad",
+            work / f"{sid}.k.h5ad",
+            table=work / f"{sid}.qc.tsv",
+            sample_id=sid,
+            modality=modality,
+            fcs_path=f,
+        )
         cleaned.append(work / f"{sid}.k.h5ad")
-    dist = pipeline.cyto_normalize(cleaned, work / "norm.h5ad", table=work / "batch.tsv", model_out=work / "model.json", method=method, params=params or {}, seed=0)
+    dist = pipeline.cyto_normalize(
+        cleaned,
+        work / "norm.h5ad",
+        table=work / "batch.tsv",
+        model_out=work / "model.json",
+        method=method,
+        params=params or {},
+        seed=0,
+    )
     pipeline.cyto_cluster(work / "norm.h5ad", work / "clustered.h5ad", params={}, seed=0)
-    pipeline.cyto_annotate(work / "clustered.h5ad", work / "norm.h5ad", work / "annotated.h5ad", markers=MARKERS, params={})
-    comp = pipeline.cyto_composition(work / "annotated.h5ad", work / "composition.tsv", medians=work / "medians.tsv", modality=modality)
+    pipeline.cyto_annotate(
+        work / "clustered.h5ad",
+        work / "norm.h5ad",
+        work / "annotated.h5ad",
+        markers=MARKERS,
+        params={},
+    )
+    comp = pipeline.cyto_composition(
+        work / "annotated.h5ad",
+        work / "composition.tsv",
+        medians=work / "medians.tsv",
+        modality=modality,
+    )
     return {"dist": dist, "comp": comp, "annotated": work / "annotated.h5ad", "work": work}
 
 
 @pytest.fixture(scope="module")
 def bal(tmp_path_factory):
     folder = shared("flow_flowsom_68983_mouse_bal_manual_gates")
-    res = run_chain(tmp_path_factory.mktemp("bal"), [folder / "68983.fcs"], modality="flow", batches=["b1"])
+    res = run_chain(
+        tmp_path_factory.mktemp("bal"), [folder / "68983.fcs"], modality="flow", batches=["b1"]
+    )
     res["manual"] = pd.read_csv(folder / "gatingResult.csv", header=None)[0].to_numpy()
     return res
 
@@ -78,21 +113,46 @@ def test_bal_labels_agree_with_manual_gates(bal):
     pred = np.full(len(manual), "removed by cleaning", dtype=object)
     pred[_events(obs)] = obs["cell_type"].astype(str).to_numpy()
     labelled = manual != "Unlabeled"
-    agree = np.mean([MANUAL_TO_CL[m] == p for m, p in zip(manual[labelled], pred[labelled], strict=True)])
+    agree = np.mean(
+        [MANUAL_TO_CL[m] == p for m, p in zip(manual[labelled], pred[labelled], strict=True)]
+    )
     assert agree >= 0.85, f"{agree:.3f} of {labelled.sum()} manually labelled events"
 
 
 def test_bal_outputs(bal):
     a = ad.read_h5ad(bal["annotated"])
-    for col in ("cell_type", "cell_ontology_id", "lineage", "metacluster", "som_node", "sample_id", "batch"):
+    for col in (
+        "cell_type",
+        "cell_ontology_id",
+        "lineage",
+        "metacluster",
+        "som_node",
+        "sample_id",
+        "batch",
+    ):
         assert col in a.obs, col
     assert "transformed" in a.layers and a.X.dtype == np.float32
     assert "X_umap" in a.obsm and np.isfinite(a.obsm["X_umap"]).all(axis=1).sum() > 1000
-    for step in ("cyto_ingest:s0", "cyto_compensate:s0", "cyto_transform:s0", "cyto_clean:s0", "cyto_normalize", "cyto_cluster", "cyto_annotate"):
+    for step in (
+        "cyto_ingest:s0",
+        "cyto_compensate:s0",
+        "cyto_transform:s0",
+        "cyto_clean:s0",
+        "cyto_normalize",
+        "cyto_cluster",
+        "cyto_annotate",
+    ):
         assert step in a.uns["provenance"], step
     assert list(bal["comp"].columns) == COLUMNS
     med = pd.read_csv(bal["work"] / "medians.tsv", sep="\t")
-    assert list(med.columns) == ["sample_id", "modality", "cell_type", "marker", "marker_class", "median"]
+    assert list(med.columns) == [
+        "sample_id",
+        "modality",
+        "cell_type",
+        "marker",
+        "marker_class",
+        "median",
+    ]
     assert set(med["marker_class"]) <= {"type", "state"} and "NK1/1" in set(med["marker"])
 
 
@@ -101,13 +161,24 @@ def pbmc8(tmp_path_factory):
     folder = shared("cytof_bodenmiller2012_pbmc8_patients1-4")
     table = pd.read_csv(folder / "sample_table_bodenmiller_2012.csv")
     files = [folder / f for f in table["file_name"]]
-    extra = [{"patient": str(p), "condition": c} for p, c in zip(table["patient"], table["condition"], strict=True)]
-    res = run_chain(tmp_path_factory.mktemp("pbmc8"), files, modality="cytof", batches=[f"p{p}" for p in table["patient"]], extra=extra)
+    extra = [
+        {"patient": str(p), "condition": c}
+        for p, c in zip(table["patient"], table["condition"], strict=True)
+    ]
+    res = run_chain(
+        tmp_path_factory.mktemp("pbmc8"),
+        files,
+        modality="cytof",
+        batches=[f"p{p}" for p in table["patient"]],
+        extra=extra,
+    )
     return res
 
 
 def test_pbmc8_main_populations_in_every_sample(pbmc8):
-    comp = pbmc8["comp"].pivot_table(index="sample_id", columns="cell_type", values="fraction", fill_value=0)
+    comp = pbmc8["comp"].pivot_table(
+        index="sample_id", columns="cell_type", values="fraction", fill_value=0
+    )
     assert len(comp) == 8
     # plausible PBMC ranges (this panel has no CD8/CD19/CD56: CD8 T = CD3+CD4-, B = CD20+, NK = CD7+CD3-)
     ranges = {
@@ -134,8 +205,12 @@ def test_cytonorm_three_batches_distances_drop(method, tmp_path):
     meta = pd.read_csv(folder / "metadata.csv")
     files = [folder / f for f in meta["file_name"]]
     res = run_chain(
-        tmp_path, files, modality="cytof", batches=[f"b{b}" for b in meta["batch"]],
-        extra=[{"reference": r} for r in meta["reference"]], method=method,
+        tmp_path,
+        files,
+        modality="cytof",
+        batches=[f"b{b}" for b in meta["batch"]],
+        extra=[{"reference": r} for r in meta["reference"]],
+        method=method,
     )
     table = pd.read_csv(tmp_path / "batch.tsv", sep="\t")
     assert set(table["batch"]) == {"b1", "b2", "b3"} and set(table["method"]) == {method}
@@ -146,7 +221,9 @@ def test_cytonorm_three_batches_distances_drop(method, tmp_path):
     assert set(model["quantiles"]) == {"b1", "b2", "b3"}
     if method == "cytonorm":
         assert model["codes"] is not None  # per-cluster functions, learnt on the references
-    comp = res["comp"].pivot_table(index="sample_id", columns="cell_type", values="fraction", fill_value=0)
+    comp = res["comp"].pivot_table(
+        index="sample_id", columns="cell_type", values="fraction", fill_value=0
+    )
     assert (comp["neutrophil"] > 0.3).all()  # whole blood
 
 

@@ -35,7 +35,9 @@ def test_compensation_equals_flowkit(folder, name):
     ref = sample.get_events(source="comp")
     np.testing.assert_allclose(a.layers["compensated"], ref, rtol=1e-5, atol=1e-2)
     untouched = ~a.var_names.isin(a.uns["spillover"]["detectors"])
-    np.testing.assert_array_equal(a.layers["compensated"][:, untouched], a.layers["raw"][:, untouched])
+    np.testing.assert_array_equal(
+        a.layers["compensated"][:, untouched], a.layers["raw"][:, untouched]
+    )
 
 
 def test_user_matrix_overrides_and_cytof_is_identity(tmp_path):
@@ -47,9 +49,15 @@ def test_user_matrix_overrides_and_cytof_is_identity(tmp_path):
     assert compensate(a, user) == "user"
     raw = a.layers["raw"][:, a.var_names.get_indexer(det)].astype(np.float64)
     np.testing.assert_allclose(
-        a.layers["compensated"][:, a.var_names.get_indexer(det)], raw @ np.linalg.inv(m.to_numpy()), rtol=1e-4, atol=1e-2
+        a.layers["compensated"][:, a.var_names.get_indexer(det)],
+        raw @ np.linalg.inv(m.to_numpy()),
+        rtol=1e-4,
+        atol=1e-2,
     )
-    c = read_fcs(shared("cytof_cytonorm_gates_wholeblood_3batches", "Gates_PTLG021_Unstim_Control_1.fcs"), sample_id="c")
+    c = read_fcs(
+        shared("cytof_cytonorm_gates_wholeblood_3batches", "Gates_PTLG021_Unstim_Control_1.fcs"),
+        sample_id="c",
+    )
     assert compensate(c) == "none"
     np.testing.assert_array_equal(c.layers["compensated"], c.layers["raw"])
     with pytest.raises(ValueError, match="not in the file"):
@@ -60,7 +68,9 @@ def test_arcsinh_known_values_and_round_trip():
     x = np.array([[-150.0, 0.0, 5.0, 150.0, 1e5]]).T
     y = transform_values(x, cofactors=np.array([150.0]))
     np.testing.assert_allclose(y.ravel(), np.arcsinh([-1, 0, 5 / 150, 1, 1e5 / 150]), rtol=1e-6)
-    np.testing.assert_allclose(transform_values(np.array([[5.0]]), cofactors=np.array([5.0])), [[0.8813736]], rtol=1e-6)
+    np.testing.assert_allclose(
+        transform_values(np.array([[5.0]]), cofactors=np.array([5.0])), [[0.8813736]], rtol=1e-6
+    )
     rng = np.random.default_rng(0)
     X = rng.normal(0, 2000, (1000, 3))
     cof = np.array([5.0, 150.0, 37.0])
@@ -86,6 +96,10 @@ def test_transform_layer_uses_panel_cofactors_and_leaves_scatter_linear():
     transform(a)
     cd3 = list(a.var_names).index("PE-Cy7-A")
     fsc = list(a.var_names).index("FSC-A")
-    np.testing.assert_allclose(a.layers["transformed"][:, cd3], np.arcsinh(a.layers["compensated"][:, cd3] / 150), rtol=1e-5)
+    np.testing.assert_allclose(
+        a.layers["transformed"][:, cd3],
+        np.arcsinh(a.layers["compensated"][:, cd3] / 150),
+        rtol=1e-5,
+    )
     np.testing.assert_array_equal(a.layers["transformed"][:, fsc], a.layers["compensated"][:, fsc])
     assert a.var.loc["PE-Cy7-A", "transformed"] and not a.var.loc["FSC-A", "transformed"]

@@ -57,14 +57,24 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
     folder, _ = bal
     ing = tmp_path / "i.h5ad"
     pipeline.cyto_ingest(
-        folder / "68983.fcs", ing, panel_out=tmp_path / "p.tsv", sample_id="bal", modality="flow",
+        folder / "68983.fcs",
+        ing,
+        panel_out=tmp_path / "p.tsv",
+        sample_id="bal",
+        modality="flow",
         metadata={"sample_id": "bal", "batch": "b1"},
     )
     pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal")
     pipeline.cyto_transform(tmp_path / "c.h5ad", tmp_path / "t.h5ad", sample_id="bal")
     counts = pipeline.cyto_clean(
-        tmp_path / "t.h5ad", tmp_path / "k.h5ad", table=tmp_path / "qc.tsv", sample_id="bal",
-        modality="flow", fcs_path=folder / "68983.fcs", gating=folder / "gating.wsp", population="Singlets2",
+        tmp_path / "t.h5ad",
+        tmp_path / "k.h5ad",
+        table=tmp_path / "qc.tsv",
+        sample_id="bal",
+        modality="flow",
+        fcs_path=folder / "68983.fcs",
+        gating=folder / "gating.wsp",
+        population="Singlets2",
     )
     assert counts.set_index("gate").loc["retained", "events"] == 18585
     import anndata as ad
@@ -74,8 +84,14 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
     assert obs["retained"].sum() == obs[gate_column("Singlets2")].sum()
     with pytest.raises(ValueError, match="gates there"):
         pipeline.cyto_clean(
-            tmp_path / "t.h5ad", tmp_path / "k2.h5ad", table=tmp_path / "qc2.tsv", sample_id="bal",
-            modality="flow", fcs_path=folder / "68983.fcs", gating=folder / "gating.wsp", population="Live",
+            tmp_path / "t.h5ad",
+            tmp_path / "k2.h5ad",
+            table=tmp_path / "qc2.tsv",
+            sample_id="bal",
+            modality="flow",
+            fcs_path=folder / "68983.fcs",
+            gating=folder / "gating.wsp",
+            population="Live",
         )
 
 
@@ -95,13 +111,21 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
     X, names, desc, truth, spill = simulate_cytometry(6000, modality=modality, seed=3)
     write_fcs(tmp_path / "x.fcs", X, names, desc, spillover=spill)
     pipeline.cyto_ingest(
-        tmp_path / "x.fcs", tmp_path / "i.h5ad", panel_out=tmp_path / "p.tsv", sample_id="x",
-        modality=modality, metadata={"sample_id": "x", "batch": "b"},
+        tmp_path / "x.fcs",
+        tmp_path / "i.h5ad",
+        panel_out=tmp_path / "p.tsv",
+        sample_id="x",
+        modality=modality,
+        metadata={"sample_id": "x", "batch": "b"},
     )
     pipeline.cyto_compensate(tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x")
     pipeline.cyto_transform(tmp_path / "c.h5ad", tmp_path / "t.h5ad", sample_id="x")
     counts = pipeline.cyto_clean(
-        tmp_path / "t.h5ad", tmp_path / "k.h5ad", table=tmp_path / "qc.tsv", sample_id="x", modality=modality
+        tmp_path / "t.h5ad",
+        tmp_path / "k.h5ad",
+        table=tmp_path / "qc.tsv",
+        sample_id="x",
+        modality=modality,
     )
     import anndata as ad
 
@@ -109,7 +133,10 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
     junk = truth["kind"].to_numpy() != "cell"
     assert (kept & junk).sum() / junk.sum() < 0.05  # beads/dead/doublets/debris removed
     assert (kept & ~junk).sum() / (~junk).sum() > 0.95  # good cells kept
-    expected = ["all events", "not_bead", "dna", "event_length", "live"] if modality == "cytof" else [
-        "all events", "in_range", "cells", "singlets", "live"]
+    expected = (
+        ["all events", "not_bead", "dna", "event_length", "live"]
+        if modality == "cytof"
+        else ["all events", "in_range", "cells", "singlets", "live"]
+    )
     assert list(counts["gate"]) == [*expected, "retained"]
     assert (np.diff(counts["events"].to_numpy()[:-1]) <= 0).all()

@@ -18,7 +18,7 @@ from immunoprofiler.tl.annotation import (
 )
 from immunoprofiler.tl.clustering import cluster
 from immunoprofiler.tl.integration import integrate
-from tests.conftest import MARKERS
+from tests.conftest import MARKERS, ROOT
 
 REQUIRED_TYPES = {
     "CD4 T cell",
@@ -151,3 +151,61 @@ def test_scanvi_label_transfer(demo_cohort, table):
     assert acc > 0.85, acc
     assert "X_scANVI" in q.obsm
     assert q.obs["cell_type_score"].between(0, 1).all()
+
+
+def test_protein_table_resolves_aliases_and_optional_slots():
+    from immunoprofiler.tl.annotation import resolve_panel_markers
+
+    cyto = read_marker_table(ROOT / "resources" / "cyto_cell_types.tsv")
+    assert set(cyto["lineage"]) <= set(LINEAGES)
+    assert {"plasmablast", "neutrophil", "natural killer T cell", "regulatory T cell"} <= set(
+        cyto.index
+    )
+    mouse = ["CD3", "CD4", "CD8", "CD19", "TCRb", "TCRyd", "NK1/1", "CD45"]
+    r = resolve_panel_markers(cyto, mouse)
+    assert r.loc["gamma-delta T cell", "positive"] == "CD3,TCRyd"
+    assert r.loc["natural killer T cell", "positive"] == "CD3,NK1/1"
+    assert r.loc["CD4 T cell", "positive"] == "CD3,CD4,TCRb"  # optional TCRb used when present
+    assert "classical monocyte" not in r.index  # CD14 is required and absent
+    pbmc8 = ["CD3", "CD45", "CD4", "CD20", "CD33", "CD123", "CD14", "IgM", "HLA-DR", "CD7"]
+    r = resolve_panel_markers(cyto, pbmc8)
+    assert r.loc["CD8 T cell", "positive"] == "CD3"  # CD8 optional: CD3+ CD4- without it
+    assert "CD4" in r.loc["CD8 T cell", "negative"].split(",")
+    assert r.loc["NK cell", "positive"] == "CD7"
+    assert r.loc["B cell", "positive"] == "CD20,HLA-DR"
+    with pytest.raises(ValueError, match="no cell type"):
+        resolve_panel_markers(cyto, ["GFP"])
+
+
+def test_gate_rule_needs_every_positive_and_no_negative():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "cell_type": ["CD4 T cell", "CD8 T cell", "B cell"],
+            "cell_ontology_id": ["CL:0000624", "CL:0000625", "CL:0000236"],
+            "lineage": ["T cell", "T cell", "B cell"],
+            "positive": ["CD3,CD4", "CD3,CD8", "CD19"],
+            "negative": ["CD8", "CD4", "CD3"],
+        }
+    ).set_index("cell_type", drop=False)
+    rng = np.random.default_rng(0)
+    prof = {
+        "cd4": [4, 4, 0, 0],
+        "cd8": [4, 0, 4, 0],
+        "b": [0, 0, 0, 4],
+        "dp": [4, 4, 4, 0],
+        "nil": [0, 0, 0, 0],
+    }
+    X = np.vstack([np.array(v) + rng.normal(0, 0.3, (200, 4)) for v in prof.values()])
+    a = ad.AnnData(X=X, var=pd.DataFrame(index=["CD3", "CD4", "CD8", "CD19"]))
+    a.obs["cl"] = np.repeat(list(prof), 200)
+    annotate(a, markers=table, cluster_key="cl", rule="gate", min_expression=1.0)
+    calls = a.obs.groupby("cl", observed=True)["cell_type"].agg(lambda s: s.mode()[0])
+    assert calls.to_dict() == {
+        "b": "B cell",
+        "cd4": "CD4 T cell",
+        "cd8": "CD8 T cell",
+        "dp": "unknown",
+        "nil": "unknown",
+    }

@@ -1,4 +1,5 @@
-"""The whole RNA chain on the embedded demo, in an empty working directory."""
+"""The whole workflow (scRNA-seq, CyTOF, flow) on the embedded demo, in an empty working
+directory."""
 
 from __future__ import annotations
 
@@ -119,9 +120,13 @@ def test_composition(demo_run):
     comp = pd.read_csv(demo_run / "results/profile/composition.tsv", sep="\t")
     assert list(comp.columns) == COLUMNS
     assert set(comp["sample_id"]) == {"P1_pre", "P2_pre", "P1_post", "P2_post"}
+    assert set(comp["modality"]) == {"rna", "cytof", "flow"}
     np.testing.assert_allclose(comp.groupby(["sample_id", "modality"])["fraction"].sum(), 1.0)
-    obs = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r").obs
-    assert comp["n_cells"].sum() == len(obs)
+    for modality, path in [("rna", "results/rna/annotated.h5ad")] + [
+        (m, f"results/cyto/{m}/annotated.h5ad") for m in ("cytof", "flow")
+    ]:
+        obs = ad.read_h5ad(demo_run / path, backed="r").obs
+        assert comp.loc[comp["modality"] == modality, "n_cells"].sum() == len(obs), modality
 
 
 def test_rerun_is_identical(demo_run):
@@ -132,3 +137,71 @@ def test_rerun_is_identical(demo_run):
     np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])
     assert list(before.obs["cell_type"]) == list(after.obs["cell_type"])
     assert before.uns["provenance"]["rna_annotate"] == after.uns["provenance"]["rna_annotate"]
+
+
+@pytest.mark.parametrize("modality", ["cytof", "flow"])
+def test_cytometry_outputs_and_ground_truth(demo_run, modality):
+    a = ad.read_h5ad(demo_run / f"results/cyto/{modality}/annotated.h5ad")
+    for col in (
+        "sample_id",
+        "batch",
+        "patient",
+        "timepoint",
+        "metacluster",
+        "som_node",
+        "cell_type",
+        "cell_ontology_id",
+        "lineage",
+    ):
+        assert col in a.obs, col
+    assert set(a.obs["lineage"]) <= set(LINEAGES)
+    assert "transformed" in a.layers and "X_umap" in a.obsm
+    for step in (
+        "cyto_ingest:P1_pre",
+        "cyto_clean:P2_post",
+        "cyto_normalize",
+        "cyto_cluster",
+        "cyto_annotate",
+    ):
+        assert step in a.uns["provenance"], step
+    ingest = a.uns["provenance"]["cyto_ingest:P1_pre"]
+    assert len(next(iter(ingest["inputs"].values()))) == 64
+    truth = pd.read_csv(demo_run / "resources/demo/cyto_truth.tsv.gz", sep="\t")
+    truth = truth[truth["modality"] == modality]
+    truth.index = truth["sample_id"] + "_" + truth["event"].astype(str)
+    t = truth.loc[a.obs_names]
+    assert (t["kind"] == "cell").mean() > 0.99  # beads, dead cells, doublets, debris removed
+    cells = (t["kind"] == "cell").to_numpy()
+    agreement = (
+        a.obs["cell_type"].astype(str).to_numpy()[cells] == t["true_cell_type"].to_numpy()[cells]
+    ).mean()
+    assert agreement >= 0.95, f"{modality}: {agreement:.3f} of retained events"
+    for png in ("metacluster_heatmap", "umap", "abundance"):
+        assert (demo_run / f"results/cyto/{modality}/figures/{png}.png").read_bytes()[
+            :4
+        ] == b"\x89PNG"
+    panel = pd.read_csv(demo_run / f"results/cyto/{modality}/panels/P1_pre.tsv", sep="\t")
+    assert {"channel", "marker", "marker_class", "cofactor"} <= set(panel.columns)
+
+
+def test_cytometry_qc_batch_and_medians_tables(demo_run):
+    qc = pd.read_csv(demo_run / "results/qc/cyto_qc.tsv", sep="\t")
+    assert list(qc.columns) == ["sample_id", "modality", "gate", "events", "fraction"]
+    assert set(qc["modality"]) == {"cytof", "flow"}
+    assert {"not_bead", "dna", "live", "singlets", "cells", "retained"} <= set(qc["gate"])
+    batch = pd.read_csv(demo_run / "results/qc/cyto_batch.tsv", sep="\t")
+    per_marker = batch.groupby("marker")[["emd_before", "emd_after"]].mean()
+    assert (per_marker["emd_after"] < per_marker["emd_before"]).mean() > 0.75
+    med = pd.read_csv(demo_run / "results/profile/marker_medians.tsv", sep="\t")
+    assert list(med.columns) == [
+        "sample_id",
+        "modality",
+        "cell_type",
+        "marker",
+        "marker_class",
+        "median",
+    ]
+    assert set(med["modality"]) == {"cytof", "flow"} and set(med["marker_class"]) == {
+        "type",
+        "state",
+    }

@@ -86,3 +86,40 @@ def test_gpu_requested_without_gpu_fails_fast(tmp_path):
     assert "requested gpu=1 but torch sees no CUDA device" in log
     assert "Epoch" not in log  # nothing was trained
     assert not (tmp_path / "results/rna/integrate/hvg.h5ad").exists()
+
+
+def test_corrupt_fcs_fails_naming_the_file_and_keeps_the_rest(tmp_path):
+    from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
+
+    for i in range(2):
+        X, names, desc, _, spill = simulate_cytometry(3000, modality="flow", batch=i, seed=i)
+        write_fcs(tmp_path / f"good{i}.fcs", X, names, desc, spillover=spill)
+    good = (tmp_path / "good0.fcs").read_bytes()
+    (tmp_path / "cut.fcs").write_bytes(good[: len(good) // 3])  # truncated transfer
+    good_sample(tmp_path / "rna.h5", 0)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\n"
+        "g0\tflow\tgood0.fcs\tb1\n"
+        "g1\tflow\tgood1.fcs\tb2\n"
+        "cut\tflow\tcut.fcs\tb2\n"
+        "r\trna\trna.h5\tb1\n"
+    )
+    proc = run_snakemake(
+        tmp_path,
+        "--keep-going",
+        "--until",
+        "cyto_clean",
+        "rna_qc",
+        config={"samples": str(sheet)},
+        check=False,
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/cyto_ingest/flow/cut.log").read_text()
+    assert "cut.fcs" in log
+    assert "truncated" in log.lower() or "cannot be read as FCS" in log
+    for s in ("g0", "g1"):
+        assert (tmp_path / f"results/cyto/flow/clean/{s}.h5ad").exists()
+        assert (tmp_path / f"results/qc/cyto/flow/{s}.tsv").exists()
+    assert (tmp_path / "results/rna/qc/r.h5ad").exists()
+    assert not (tmp_path / "results/cyto/flow/ingest/cut.h5ad").exists()

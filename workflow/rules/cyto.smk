@@ -93,11 +93,7 @@ rule cyto_clean:
 
 rule cyto_qc_summary:
     input:
-        [
-            f"results/qc/cyto/{m}/{s}.tsv"
-            for m in CYTO_MODALITIES
-            for s in cyto_samples(m)
-        ],
+        [f"results/qc/cyto/{m}/{s}.tsv" for m in CYTO_MODALITIES for s in cyto_samples(m)],
     output:
         "results/qc/cyto_qc.tsv",
     log:

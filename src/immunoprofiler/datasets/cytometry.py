@@ -25,17 +25,38 @@ NEG, DIM, POS, HI = 0.2, 1.6, 3.4, 4.6
 
 # marker levels per population (arcsinh units); absent markers are negative
 POPULATIONS: dict[str, tuple[float, dict[str, float]]] = {
-    "CD4 T cell": (0.30, {"CD45": HI, "CD3": POS, "CD4": POS, "CD127": POS, "CD45RA": DIM, "CD27": POS}),
-    "regulatory T cell": (0.03, {"CD45": HI, "CD3": POS, "CD4": POS, "CD25": HI, "FoxP3": POS, "CD127": NEG, "CD27": POS}),
-    "CD8 T cell": (0.14, {"CD45": HI, "CD3": POS, "CD8a": HI, "CD45RA": POS, "CD27": DIM, "CD127": DIM}),
+    "CD4 T cell": (
+        0.30,
+        {"CD45": HI, "CD3": POS, "CD4": POS, "CD127": POS, "CD45RA": DIM, "CD27": POS},
+    ),
+    "regulatory T cell": (
+        0.03,
+        {"CD45": HI, "CD3": POS, "CD4": POS, "CD25": HI, "FoxP3": POS, "CD127": NEG, "CD27": POS},
+    ),
+    "CD8 T cell": (
+        0.14,
+        {"CD45": HI, "CD3": POS, "CD8a": HI, "CD45RA": POS, "CD27": DIM, "CD127": DIM},
+    ),
     "gamma-delta T cell": (0.03, {"CD45": HI, "CD3": POS, "TCRgd": POS, "CD16": DIM}),
     "NK cell": (0.10, {"CD45": HI, "CD56": POS, "CD16": HI, "CD45RA": POS, "CD38": POS}),
-    "B cell": (0.10, {"CD45": HI, "CD19": POS, "CD20": HI, "HLA-DR": HI, "CD45RA": POS, "CD27": DIM}),
+    "B cell": (
+        0.10,
+        {"CD45": HI, "CD19": POS, "CD20": HI, "HLA-DR": HI, "CD45RA": POS, "CD27": DIM},
+    ),
     "plasmablast": (0.01, {"CD45": HI, "CD19": DIM, "CD27": HI, "CD38": HI, "HLA-DR": POS}),
-    "classical monocyte": (0.18, {"CD45": HI, "CD14": HI, "CD33": POS, "HLA-DR": POS, "CD11c": POS, "CD4": DIM}),
-    "non-classical monocyte": (0.04, {"CD45": HI, "CD16": HI, "HLA-DR": POS, "CD11c": POS, "CD33": DIM}),
+    "classical monocyte": (
+        0.18,
+        {"CD45": HI, "CD14": HI, "CD33": POS, "HLA-DR": POS, "CD11c": POS, "CD4": DIM},
+    ),
+    "non-classical monocyte": (
+        0.04,
+        {"CD45": HI, "CD16": HI, "HLA-DR": POS, "CD11c": POS, "CD33": DIM},
+    ),
     "conventional dendritic cell": (0.02, {"CD45": HI, "HLA-DR": HI, "CD11c": HI, "CD33": DIM}),
-    "plasmacytoid dendritic cell": (0.01, {"CD45": HI, "CD123": HI, "HLA-DR": POS, "CD4": DIM, "CD45RA": POS}),
+    "plasmacytoid dendritic cell": (
+        0.01,
+        {"CD45": HI, "CD123": HI, "HLA-DR": POS, "CD4": DIM, "CD45RA": POS},
+    ),
     "basophil": (0.01, {"CD45": POS, "CD123": POS, "CD38": POS}),
 }
 STATE = {
@@ -45,21 +66,59 @@ STATE = {
     "PD-1": {"CD8 T cell": DIM, "regulatory T cell": DIM},
 }
 CYTOF_PANEL = [
-    ("Y89Di", "CD45"), ("Pr141Di", "CD3"), ("Nd142Di", "CD19"), ("Nd143Di", "CD4"),
-    ("Nd144Di", "CD8a"), ("Nd145Di", "CD16"), ("Nd146Di", "CD56"), ("Sm147Di", "CD14"),
-    ("Nd148Di", "CD11c"), ("Sm149Di", "CD123"), ("Sm150Di", "HLA-DR"), ("Eu151Di", "CD20"),
-    ("Sm152Di", "TCRgd"), ("Eu153Di", "CD25"), ("Sm154Di", "FoxP3"), ("Gd155Di", "CD127"),
-    ("Gd156Di", "CD27"), ("Gd158Di", "CD38"), ("Dy161Di", "CD33"), ("Ho165Di", "CD45RA"),
-    ("Dy162Di", "Ki67"), ("Er166Di", "pSTAT1"), ("Er167Di", "GranzymeB"), ("Er168Di", "PD-1"),
+    ("Y89Di", "CD45"),
+    ("Pr141Di", "CD3"),
+    ("Nd142Di", "CD19"),
+    ("Nd143Di", "CD4"),
+    ("Nd144Di", "CD8a"),
+    ("Nd145Di", "CD16"),
+    ("Nd146Di", "CD56"),
+    ("Sm147Di", "CD14"),
+    ("Nd148Di", "CD11c"),
+    ("Sm149Di", "CD123"),
+    ("Sm150Di", "HLA-DR"),
+    ("Eu151Di", "CD20"),
+    ("Sm152Di", "TCRgd"),
+    ("Eu153Di", "CD25"),
+    ("Sm154Di", "FoxP3"),
+    ("Gd155Di", "CD127"),
+    ("Gd156Di", "CD27"),
+    ("Gd158Di", "CD38"),
+    ("Dy161Di", "CD33"),
+    ("Ho165Di", "CD45RA"),
+    ("Dy162Di", "Ki67"),
+    ("Er166Di", "pSTAT1"),
+    ("Er167Di", "GranzymeB"),
+    ("Er168Di", "PD-1"),
 ]
-CYTOF_EXTRA = [("Ce140Di", ""), ("Lu175Di", ""), ("Ir191Di", "DNA1"), ("Ir193Di", "DNA2"), ("Pt195Di", "Cisplatin")]
+CYTOF_EXTRA = [
+    ("Ce140Di", ""),
+    ("Lu175Di", ""),
+    ("Ir191Di", "DNA1"),
+    ("Ir193Di", "DNA2"),
+    ("Pt195Di", "Cisplatin"),
+]
 BEADS = ("Ce140Di", "Eu151Di", "Eu153Di", "Ho165Di", "Lu175Di")
 FLOW_PANEL = [
-    ("FITC-A", "CD3"), ("PE-A", "CD56"), ("PerCP-Cy5-5-A", "CD4"), ("PE-Cy7-A", "CD8"),
-    ("APC-A", "CD19"), ("APC-H7-A", "CD14"), ("BV421-A", "CD16"), ("BV605-A", "HLA-DR"),
-    ("BV711-A", "CD45"), ("BV510-A", "Live/Dead"),
+    ("FITC-A", "CD3"),
+    ("PE-A", "CD56"),
+    ("PerCP-Cy5-5-A", "CD4"),
+    ("PE-Cy7-A", "CD8"),
+    ("APC-A", "CD19"),
+    ("APC-H7-A", "CD14"),
+    ("BV421-A", "CD16"),
+    ("BV605-A", "HLA-DR"),
+    ("BV711-A", "CD45"),
+    ("BV510-A", "Live/Dead"),
 ]
-FLOW_POPULATIONS = ("CD4 T cell", "CD8 T cell", "NK cell", "B cell", "classical monocyte", "non-classical monocyte")
+FLOW_POPULATIONS = (
+    "CD4 T cell",
+    "CD8 T cell",
+    "NK cell",
+    "B cell",
+    "classical monocyte",
+    "non-classical monocyte",
+)
 COFACTOR = {"cytof": 5.0, "flow": 150.0}
 
 
@@ -168,7 +227,15 @@ def simulate_cytometry(
         spill = spillover_matrix(detectors)
         fluor = fluor @ spill.to_numpy()
         time = np.sort(rng.uniform(0, 1e4, n_events))
-        X = np.column_stack([np.clip(fsc_a, 1, 262_143), np.clip(fsc_h, 1, 262_143), np.clip(ssc_a, 1, 262_143), fluor, time])
+        X = np.column_stack(
+            [
+                np.clip(fsc_a, 1, 262_143),
+                np.clip(fsc_h, 1, 262_143),
+                np.clip(ssc_a, 1, 262_143),
+                fluor,
+                time,
+            ]
+        )
         names = ["FSC-A", "FSC-H", "SSC-A", *detectors, "Time"]
         desc = ["", "", "", *[m for _, m in FLOW_PANEL], ""]
     truth = pd.DataFrame(

@@ -411,9 +411,7 @@ def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
         for r in DEMO_SAMPLES.itertuples()
     }
     for r in DEMO_CYTO_SAMPLES.itertuples():
-        out[f"{r.modality}_{r.sample_id}"] = str(
-            Path(outdir) / r.modality / f"{r.sample_id}.fcs"
-        )
+        out[f"{r.modality}_{r.sample_id}"] = str(Path(outdir) / r.modality / f"{r.sample_id}.fcs")
     out["cytof_panel"] = str(Path(outdir) / "cytof" / "panel.tsv")
     return out
 
@@ -466,7 +464,9 @@ def write_demo(
     return df
 
 
-def write_demo_cytometry(outdir: str | Path, *, n_events: int = 4000, seed: int = 0) -> pd.DataFrame:
+def write_demo_cytometry(
+    outdir: str | Path, *, n_events: int = 4000, seed: int = 0
+) -> pd.DataFrame:
     """The demo's FCS files (CyTOF with a panel TSV, flow with ``$SPILLOVER``) and
     ``cyto_truth.tsv.gz`` (``modality, sample_id, event, true_cell_type, kind``)."""
     from ..io.panel import derive_panel

@@ -95,12 +95,8 @@ def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
     if len(set(channels)) != len(channels):
         raise FCSError(f"{path}: channel names ($PnN) are not unique: {channels}")
     desc = [str(d or "").strip() for d in sample.pns_labels]
-    ranges = [
-        float(keywords.get(f"p{i + 1}r", "nan") or "nan") for i in range(len(channels))
-    ]
-    var = pd.DataFrame(
-        {"channel": channels, "description": desc, "range": ranges}, index=channels
-    )
+    ranges = [float(keywords.get(f"p{i + 1}r", "nan") or "nan") for i in range(len(channels))]
+    var = pd.DataFrame({"channel": channels, "description": desc, "range": ranges}, index=channels)
     adata = ad.AnnData(
         obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in range(events.shape[0])]),
         var=var,

@@ -115,7 +115,7 @@ def parse_channel(channel: str, description: str = "") -> tuple[str | None, str]
         if not m:
             continue
         groups = m.groupdict()
-        if "range" in groups and groups["range"]:
+        if groups.get("range"):
             metal = f"Cd{groups['range']}"
         elif channel[0].isdigit():
             metal = f"{m.group(2)}{m.group(1)}"

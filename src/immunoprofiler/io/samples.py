@@ -140,11 +140,15 @@ def read_sample_sheet(
         panel = rec.get("panel", "")
         if panel:
             if rec["modality"] == "rna":
-                problems.append(_problem(i, sid, "panel", panel, "a panel is for cytometry rows only"))
+                problems.append(
+                    _problem(i, sid, "panel", panel, "a panel is for cytometry rows only")
+                )
             pp = resolve_path(panel, sheet_dir)
             panels.append(pp)
             if os.path.abspath(pp) not in pending_set and not Path(pp).is_file():
-                problems.append(_problem(i, sid, "panel", panel, f"panel file does not exist (resolved: {pp})"))
+                problems.append(
+                    _problem(i, sid, "panel", panel, f"panel file does not exist (resolved: {pp})")
+                )
         else:
             panels.append("")
     dup = df[df.duplicated(["modality", "sample_id"], keep=False)]

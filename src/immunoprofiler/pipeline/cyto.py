@@ -139,7 +139,9 @@ def cyto_clean(
     except (ValueError, KeyError) as err:
         raise ValueError(f"sample {sample_id} ({fcs_path or inp}): {err}") from err
     if counts["events"].iloc[-1] == 0:
-        raise ValueError(f"sample {sample_id}: no event passes the gates ({counts.to_dict('records')})")
+        raise ValueError(
+            f"sample {sample_id}: no event passes the gates ({counts.to_dict('records')})"
+        )
     counts.insert(0, "modality", modality)
     counts.insert(0, "sample_id", sample_id)
     counts.to_csv(table, sep="\t", index=False)
@@ -195,28 +197,32 @@ def cyto_normalize(
     The output has ``X`` = normalised and ``layers["transformed"]`` = before, only marker
     channels (``var_names`` = marker names), only retained events, sheet metadata in obs.
     """
-    from ..io.h5ad import read_obs, write_dense_h5ad
+    from ..io.h5ad import read_obs, read_uns, read_var, write_dense_h5ad
     from ..pp.batchnorm import apply_quantiles, batch_distances, fit_quantiles
     from ..tl.flowsom import fit_som
 
     files = [str(f) for f in inputs]
     var = _marker_var(files)
-    from ..io.h5ad import read_var
-
     cols = read_var(files[0]).index.get_indexer(var["channel"])
     fit_events = int(params.get("fit_events", 200_000))
     per_file = max(fit_events // len(files), 1)
     rng = np.random.default_rng(seed)
-    metas, fit_X, fit_b, fit_ref, eval_X, eval_b = [], [], [], [], [], []
+    metas, fit_X, fit_b, fit_ref = [], [], [], []
     meta_cols: list[str] | None = None
     for f in files:
         obs = read_obs(f)
         keep = np.flatnonzero(obs["retained"].to_numpy(dtype=bool))
-        meta_cols = meta_cols or [c for c in obs.columns if not c.startswith("gate_") and c != "retained"]
+        meta_cols = meta_cols or [
+            c for c in obs.columns if not c.startswith("gate_") and c != "retained"
+        ]
         X = _read_dense(f, "layers/transformed", cols, keep)
         pick = np.sort(rng.choice(len(keep), min(per_file, len(keep)), replace=False))
         batch = str(obs["batch"].iloc[0])
-        is_ref = str(obs[reference_column].iloc[0]).strip().lower() in TRUTHY if reference_column in obs else False
+        is_ref = (
+            str(obs[reference_column].iloc[0]).strip().lower() in TRUTHY
+            if reference_column in obs
+            else False
+        )
         fit_X.append(X[pick])
         fit_b.append(np.full(len(pick), batch, dtype=object))
         fit_ref.append(np.full(len(pick), is_ref))
@@ -227,7 +233,9 @@ def cyto_normalize(
     if method == "none":
         model = None
     elif method == "quantile":
-        model = fit_quantiles(Xf, bf, markers=markers, n_quantiles=int(params.get("n_quantiles", 101)))
+        model = fit_quantiles(
+            Xf, bf, markers=markers, n_quantiles=int(params.get("n_quantiles", 101))
+        )
     elif method == "cytonorm":
         if not rf.any():
             raise ValueError(
@@ -236,7 +244,9 @@ def cyto_normalize(
             )
         missing = sorted(set(bf) - set(bf[rf]))
         if missing:
-            raise ValueError(f"cytonorm: batch(es) {missing} have no reference sample in '{reference_column}'")
+            raise ValueError(
+                f"cytonorm: batch(es) {missing} have no reference sample in '{reference_column}'"
+            )
         grid = int(params.get("som_grid", 5))
         som = fit_som(
             Xf[rf][:, type_idx],
@@ -280,23 +290,26 @@ def cyto_normalize(
             obs = read_obs(f).iloc[keep][meta_cols]
             yield normalise(X, batch), obs, X
 
-    uns = {"provenance": provenance.merge([{}]), "batch_normalization": {"method": method}}
-    tmp = ad.AnnData(uns={"provenance": {}})
-    for f in files:
-        from ..io.h5ad import read_uns
-
-        tmp.uns["provenance"] = provenance.merge([tmp.uns["provenance"], read_uns(f).get("provenance", {})])
-    provenance.record(tmp, "cyto_normalize", params={"method": method, **dict(params), "seed": seed})
-    uns["provenance"] = tmp.uns["provenance"]
+    tmp = ad.AnnData(
+        uns={"provenance": provenance.merge([read_uns(f).get("provenance", {}) for f in files])}
+    )
+    provenance.record(
+        tmp, "cyto_normalize", params={"method": method, **dict(params), "seed": seed}
+    )
+    uns = {"provenance": tmp.uns["provenance"], "batch_normalization": {"method": method}}
     n_obs = sum(len(k) for _, k, _ in metas)
     write_dense_h5ad(out, blocks(), n_obs=n_obs, var=var, uns=uns, layers=("transformed",))
     Path(model_out).write_text(json.dumps(model.to_dict() if model else {"method": "none"}))
-    improved = (dist.groupby("marker")[["emd_before", "emd_after"]].mean().diff(axis=1)["emd_after"] < 0).mean()
+    improved = (
+        dist.groupby("marker")[["emd_before", "emd_after"]].mean().diff(axis=1)["emd_after"] < 0
+    ).mean()
     logger.info("%s: between-batch EMD dropped for %.0f%% of markers", method, 100 * improved)
     return dist
 
 
-def cyto_cluster(inp: str | Path, out: str | Path, *, params: Mapping[str, Any], seed: int = 0) -> None:
+def cyto_cluster(
+    inp: str | Path, out: str | Path, *, params: Mapping[str, Any], seed: int = 0
+) -> None:
     """FlowSOM on the type markers (fitted on a seeded subsample), UMAP on a subsample."""
     from ..io.h5ad import read_columns, read_obs, read_uns, read_var
     from ..tl.flowsom import balanced_subsample, fit_som
@@ -379,11 +392,19 @@ def cyto_annotate(
     for col in (*ann.LABEL_COLUMNS, "annotation_group"):
         obs[col] = sub.obs[col].to_numpy()
     uns = read_uns(normalized)
-    tmp = ad.AnnData(uns={"provenance": provenance.merge([uns.get("provenance", {}), cl.uns.get("provenance", {})])})
+    tmp = ad.AnnData(
+        uns={
+            "provenance": provenance.merge(
+                [uns.get("provenance", {}), cl.uns.get("provenance", {})]
+            )
+        }
+    )
     provenance.record(tmp, "cyto_annotate", params=dict(params), inputs=[markers])
     uns["provenance"] = tmp.uns["provenance"]
     uns["annotation"] = sub.uns["annotation"]
-    uns["annotation"]["markers_used"] = resolved[["cell_type", "positive", "negative"]].reset_index(drop=True)
+    uns["annotation"]["markers_used"] = resolved[["cell_type", "positive", "negative"]].reset_index(
+        drop=True
+    )
     uns["flowsom"] = cl.uns["flowsom"]
     tmp_out = Path(f"{out}.partial")
     shutil.copyfile(normalized, tmp_out)
@@ -440,5 +461,7 @@ def cyto_plots(
     markers = list(var.index[var["marker_class"] == "type"])
     X = np.asarray(read_columns(annotated, markers))
     save_figure(metacluster_heatmap(X, obs, markers), heatmap)
-    save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=("cell_type", "batch")), umap)
+    save_figure(
+        umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=("cell_type", "batch")), umap
+    )
     save_figure(abundance_bars(composition(obs, modality="")), abundance)

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def metacluster_heatmap(X: np.ndarray, obs: pd.DataFrame, markers: Sequence[str]) -> Figure:
@@ -52,11 +52,15 @@ def umap_scatter(
         cmap = plt.get_cmap("tab20", max(len(cats), 1))
         for i, c in enumerate(cats):
             sel = values == c
-            ax.scatter(emb[ok][sel, 0], emb[ok][sel, 1], s=2, color=cmap(i), label=c, rasterized=True)
+            ax.scatter(
+                emb[ok][sel, 0], emb[ok][sel, 1], s=2, color=cmap(i), label=c, rasterized=True
+            )
         ax.set_title(key)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(markerscale=5, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+        ax.legend(
+            markerscale=5, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False
+        )
     fig.tight_layout()
     return fig
 

@@ -125,7 +125,9 @@ def fit_quantiles(
         for b in names:
             quantiles[b].append(per.get(b, target[-1]) if mean is not None else target[-1])
             if b not in per:
-                logger.warning("batch %s has < %d events in cluster %d: not normalised there", b, min_events, c)
+                logger.warning(
+                    "batch %s has < %d events in cluster %d: not normalised there", b, min_events, c
+                )
     return QuantileModel(
         markers=list(markers),
         probs=probs,

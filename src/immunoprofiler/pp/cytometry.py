@@ -78,7 +78,9 @@ def _logicle(params: Mapping[str, float]):
     import flowkit as fk
 
     p = {**LOGICLE_DEFAULTS, **params}
-    return fk.transforms.LogicleTransform(param_t=p["t"], param_w=p["w"], param_m=p["m"], param_a=p["a"])
+    return fk.transforms.LogicleTransform(
+        param_t=p["t"], param_w=p["w"], param_m=p["m"], param_a=p["a"]
+    )
 
 
 def transform_values(

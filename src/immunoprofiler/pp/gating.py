@@ -161,7 +161,9 @@ def auto_gates(
         thresholds["live"] = [cut]
     adata.uns["gating"] = {
         "method": "auto",
-        "thresholds": {k: [np.nan if v is None else float(v) for v in vs] for k, vs in thresholds.items()},
+        "thresholds": {
+            k: [np.nan if v is None else float(v) for v in vs] for k, vs in thresholds.items()
+        },
     }
     return gates
 
@@ -206,8 +208,7 @@ def file_gates(fcs_path: str | Path, gating: str | Path) -> dict[str, np.ndarray
         sid = fcs_path.name
         if sid not in wsp.get_sample_ids():
             raise ValueError(
-                f"FlowJo workspace {gating} has no sample '{sid}' "
-                f"(it has {wsp.get_sample_ids()})"
+                f"FlowJo workspace {gating} has no sample '{sid}' (it has {wsp.get_sample_ids()})"
             )
         wsp.analyze_samples(sample_id=sid)
         res = wsp.get_gating_results(sid)

@@ -256,9 +256,7 @@ def annotate(
             else:
                 sub_labels = _leiden(adata[in_c], split_resolution, seed)
             names, sub_means = _cluster_means(X[in_c], sub_labels)
-            sub_scores, sub_calls = _group_calls(
-                names, scaled(sub_means), W, kept, min_score, rule
-            )
+            sub_scores, sub_calls = _group_calls(names, scaled(sub_means), W, kept, min_score, rule)
             sizes = pd.Series(sub_labels).value_counts()
             idx = np.flatnonzero(in_c)
             for name, row in zip(names, sub_calls.itertuples(), strict=True):
@@ -353,12 +351,16 @@ def resolve_panel_markers(markers: pd.DataFrame, panel_markers: list[str]) -> pd
             elif not slot.endswith("?"):
                 missing.append(slot)
         if missing or not pos:
-            logger.info("cell type '%s' not identifiable with this panel (lacks %s)", row.cell_type, missing)
+            logger.info(
+                "cell type '%s' not identifiable with this panel (lacks %s)", row.cell_type, missing
+            )
             continue
         neg = [h for slot in split_markers(row.negative) if (h := resolve(slot)) and h not in pos]
         rows.append({**row._asdict(), "positive": ",".join(pos), "negative": ",".join(neg)})
     if not rows:
-        raise ValueError(f"no cell type of the marker table can be identified with markers {panel_markers}")
+        raise ValueError(
+            f"no cell type of the marker table can be identified with markers {panel_markers}"
+        )
     return pd.DataFrame(rows).set_index("cell_type", drop=False)
 
 

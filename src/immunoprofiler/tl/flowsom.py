@@ -43,7 +43,9 @@ def balanced_subsample(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
         share = left // (len(sizes) - int((quota > 0).sum()))
         quota[i] = min(sizes[i], share)
         left -= quota[i]
-    picks = [rng.choice(np.flatnonzero(inv == i), quota[i], replace=False) for i in range(len(names))]
+    picks = [
+        rng.choice(np.flatnonzero(inv == i), quota[i], replace=False) for i in range(len(names))
+    ]
     return np.sort(np.concatenate(picks))
 
 
@@ -68,5 +70,7 @@ def fit_som(
     est.fit(np.asarray(X, dtype=np.float64))
     codes = np.asarray(est.cluster_model.codes, dtype=np.float64)
     node_meta = np.asarray(est._y_codes, dtype=np.int64)  # metacluster of each SOM node
-    logger.info("FlowSOM %dx%d on %d events → %d metaclusters", xdim, ydim, len(X), len(set(node_meta)))
+    logger.info(
+        "FlowSOM %dx%d on %d events → %d metaclusters", xdim, ydim, len(X), len(set(node_meta))
+    )
     return SOM(codes=codes, node_metacluster=node_meta)
