@@ -1,9 +1,14 @@
-"""Adapter for rule cyto_normalize: batch normalisation of one modality's cohort."""
+"""Adapter for rule cyto_normalize: batch normalisation of one modality's cohort.
+
+The accelerator (CytoVI) follows the rule's `gpu` resource, as in rna_integrate: gpu>=1
+requires a visible CUDA device and fails at once without one.
+"""
 
 from immunoprofiler.runtime import configure
 
 configure(log=snakemake.log[0], threads=snakemake.threads)
 
+from immunoprofiler.accelerator import select_accelerator  # noqa: E402
 from immunoprofiler.pipeline import cyto_normalize  # noqa: E402
 
 params = dict(snakemake.params.normalize)
@@ -16,4 +21,5 @@ cyto_normalize(
     reference_column=params.pop("reference_column"),
     params=params,
     seed=snakemake.params.seed,
+    accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
 )

@@ -232,3 +232,23 @@ def test_cytonorm_without_references_fails_clearly(tmp_path):
     files = sorted(folder.glob("*.fcs"))[:2]
     with pytest.raises(ValueError, match="reference samples"):
         run_chain(tmp_path, files, modality="cytof", batches=["b1", "b2"], method="cytonorm")
+
+
+def test_cytovi_normalisation_reduces_batch_distances(tmp_path):
+    pytest.importorskip("scvi")
+    folder = shared("cytof_cytonorm_gates_wholeblood_3batches")
+    meta = pd.read_csv(folder / "metadata.csv")
+    run_chain(
+        tmp_path,
+        [folder / f for f in meta["file_name"]],
+        modality="cytof",
+        batches=[f"b{b}" for b in meta["batch"]],
+        method="cytovi",
+        params={"max_epochs": 30},
+    )
+    table = pd.read_csv(tmp_path / "batch.tsv", sep="\t")
+    per_marker = table.groupby("marker")[["emd_before", "emd_after"]].mean()
+    assert (per_marker["emd_after"] < per_marker["emd_before"]).mean() > 0.75
+    prov = ad.read_h5ad(tmp_path / "norm.h5ad", backed="r").uns["provenance"]["cyto_normalize"]
+    assert json.loads(prov["params"])["accelerator"] == "cpu"
+    assert json.loads((tmp_path / "model.json").read_text())["method"] == "cytovi"

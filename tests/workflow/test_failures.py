@@ -123,3 +123,29 @@ def test_corrupt_fcs_fails_naming_the_file_and_keeps_the_rest(tmp_path):
         assert (tmp_path / f"results/qc/cyto/flow/{s}.tsv").exists()
     assert (tmp_path / "results/rna/qc/r.h5ad").exists()
     assert not (tmp_path / "results/cyto/flow/ingest/cut.h5ad").exists()
+
+
+def test_cytovi_gpu_requested_without_gpu_fails_fast(tmp_path):
+    from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
+
+    rows = ["sample_id\tmodality\tpath\tbatch"]
+    for i in range(2):
+        X, names, desc, _, _ = simulate_cytometry(2000, modality="cytof", batch=i, seed=i)
+        write_fcs(tmp_path / f"c{i}.fcs", X, names, desc)
+        rows.append(f"c{i}\tcytof\tc{i}.fcs\tb{i}")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("\n".join(rows) + "\n")
+    proc = run_snakemake(
+        tmp_path,
+        "--set-resources",
+        "cyto_normalize:gpu=1",
+        "--until",
+        "cyto_normalize",
+        config={"samples": str(sheet), "cyto": {"normalize": {"method": "cytovi"}}},
+        check=False,
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/cyto_normalize/cytof.log").read_text()
+    assert "requested gpu=1 but torch sees no CUDA device" in log
+    assert "Epoch" not in log
+    assert not (tmp_path / "results/cyto/cytof/normalized.h5ad").exists()

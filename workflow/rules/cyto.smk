@@ -131,6 +131,7 @@ rule cyto_normalize:
     resources:
         mem_mb=mem_cohort,
         runtime=60,
+        gpu=0,
     params:
         normalize=config["cyto"]["normalize"],
         seed=config["seed"],

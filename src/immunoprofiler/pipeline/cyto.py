@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import provenance
+from ..accelerator import Accelerator
 from .common import save_figure
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def cyto_normalize(
     params: Mapping[str, Any],
     reference_column: str = "reference",
     seed: int = 0,
+    accelerator: Accelerator = "cpu",
 ) -> pd.DataFrame:
     """Batch-normalise the retained events of a modality; report distances before/after.
 
@@ -198,7 +200,7 @@ def cyto_normalize(
     channels (``var_names`` = marker names), only retained events, sheet metadata in obs.
     """
     from ..io.h5ad import read_obs, read_uns, read_var, write_dense_h5ad
-    from ..pp.batchnorm import apply_quantiles, batch_distances, fit_quantiles
+    from ..pp.batchnorm import apply_quantiles, batch_distances, fit_cytovi, fit_quantiles
     from ..tl.flowsom import fit_som
 
     files = [str(f) for f in inputs]
@@ -267,11 +269,26 @@ def cyto_normalize(
             cluster_markers=list(type_idx),
             n_clusters=int(som.node_metacluster.max()) + 1,
         )
+    elif method == "cytovi":
+        model = fit_cytovi(
+            Xf,
+            bf,
+            markers=markers,
+            max_epochs=int(params.get("max_epochs", 50)),
+            seed=seed,
+            accelerator=accelerator,
+        )
     else:
-        raise ValueError(f"unknown cyto.normalize.method '{method}' (quantile, cytonorm, none)")
+        raise ValueError(
+            f"unknown cyto.normalize.method '{method}' (quantile, cytonorm, cytovi, none)"
+        )
 
     def normalise(X: np.ndarray, batch: str) -> np.ndarray:
-        return X if model is None else apply_quantiles(model, X, batch)
+        if model is None:
+            return X
+        if method == "cytovi":
+            return model.apply(X, batch)
+        return apply_quantiles(model, X, batch)
 
     after = np.concatenate([normalise(Xf[bf == b], b) for b in pd.unique(bf)])
     order = np.concatenate([np.flatnonzero(bf == b) for b in pd.unique(bf)])
@@ -294,7 +311,9 @@ def cyto_normalize(
         uns={"provenance": provenance.merge([read_uns(f).get("provenance", {}) for f in files])}
     )
     provenance.record(
-        tmp, "cyto_normalize", params={"method": method, **dict(params), "seed": seed}
+        tmp,
+        "cyto_normalize",
+        params={"method": method, **dict(params), "seed": seed, "accelerator": accelerator},
     )
     uns = {"provenance": tmp.uns["provenance"], "batch_normalization": {"method": method}}
     n_obs = sum(len(k) for _, k, _ in metas)

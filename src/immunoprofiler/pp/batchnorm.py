@@ -182,3 +182,78 @@ def batch_distances(
                 {"marker": m, "batch": b, "emd": float(wasserstein_distance(X[inb, j], X[out, j]))}
             )
     return pd.DataFrame(rows, columns=["marker", "batch", "emd"])
+
+
+@dataclass
+class CytoVIModel:
+    """scvi-tools' CytoVI trained on a subsample: markers are min–max scaled with the
+    subsample's 0.5/99.5 percentiles (``low``/``high``), decoded with the batch effect
+    averaged out (``transform_batch="all"``) and mapped back to the arcsinh scale."""
+
+    model: object
+    markers: list[str]
+    low: np.ndarray
+    high: np.ndarray
+    batches: list[str]
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        return np.clip((X - self.low) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+
+    def apply(self, X: np.ndarray, batch: str) -> np.ndarray:
+        import anndata as ad
+
+        if batch not in self.batches:
+            raise KeyError(f"batch '{batch}' was not seen when CytoVI was trained ({self.batches})")
+        q = ad.AnnData(
+            X=None,
+            obs=pd.DataFrame({"batch": pd.Categorical([batch] * len(X), categories=self.batches)}),
+            var=pd.DataFrame(index=self.markers),
+            layers={"scaled": self._scaled(X)},
+        )
+        out = np.asarray(
+            self.model.get_normalized_expression(adata=q, transform_batch="all", return_numpy=True)
+        )
+        return (out * (self.high - self.low) + self.low).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": "cytovi",
+            "markers": self.markers,
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "batches": self.batches,
+        }
+
+
+def fit_cytovi(
+    X: np.ndarray,
+    batches: np.ndarray,
+    *,
+    markers: Sequence[str],
+    max_epochs: int = 50,
+    seed: int = 0,
+    accelerator: str = "cpu",
+) -> CytoVIModel:
+    """Train CytoVI (scvi-tools) on the events ``X`` with ``batches`` as batch key."""
+    import anndata as ad
+    import scvi
+    from scvi.external import CYTOVI
+
+    scvi.settings.seed = seed
+    low, high = np.percentile(X, [0.5, 99.5], axis=0)
+    high = np.where(high - low < 1e-3, low + 1.0, high)
+    names = sorted(pd.unique(batches).astype(str))
+    cm = CytoVIModel(model=None, markers=list(markers), low=low, high=high, batches=names)
+    a = ad.AnnData(
+        X=None,
+        obs=pd.DataFrame({"batch": pd.Categorical(batches.astype(str), categories=names)}),
+        var=pd.DataFrame(index=list(markers)),
+        layers={"scaled": cm._scaled(X)},
+    )
+    CYTOVI.setup_anndata(a, layer="scaled", batch_key="batch")
+    model = CYTOVI(a)
+    model.train(
+        max_epochs=max_epochs, accelerator=accelerator, devices=1, enable_progress_bar=False
+    )
+    cm.model = model
+    return cm

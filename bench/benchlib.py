@@ -1,0 +1,63 @@
+"""Shared by the benchmark scripts: run a command while sampling its memory, and read
+Snakemake's per-job benchmark files."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_measured(
+    cmd: list[str], cwd: Path | None = None, log: Path | None = None
+) -> tuple[float, float]:
+    """Run ``cmd``; return wall seconds and peak RSS (MB) of its process tree, sampled every 0.2 s."""
+    t0 = time.perf_counter()
+    fh = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    peak = 0.0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [p, *p.children(recursive=True)]
+                rss = sum(q.memory_info().rss for q in procs if q.is_running())
+                peak = max(peak, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {rc} (log: {log})")
+    return wall, peak
+
+
+def job_benchmarks(work: Path) -> list[dict]:
+    """One row per job from ``work/benchmarks``: job, seconds, max RSS (MB); largest first."""
+    jobs = []
+    for f in sorted((work / "benchmarks").rglob("*.tsv")):
+        b = pd.read_csv(f, sep="\t").iloc[-1]
+        jobs.append(
+            {
+                "job": str(f.relative_to(work / "benchmarks"))[:-4],
+                "s": float(b["s"]),
+                "max_rss_mb": float(b["max_rss"]),
+            }
+        )
+    jobs.sort(key=lambda j: -j["max_rss_mb"])
+    return jobs
