@@ -57,6 +57,8 @@ def test_demo_cytometry_files_and_truth(demo_dir):
         t = truth[(truth["modality"] == r.modality) & (truth["sample_id"] == r.sample_id)]
         assert a.n_obs == len(t)
         assert ("spillover" in a.uns) == (r.modality == "flow")
+        assert a.uns["fcs"]["version"] == "3.1"
+        assert a.uns["fcs"]["keywords"]["byteord"] == "1,2,3,4"  # little-endian (real files: big)
     assert set(truth["kind"]) == {"cell", "bead", "dead", "doublet", "debris"}
     assert (
         pd.read_csv(paths["cytof_panel"], sep="\t")["marker_class"]
