@@ -252,3 +252,20 @@ def test_cytovi_normalisation_reduces_batch_distances(tmp_path):
     prov = ad.read_h5ad(tmp_path / "norm.h5ad", backed="r").uns["provenance"]["cyto_normalize"]
     assert json.loads(prov["params"])["accelerator"] == "cpu"
     assert json.loads((tmp_path / "model.json").read_text())["method"] == "cytovi"
+
+
+def test_rerun_gives_identical_clusters_umap_and_labels(bal, tmp_path):
+    work = bal["work"]
+    pipeline.cyto_cluster(work / "norm.h5ad", tmp_path / "clustered.h5ad", params={}, seed=0)
+    pipeline.cyto_annotate(
+        tmp_path / "clustered.h5ad",
+        work / "norm.h5ad",
+        tmp_path / "annotated.h5ad",
+        markers=MARKERS,
+        params={},
+    )
+    before = ad.read_h5ad(work / "annotated.h5ad", backed="r")
+    after = ad.read_h5ad(tmp_path / "annotated.h5ad", backed="r")
+    for col in ("som_node", "metacluster", "cell_type"):
+        assert list(before.obs[col]) == list(after.obs[col]), col
+    np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])
