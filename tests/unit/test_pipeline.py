@@ -130,3 +130,40 @@ def test_qc_step_writes_table_and_plot(demo_cohort):
     row = pd.read_csv(work / "P1_pre.tsv", sep="\t").iloc[0]
     assert row["sample_id"] == "P1_pre" and row["n_cells_after"] > 0
     assert (work / "P1_pre.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rna_bam_count_writes_10x_h5_matrices(tmp_path):
+    import scanpy as sc
+
+    from immunoprofiler.datasets.bam import write_synthetic_bam
+    from immunoprofiler.io.tenx import read_rna
+
+    bam = tmp_path / "s.bam"
+    write_synthetic_bam(bam, n_reads=300_000, n_cells=300, n_genes=500, seed=2)
+    row = pipeline.rna_bam_count(
+        bam,
+        out_raw=tmp_path / "raw.h5",
+        out_filtered=tmp_path / "filtered.h5",
+        table=tmp_path / "s.tsv",
+        sample_id="s",
+        params={"lower": 20, "cell_calling": "inflection"},
+        threads=2,
+    )
+    raw = sc.read_10x_h5(tmp_path / "raw.h5")
+    filt = read_rna(tmp_path / "filtered.h5", sample_id="s")
+    assert raw.n_obs == row["barcodes"] > filt.n_obs == row["cells"]
+    assert 250 <= row["cells"] <= 330  # 300 simulated cells
+    assert int(raw.X.sum()) == row["umis"] and 0 < row["sequencing_saturation"] < 1
+    assert "gene_ids" in filt.var and filt.var_names[0].startswith("GENE")
+    table = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    for col in (
+        "reads_total",
+        "reads_no_cell",
+        "reads_no_umi",
+        "reads_counted",
+        "umis",
+        "cells",
+        "median_umis_per_cell",
+        "sequencing_saturation",
+    ):
+        assert col in table, col

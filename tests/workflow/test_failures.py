@@ -149,3 +149,31 @@ def test_cytovi_gpu_requested_without_gpu_fails_fast(tmp_path):
     assert "requested gpu=1 but torch sees no CUDA device" in log
     assert "Epoch" not in log
     assert not (tmp_path / "results/cyto/cytof/normalized.h5ad").exists()
+
+
+def test_bam_rows_are_counted_then_ingested_and_bad_bams_fail_clearly(tmp_path):
+    from immunoprofiler.datasets.bam import write_synthetic_bam
+
+    write_synthetic_bam(tmp_path / "good.bam", n_reads=200_000, n_cells=300, n_genes=400, seed=3)
+    (tmp_path / "bad.bam").write_bytes(b"\x1f\x8b" + b"\0" * 100)  # gzip magic, not a BAM
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\ngood\trna\tgood.bam\tb1\nbad\trna\tbad.bam\tb1\n"
+    )
+    proc = run_snakemake(
+        tmp_path,
+        "--keep-going",
+        "--until",
+        "rna_qc",
+        "rna_bam_summary",
+        config={
+            "samples": str(sheet),
+            "rna": {"bam_count": {"lower": 20}, "qc": {"min_cells": 50}},
+        },
+        check=False,
+    )
+    assert proc.returncode != 0  # the bad BAM
+    assert (tmp_path / "results/rna/bam_counts/good/raw_feature_bc_matrix.h5").exists()
+    assert (tmp_path / "results/rna/qc/good.h5ad").exists()
+    log = (tmp_path / "logs/rna_bam_count/bad.log").read_text()
+    assert "sample bad" in log and "bad.bam" in log

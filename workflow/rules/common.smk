@@ -45,6 +45,8 @@ def all_outputs():
             "results/rna/figures/marker_dotplot.png",
             "results/profile/composition.tsv",
         ]
+    if bam_samples():
+        out.append("results/qc/bam_counts.tsv")
     for m in CYTO_MODALITIES:
         out += [
             f"results/cyto/{m}/annotated.h5ad",
@@ -63,8 +65,28 @@ def all_outputs():
 
 
 def rna_input(wildcards):
-    """Input file or folder of one RNA sample (a demo path is written by rule demo_data)."""
-    return RNA.loc[wildcards.sample, "path"]
+    """Input file or folder of one RNA sample (a demo path is written by rule demo_data; a
+    BAM is counted by rule rna_bam_count first)."""
+    path = RNA.loc[wildcards.sample, "path"]
+    if path.endswith(".bam"):
+        return f"results/rna/bam_counts/{wildcards.sample}/filtered_feature_bc_matrix.h5"
+    return path
+
+
+def bam_input(wildcards):
+    """The aligned BAM of one RNA sample."""
+    path = RNA.loc[wildcards.sample, "path"]
+    if not path.endswith(".bam"):
+        raise WorkflowError(f"sample {wildcards.sample}: {path} is not a .bam")
+    return path
+
+
+def bam_samples():
+    return [s for s, p in zip(RNA["sample_id"], RNA["path"]) if p.endswith(".bam")]
+
+
+def bam_count_params():
+    return {**config["rna"]["bam_count"], "seed": config["seed"]}
 
 
 def rna_metadata(wildcards):

@@ -1,3 +1,45 @@
+rule rna_bam_count:
+    input:
+        bam_input,
+    output:
+        raw="results/rna/bam_counts/{sample}/raw_feature_bc_matrix.h5",
+        filtered="results/rna/bam_counts/{sample}/filtered_feature_bc_matrix.h5",
+        table="results/qc/bam_counts/{sample}.tsv",
+    log:
+        "logs/rna_bam_count/{sample}.log",
+    benchmark:
+        "benchmarks/rna_bam_count/{sample}.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 2500 * attempt,
+        runtime=240,
+    params:
+        bam_count=bam_count_params(),
+    script:
+        "../../scripts/rna_bam_count.py"
+
+
+rule rna_bam_summary:
+    input:
+        expand("results/qc/bam_counts/{sample}.tsv", sample=bam_samples()),
+    output:
+        "results/qc/bam_counts.tsv",
+    log:
+        "logs/rna_bam_summary/rna_bam_summary.log",
+    benchmark:
+        "benchmarks/rna_bam_summary/rna_bam_summary.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    script:
+        "../../scripts/rna_bam_summary.py"
+
+
 rule rna_ingest:
     input:
         rna_input,

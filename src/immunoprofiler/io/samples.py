@@ -13,7 +13,7 @@ import pandas as pd
 
 REQUIRED = ("sample_id", "modality", "path", "batch")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-RNA_SUFFIXES = (".h5", ".h5ad")
+RNA_SUFFIXES = (".h5", ".h5ad", ".bam")
 
 
 class SampleSheetError(ValueError):
@@ -51,6 +51,10 @@ def _check_file(path: str, modality: str) -> str | None:
         return "file or folder does not exist"
     if not os.access(p, os.R_OK):
         return "not readable"
+    if modality == "rna" and p.suffix == ".bam":
+        with open(p, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                return "not a BAM file (not BGZF-compressed)"
     if modality in ("cytof", "flow"):
         if p.is_dir():
             return "a cytometry row needs an FCS file, not a folder"
@@ -64,7 +68,8 @@ def _check_file(path: str, modality: str) -> str | None:
                 return "folder holds no 10x matrix (matrix.mtx or matrix.mtx.gz)"
         elif p.suffix not in RNA_SUFFIXES:
             return (
-                "unsupported scRNA-seq input: expected a 10x .h5, a 10x matrix folder or an .h5ad"
+                "unsupported scRNA-seq input: expected a 10x .h5, a 10x matrix folder, an .h5ad "
+                "or an aligned .bam"
             )
     return None
 

@@ -18,6 +18,7 @@ from .cyto import (
 )
 from .rna import (
     rna_annotate,
+    rna_bam_count,
     rna_cluster,
     rna_composition,
     rna_ingest,
@@ -39,6 +40,7 @@ __all__ = [
     "cyto_plots",
     "cyto_transform",
     "rna_annotate",
+    "rna_bam_count",
     "rna_cluster",
     "rna_composition",
     "rna_ingest",

@@ -234,3 +234,74 @@ def rna_plots(
     genes = list(dict.fromkeys(g for v in marker_map.values() for g in v))
     sub = ad.AnnData(X=read_columns(annotated, genes), obs=obs, var=pd.DataFrame(index=genes))
     _save(marker_dotplot(sub, markers=marker_map), dotplot)
+
+
+def rna_bam_count(
+    bam: str | Path,
+    *,
+    out_raw: str | Path,
+    out_filtered: str | Path,
+    table: str | Path,
+    sample_id: str,
+    params: Mapping[str, Any],
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Aligned BAM → raw (all barcodes) and filtered (called cells) 10x ``.h5`` matrices and a
+    one-row summary (see :func:`immunoprofiler.io.bam.count_bam`)."""
+    import numpy as np
+
+    from ..datasets.writers import write_10x_h5
+    from ..io.bam import BamCountParams, BamError, count_bam, count_matrix
+    from ..pp.cellcalling import call_cells
+
+    p = dict(params)
+    calling = {
+        k: p.pop(k)
+        for k in ("cell_calling", "expected_cells", "lower", "fdr", "n_iter", "seed")
+        if k in p
+    }
+    umi_correction = p.pop("umi_correction", "exact")
+    for key in ("gene_tags", "gene_name_tags"):
+        if key in p:
+            p[key] = tuple(p[key])
+    try:
+        counts = count_bam(bam, BamCountParams(**p), threads=threads)
+    except BamError as err:
+        raise BamError(f"sample {sample_id}: {err}") from err
+    X = count_matrix(counts, umi_correction=umi_correction)
+    cells, info = call_cells(
+        X,
+        method=calling.get("cell_calling", "inflection"),
+        expected_cells=calling.get("expected_cells"),
+        lower=calling.get("lower", 100),
+        fdr=calling.get("fdr", 0.01),
+        n_iter=calling.get("n_iter", 1000),
+        seed=calling.get("seed", 0),
+    )
+    var = pd.DataFrame({"gene_ids": counts.gene_ids}, index=pd.Index(counts.gene_names))
+    raw = ad.AnnData(X=X, obs=pd.DataFrame(index=counts.barcodes), var=var)
+    Path(out_raw).parent.mkdir(parents=True, exist_ok=True)
+    write_10x_h5(raw, out_raw)
+    write_10x_h5(raw[cells], out_filtered)
+    umis_per_cell = np.asarray(X[cells].sum(axis=1)).ravel()
+    n_umis = int(X.sum())
+    row = {
+        "sample_id": sample_id,
+        **counts.summary,
+        "barcodes": len(counts.barcodes),
+        "umis": n_umis,
+        "cells": int(cells.sum()),
+        "umis_in_cells": int(umis_per_cell.sum()),
+        "median_umis_per_cell": float(np.median(umis_per_cell)) if len(umis_per_cell) else 0.0,
+        "sequencing_saturation": round(1 - n_umis / counts.summary["reads_counted"], 4)
+        if counts.summary["reads_counted"]
+        else 0.0,
+        "cell_calling": info["method"],
+        "inflection": info["inflection"],
+        "knee": info["knee"],
+    }
+    pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
+    logger.info(
+        "%s: %d cells, %d UMIs from %d reads", sample_id, row["cells"], n_umis, row["reads_total"]
+    )
+    return row
