@@ -195,3 +195,24 @@ def test_memory_is_bounded_by_distinct_triples(tmp_path):
     np.testing.assert_array_equal(a.keys, b.keys)
     np.testing.assert_array_equal(a.reads, b.reads)
     assert a.reads.sum() == a.summary["reads_counted"] and len(a.keys) < a.reads.sum()
+
+
+def test_sort_order_does_not_matter(tmp_path):
+    src = shared("bam_10x_cellranger1.2_cb_ub_gx_gn", "cr12-v1.bam")
+    by_cell = tmp_path / "cellsorted.bam"
+    by_name = tmp_path / "namesorted.bam"
+    pysam.sort("-t", "CB", "-o", str(by_cell), str(src))
+    pysam.sort("-n", "-o", str(by_name), str(src))
+    ref = count_matrix(count_bam(src))
+    for path in (by_cell, by_name):
+        c = count_bam(path)
+        X = count_matrix(c).tocoo()
+        got = {
+            (c.barcodes[i], c.gene_ids[j]): v for i, j, v in zip(X.row, X.col, X.data, strict=True)
+        }
+        r = count_bam(src)
+        R = ref.tocoo()
+        want = {
+            (r.barcodes[i], r.gene_ids[j]): v for i, j, v in zip(R.row, R.col, R.data, strict=True)
+        }
+        assert got == want
