@@ -98,3 +98,29 @@ def test_gpu_rule_goes_to_gpu_partition_and_fails_fast(slurm_cluster, tmp_path):
     assert row["Partition"] == "gpu" and "gres/gpu=1" in row["AllocTRES"], row
     assert row["State"] == "FAILED"
     assert re.search(r"CUDA_VISIBLE_DEVICES", log)
+
+
+def test_failed_job_is_reported_and_keep_going_finishes_the_others(slurm_cluster, tmp_path):
+    sheet = _flow_sheet(tmp_path)
+    good = (tmp_path / "f0.fcs").read_bytes()
+    (tmp_path / "cut.fcs").write_bytes(good[: len(good) // 3])
+    sheet.write_text(sheet.read_text() + "cut\tflow\tcut.fcs\tb1\n")
+    work = tmp_path / "run"
+    proc = run_snakemake(
+        work,
+        *PROFILES,
+        "--until",
+        "cyto_clean",
+        "--retries",
+        "0",
+        config={"samples": str(sheet)},
+        check=False,
+        timeout=900,
+    )
+    assert proc.returncode != 0  # the truncated file failed …
+    for s in ("f0", "f1", "f2", "f3"):  # … and --keep-going (in the profile) finished the others
+        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists(), s
+    assert "cut.fcs" in (work / "logs/cyto_ingest/flow/cut.log").read_text()
+    ids, _ = _job_ids(work)
+    states = {r["State"] for r in sacct(*ids)}
+    assert "FAILED" in states and "COMPLETED" in states, states
