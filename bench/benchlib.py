@@ -4,12 +4,14 @@ Snakemake's per-job benchmark files."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,3 +63,29 @@ def job_benchmarks(work: Path) -> list[dict]:
         )
     jobs.sort(key=lambda j: -j["max_rss_mb"])
     return jobs
+
+
+def run_pipeline(out: Path, config: dict, cores: int) -> tuple[Path, float, float, list[dict]]:
+    """``snakemake --forceall`` in ``out/pipeline`` with ``config`` (written to a config file):
+    returns the work folder, wall seconds, peak RSS of the process tree and the per-job rows."""
+    work = out / "pipeline"
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = out / "pipeline_config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(cfg),
+        "--forceall",
+        "--nolock",
+    ]
+    wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
+    return work, wall, tree_peak, job_benchmarks(work)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
-import yaml
-from benchlib import ROOT, job_benchmarks, run_measured
+from benchlib import ROOT, run_pipeline
 
 
 def generate(data: Path, events: int, files: int, channels: int, seed: int) -> Path:
@@ -70,27 +68,7 @@ def generate(data: Path, events: int, files: int, channels: int, seed: int) -> P
 
 
 def run(out: Path, sheet: Path, cores: int, events: int) -> dict:
-    work = out / "pipeline"
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = out / "config.yaml"
-    cfg.write_text(yaml.safe_dump({"samples": str(sheet)}))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        str(cores),
-        "--configfile",
-        str(cfg),
-        "--forceall",
-        "--nolock",
-    ]
-    wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
-    jobs = job_benchmarks(work)
+    _, wall, tree_peak, jobs = run_pipeline(out, {"samples": str(sheet)}, cores)
     steps: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "s": 0.0, "max_rss_mb": 0.0})
     for j in jobs:
         step = steps[j["job"].split("/")[0]]

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
-import yaml
-from benchlib import ROOT, job_benchmarks, run_measured
+from benchlib import ROOT, run_measured, run_pipeline
 
 
 def generate(out: Path, cells: int, genes: int, batches: int, seed: int) -> Path:
@@ -61,29 +60,9 @@ def generate(out: Path, cells: int, genes: int, batches: int, seed: int) -> Path
 
 
 def pipeline(out: Path, sheet: Path, cores: int) -> dict:
-    work = out / "pipeline"
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = out / "pipeline_config.yaml"
-    cfg.write_text(
-        yaml.safe_dump({"samples": str(sheet), "rna": {"integrate": {"method": "harmony"}}})
+    _, wall, tree_peak, jobs = run_pipeline(
+        out, {"samples": str(sheet), "rna": {"integrate": {"method": "harmony"}}}, cores
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        str(cores),
-        "--configfile",
-        str(cfg),
-        "--forceall",
-        "--nolock",
-    ]
-    wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
-    jobs = job_benchmarks(work)
     return {
         "wall_s": wall,
         "largest_job_rss_mb": jobs[0]["max_rss_mb"],
