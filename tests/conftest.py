@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -100,3 +102,25 @@ def celltypist_model(demo_cohort, tmp_path_factory):
     with open(path, "wb") as fh:
         pickle.dump({"Model": clf, "Scaler_": scaler, "description": desc}, fh)
     return path
+
+
+DEMO_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+DEMO_CONFIG.pop("samples")  # the sheet is copied to the same relative place
+
+
+def demo_workdir(work: Path) -> Path:
+    """An empty working directory holding only the demo sheet, as a new user's would."""
+    (work / "config").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "samples.tsv", work / "config" / "samples.tsv")
+    return work
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The whole demo workflow run locally (snakemake --cores 2) in an empty folder."""
+    from tests.workflow.conftest import run_snakemake
+
+    work = demo_workdir(tmp_path_factory.mktemp("demo_run"))
+    # no config.yaml here: every default comes from the schema; scVI's epochs capped as in the demo
+    run_snakemake(work, config=DEMO_CONFIG)
+    return work

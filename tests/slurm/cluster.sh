@@ -21,8 +21,14 @@ ACCOUNT=${SLURM_TEST_ACCOUNT:-immunoprofiler}
 log() { echo "[cluster] $*" >&2; }
 
 install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        slurmctld slurmd slurm-client munge slurmdbd mariadb-server >/dev/null
+    local pkgs=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+    if dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
+        log "packages already installed"
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 }
 
 stop_pid() { # name pidfile

@@ -1,11 +1,13 @@
 """Tests that run the workflow through a live Slurm cluster (tests/slurm/cluster.sh up).
 
 They are skipped, with the reason, when no cluster answers or the executor plugin is not
-installed (pip install -e ".[slurm]")."""
+installed (pip install -e ".[slurm]"), and fail instead when IMMUNOPROFILER_REQUIRE_SLURM=1
+(.ci/run sets it after starting the cluster, so CI cannot pass by skipping them)."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 
@@ -32,12 +34,23 @@ def _cluster_problem() -> str | None:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     problem = _cluster_problem()
+    if problem and os.environ.get("IMMUNOPROFILER_REQUIRE_SLURM") == "1":
+        pytest.fail(f"IMMUNOPROFILER_REQUIRE_SLURM=1 (as in .ci/run) but {problem}")
     if problem:
         pytest.skip(problem)
 
 
 def sacct(*job_ids: str) -> list[dict[str, str]]:
-    fields = ["JobID", "JobName", "Partition", "ReqMem", "AllocTRES", "State", "ExitCode"]
+    fields = [
+        "JobID",
+        "JobName",
+        "Partition",
+        "ReqMem",
+        "Timelimit",
+        "AllocTRES",
+        "State",
+        "ExitCode",
+    ]
     out = subprocess.run(
         ["sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "-o", ",".join(fields)],
         check=True,

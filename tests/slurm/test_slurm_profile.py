@@ -4,11 +4,16 @@ local run, and GPU rules are routed to the GPU partition where they fail at once
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import anndata as ad
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import DEMO_CONFIG, ROOT, demo_workdir
 from tests.workflow.conftest import run_snakemake
 
 from .conftest import sacct
@@ -41,30 +46,53 @@ def _job_ids(workdir):
     return {p.stem for p in logs}, logs
 
 
-def test_cytometry_chain_through_slurm_equals_local(slurm_cluster, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    sheet = _flow_sheet(data)
-    remote, local = tmp_path / "slurm", tmp_path / "local"
-    run_snakemake(remote, *PROFILES, config={"samples": str(sheet)}, timeout=900)
-    run_snakemake(local, config={"samples": str(sheet)})
-    ids, logs = _job_ids(remote)
-    assert ids and all(i.isdigit() for i in ids)
-    # the per-file steps ran grouped, the cohort steps one job each
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+
+
+def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
+    """All modalities of the demo through Slurm, the GPU-capable rule on the CPU partition."""
+    work = demo_workdir(tmp_path / "slurm")
+    proc = run_snakemake(
+        work,
+        *PROFILES,
+        # replaces the profile's GPU routing: rna_integrate falls back to the default CPU
+        # partition with gpu=0 (scVI trains on the CPU, as in the local run)
+        "--set-resources",
+        "rna_integrate:gpu=0",
+        config=DEMO_CONFIG,
+        timeout=1500,
+    )
+    submitted = set(SUBMITTED.findall(proc.stdout + proc.stderr))
+    ids, logs = _job_ids(work)
+    assert submitted and submitted == ids, (submitted, ids)
+    # per-file / per-sample steps ran as one grouped job per sample, cohort steps one job each
     assert any("group_cyto_file" in str(p) for p in logs)
+    assert any("group_rna_sample" in str(p) for p in logs)
+    assert any("rule_rna_integrate" in str(p) for p in logs)
     rows = sacct(*ids)
-    assert len(rows) == len(ids) and all(r["State"] == "COMPLETED" for r in rows), rows
-    assert all(r["Partition"] == "cpu" and r["ReqMem"].endswith("M") for r in rows)
+    assert len(rows) == len(ids), rows
+    for r in rows:
+        assert r["State"] == "COMPLETED" and r["Partition"] == "cpu", r
+        assert r["ReqMem"].endswith("M") and int(r["ReqMem"][:-1]) >= 256, r
+        assert r["Timelimit"] not in ("", "UNLIMITED"), r
+        assert "gres/gpu" not in r["AllocTRES"], r
     for table in (
         "results/profile/composition.tsv",
+        "results/profile/marker_medians.tsv",
+        "results/qc/rna_qc.tsv",
         "results/qc/cyto_qc.tsv",
         "results/qc/cyto_batch.tsv",
     ):
         pd.testing.assert_frame_equal(
-            pd.read_csv(remote / table, sep="\t"),
-            pd.read_csv(local / table, sep="\t"),
+            pd.read_csv(work / table, sep="\t"),
+            pd.read_csv(demo_run / table, sep="\t"),
             check_exact=False,
+            obj=table,
         )
+    for h5ad in ("results/rna/annotated.h5ad", "results/cyto/cytof/annotated.h5ad"):
+        a = ad.read_h5ad(work / h5ad, backed="r").obs
+        b = ad.read_h5ad(demo_run / h5ad, backed="r").obs
+        assert a.index.equals(b.index) and (a["cell_type"] == b["cell_type"]).all(), h5ad
 
 
 def test_gpu_rule_goes_to_gpu_partition_and_fails_fast(slurm_cluster, tmp_path):
@@ -124,3 +152,83 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_others(slurm_cluster
     ids, _ = _job_ids(work)
     states = {r["State"] for r in sacct(*ids)}
     assert "FAILED" in states and "COMPLETED" in states, states
+
+
+def test_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
+    sheet = _flow_sheet(tmp_path)
+    work = tmp_path / "run"
+    run_snakemake(
+        work,
+        *PROFILES,
+        "--until",
+        "cyto_cluster",
+        "--retries",
+        "1",
+        # attempt 1 gets far too little (the rule needs ~1.3 GB with Snakemake in the job),
+        # attempt 2 enough; the rules' own mem_mb grow with attempt the same way
+        # (tests/test_rule_resources.py)
+        "--set-resources",
+        "cyto_cluster:mem_mb=400*8**(attempt-1)",
+        config={"samples": str(sheet)},
+        timeout=900,
+    )
+    assert (work / "results/cyto/flow/clustered.h5ad").exists()
+    logs = sorted(
+        (work / "logs/slurm").rglob("rule_cyto_cluster/**/*.log"), key=lambda p: int(p.stem)
+    )
+    assert len(logs) == 2, logs
+    first, second = sacct(*(p.stem for p in logs))
+    assert first["State"] in ("FAILED", "OUT_OF_MEMORY") and first["ReqMem"] == "400M", first
+    assert "Exceeded job memory limit" in logs[0].read_text()
+    assert second["State"] == "COMPLETED" and second["ReqMem"] == "3200M", second
+
+
+def test_interrupting_snakemake_cancels_its_slurm_jobs(slurm_cluster, tmp_path):
+    sheet = _flow_sheet(tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path / "run"),
+        *PROFILES,
+        "--config",
+        f"samples={sheet}",
+    ]
+    with open(tmp_path / "snakemake.log", "w") as out:
+        # SIGINT back to its default: a shell may have started us with it ignored
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        ids: set[str] = set()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            ids = set(SUBMITTED.findall((tmp_path / "snakemake.log").read_text()))
+            if ids and "RUNNING" in _squeue(ids).values():
+                break
+            time.sleep(1)
+        assert ids and proc.poll() is None, "no Slurm job started"
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    assert rc != 0
+    time.sleep(3)
+    assert not _squeue(ids), _squeue(ids)  # nothing left queued or running
+    states = {r["State"].split()[0] for r in sacct(*ids)}
+    assert "CANCELLED" in states, states
+
+
+def _squeue(ids) -> dict[str, str]:
+    """State of those of ``ids`` still pending or running."""
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %T", "-t", "PENDING,CONFIGURING,RUNNING,COMPLETING"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    jobs = dict(line.split() for line in out.splitlines() if line.strip())
+    return {i: state for i, state in jobs.items() if i in ids}

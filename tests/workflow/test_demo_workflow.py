@@ -4,36 +4,21 @@ directory."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from immunoprofiler.tl.abundance import COLUMNS
 from immunoprofiler.tl.annotation import LINEAGES
-from tests.conftest import ROOT
+from tests.conftest import DEMO_CONFIG
 
 from .conftest import run_snakemake
 
 pytestmark = pytest.mark.slow
 
-DEMO_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-DEMO_CONFIG.pop("samples")  # the sheet is copied to the same relative place
-
 STEPS = ("rna_ingest", "rna_qc", "rna_normalize", "rna_integrate", "rna_cluster", "rna_annotate")
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo_run")
-    (work / "config").mkdir()
-    shutil.copy(ROOT / "config" / "samples.tsv", work / "config" / "samples.tsv")
-    # no config.yaml here: every default comes from the schema; scVI's epochs capped as in the demo
-    run_snakemake(work, config=DEMO_CONFIG)
-    return work
 
 
 def test_outputs_and_slots(demo_run):
