@@ -11,4 +11,6 @@ cyto_plots(
     heatmap=snakemake.output.heatmap,
     umap=snakemake.output.umap,
     abundance=snakemake.output.abundance,
+    umap_unnormalized=snakemake.output.umap_unnormalized,
+    seed=snakemake.params.seed,
 )

@@ -11,4 +11,7 @@ rna_plots(
     markers=snakemake.input.markers,
     umap=snakemake.output.umap,
     dotplot=snakemake.output.dotplot,
+    normalized=snakemake.input.normalized,
+    umap_unintegrated=snakemake.output.umap_unintegrated,
+    seed=snakemake.params.seed,
 )

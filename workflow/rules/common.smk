@@ -61,6 +61,16 @@ def all_outputs():
             "results/profile/composition.tsv",
             "results/profile/marker_medians.tsv",
         ]
+    out += [
+        "results/profile/composition_wide.tsv",
+        "results/profile/cross_modality.tsv",
+        "results/profile/qc_status.tsv",
+        "results/profile/provenance.tsv",
+    ]
+    if len(RNA):
+        out.append("results/profile/pseudobulk/rna_counts.h5ad")
+    if config["profile"]["contrast"]:
+        out.append("results/profile/differential_abundance.tsv")
     return list(dict.fromkeys(out))
 
 
@@ -127,6 +137,28 @@ def cyto_gating():
 def cyto_markers_table():
     """The protein marker table: config cyto.annotate.markers, else the workflow's own."""
     return config["cyto"]["annotate"]["markers"] or str(REPO / "resources" / "cyto_cell_types.tsv")
+
+
+def qc_status_inputs(wildcards):
+    """The QC tables of the modalities present, and the composition (unknown fractions)."""
+    out = {"composition": "results/profile/composition.tsv"}
+    if len(RNA):
+        out["rna_qc"] = "results/qc/rna_qc.tsv"
+    if CYTO_MODALITIES:
+        out["cyto_qc"] = "results/qc/cyto_qc.tsv"
+    return out
+
+
+def annotated_outputs():
+    """The final annotated file of each modality present (their uns holds the provenance)."""
+    out = ["results/rna/annotated.h5ad"] if len(RNA) else []
+    return out + [f"results/cyto/{m}/annotated.h5ad" for m in CYTO_MODALITIES]
+
+
+def da_params():
+    """The contrast of profile_differential_abundance (config profile.contrast)."""
+    contrast = config["profile"]["contrast"] or {}
+    return {**contrast, "transform": config["profile"]["transform"]}
 
 
 def composition_tables():

@@ -95,7 +95,11 @@ rule cyto_qc_summary:
     input:
         [f"results/qc/cyto/{m}/{s}.tsv" for m in CYTO_MODALITIES for s in cyto_samples(m)],
     output:
-        "results/qc/cyto_qc.tsv",
+        report(
+            "results/qc/cyto_qc.tsv",
+            caption="../report/cyto_qc.rst",
+            category="Quality control",
+        ),
     log:
         "logs/cyto_qc_summary/cyto_qc_summary.log",
     benchmark:
@@ -143,7 +147,11 @@ rule cyto_batch_summary:
     input:
         expand("results/qc/cyto_batch/{modality}.tsv", modality=CYTO_MODALITIES),
     output:
-        "results/qc/cyto_batch.tsv",
+        report(
+            "results/qc/cyto_batch.tsv",
+            caption="../report/cyto_batch.rst",
+            category="Cytometry",
+        ),
     log:
         "logs/cyto_batch_summary/cyto_batch_summary.log",
     benchmark:
@@ -242,6 +250,11 @@ rule cyto_plots:
             caption="../report/cyto_abundance.rst",
             category="Cytometry",
         ),
+        umap_unnormalized=report(
+            "results/cyto/{modality}/figures/umap_unnormalized.png",
+            caption="../report/cyto_umap_unnormalized.rst",
+            category="Cytometry",
+        ),
     log:
         "logs/cyto_plots/{modality}.log",
     benchmark:
@@ -252,5 +265,7 @@ rule cyto_plots:
     resources:
         mem_mb=mem_cohort,
         runtime=30,
+    params:
+        seed=config["seed"],
     script:
         "../../scripts/cyto_plots.py"

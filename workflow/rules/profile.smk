@@ -38,3 +38,174 @@ rule profile_marker_medians:
         runtime=5,
     script:
         "../../scripts/profile_marker_medians.py"
+
+
+rule profile_tables:
+    input:
+        composition="results/profile/composition.tsv",
+        samples=config["samples"],
+    output:
+        wide=report(
+            "results/profile/composition_wide.tsv",
+            caption="../report/composition_wide.rst",
+            category="Immune profile",
+        ),
+        lineage_wide="results/profile/composition_lineage_wide.tsv",
+        cross=report(
+            "results/profile/cross_modality.tsv",
+            caption="../report/cross_modality.rst",
+            category="Immune profile",
+        ),
+        scatter=report(
+            "results/profile/figures/cross_modality.png",
+            caption="../report/cross_modality.rst",
+            category="Immune profile",
+        ),
+        bars=report(
+            "results/profile/figures/composition.png",
+            caption="../report/composition.rst",
+            category="Immune profile",
+        ),
+    log:
+        "logs/profile_tables/profile_tables.log",
+    benchmark:
+        "benchmarks/profile_tables/profile_tables.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=10,
+    script:
+        "../../scripts/profile_tables.py"
+
+
+rule profile_differential_abundance:
+    input:
+        composition="results/profile/composition.tsv",
+        samples=config["samples"],
+    output:
+        table=report(
+            "results/profile/differential_abundance.tsv",
+            caption="../report/differential_abundance.rst",
+            category="Immune profile",
+        ),
+        figure=report(
+            "results/profile/figures/differential_abundance.png",
+            caption="../report/differential_abundance.rst",
+            category="Immune profile",
+        ),
+    log:
+        "logs/profile_differential_abundance/profile_differential_abundance.log",
+    benchmark:
+        "benchmarks/profile_differential_abundance/profile_differential_abundance.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=10,
+    params:
+        contrast=da_params(),
+    script:
+        "../../scripts/profile_differential_abundance.py"
+
+
+rule rna_pseudobulk:
+    input:
+        qc="results/rna/qc/{sample}.h5ad",
+        annotated="results/rna/annotated.h5ad",
+    output:
+        "results/rna/pseudobulk/{sample}.h5ad",
+    log:
+        "logs/rna_pseudobulk/{sample}.log",
+    benchmark:
+        "benchmarks/rna_pseudobulk/{sample}.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_sample,
+        runtime=30,
+    script:
+        "../../scripts/rna_pseudobulk.py"
+
+
+rule profile_pseudobulk:
+    input:
+        expand("results/rna/pseudobulk/{sample}.h5ad", sample=rna_samples()),
+    output:
+        counts="results/profile/pseudobulk/rna_counts.h5ad",
+        cells="results/profile/pseudobulk/rna_cells.tsv",
+    log:
+        "logs/profile_pseudobulk/profile_pseudobulk.log",
+    benchmark:
+        "benchmarks/profile_pseudobulk/profile_pseudobulk.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_cohort,
+        runtime=30,
+    script:
+        "../../scripts/profile_pseudobulk.py"
+
+
+rule profile_qc_status:
+    input:
+        unpack(qc_status_inputs),
+    output:
+        table=report(
+            "results/profile/qc_status.tsv",
+            caption="../report/qc_status.rst",
+            category="Quality control",
+        ),
+        figure=report(
+            "results/profile/figures/qc_status.png",
+            caption="../report/qc_status.rst",
+            category="Quality control",
+        ),
+    log:
+        "logs/profile_qc_status/profile_qc_status.log",
+    benchmark:
+        "benchmarks/profile_qc_status/profile_qc_status.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    params:
+        thresholds=config["profile"]["qc"],
+    script:
+        "../../scripts/profile_qc_status.py"
+
+
+rule profile_provenance:
+    input:
+        annotated_outputs(),
+    output:
+        table=report(
+            "results/profile/provenance.tsv",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+        config=report(
+            "results/profile/config_used.yaml",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+    log:
+        "logs/profile_provenance/profile_provenance.log",
+    benchmark:
+        "benchmarks/profile_provenance/profile_provenance.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    params:
+        config=config,
+    script:
+        "../../scripts/profile_provenance.py"

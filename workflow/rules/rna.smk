@@ -93,7 +93,11 @@ rule rna_qc_summary:
     input:
         expand("results/qc/rna/{sample}.tsv", sample=rna_samples()),
     output:
-        "results/qc/rna_qc.tsv",
+        report(
+            "results/qc/rna_qc.tsv",
+            caption="../report/rna_qc_table.rst",
+            category="Quality control",
+        ),
     log:
         "logs/rna_qc_summary/rna_qc_summary.log",
     benchmark:
@@ -222,11 +226,17 @@ rule rna_composition:
 rule rna_plots:
     input:
         annotated="results/rna/annotated.h5ad",
+        normalized="results/rna/normalize/hvg.h5ad",
         markers=markers_table(),
     output:
         umap=report(
             "results/rna/figures/umap.png",
             caption="../report/rna_umap.rst",
+            category="scRNA-seq",
+        ),
+        umap_unintegrated=report(
+            "results/rna/figures/umap_unintegrated.png",
+            caption="../report/rna_umap_unintegrated.rst",
             category="scRNA-seq",
         ),
         dotplot=report(
@@ -244,5 +254,7 @@ rule rna_plots:
     resources:
         mem_mb=mem_embedding,
         runtime=30,
+    params:
+        seed=config["seed"],
     script:
         "../../scripts/rna_plots.py"

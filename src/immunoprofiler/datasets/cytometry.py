@@ -14,6 +14,7 @@ flow. Channel names follow the instruments: ``Nd142Di`` with the marker in ``$Pn
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +135,15 @@ def spillover_matrix(detectors: list[str], seed: int = 7) -> pd.DataFrame:
     return pd.DataFrame(S, index=detectors, columns=detectors)
 
 
-def _levels(pops: list[str], markers: list[str], n: int, rng: np.random.Generator, batch: int):
-    fr = np.array([POPULATIONS[p][0] for p in pops])
+def _levels(
+    pops: list[str],
+    markers: list[str],
+    n: int,
+    rng: np.random.Generator,
+    batch: int,
+    abundance: Mapping[str, float] | None = None,
+):
+    fr = np.array([POPULATIONS[p][0] * (abundance or {}).get(p, 1.0) for p in pops])
     labels = rng.choice(len(pops), size=n, p=fr / fr.sum())
     L = np.full((len(pops), len(markers)), NEG)
     alias = {"CD8": "CD8a"}  # the flow panel's name of the CyTOF panel's CD8a
@@ -150,9 +158,16 @@ def _levels(pops: list[str], markers: list[str], n: int, rng: np.random.Generato
 
 
 def simulate_cytometry(
-    n_events: int, *, modality: str, batch: int = 0, seed: int = 0
+    n_events: int,
+    *,
+    modality: str,
+    batch: int = 0,
+    seed: int = 0,
+    abundance: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], pd.DataFrame, pd.DataFrame | None]:
     """Events of one file: ``(events, $PnN, $PnS, truth, spillover)``.
+
+    ``abundance`` multiplies populations' weights, as in :func:`~.demo.simulate_pbmc`.
 
     ``truth`` has ``true_cell_type`` and ``kind`` (``cell``, ``bead``, ``dead``,
     ``doublet``, ``debris``) per event, in file order.
@@ -168,7 +183,7 @@ def simulate_cytometry(
     else:
         raise ValueError(f"modality must be cytof or flow, not {modality!r}")
     markers = [m for _, m in panel]
-    labels, Y = _levels(pops, markers, n_events, rng, batch)
+    labels, Y = _levels(pops, markers, n_events, rng, batch, abundance)
     kind = np.full(n_events, "cell", dtype=object)
     r = rng.random(n_events)
     lin = np.sinh(Y) * c

@@ -13,7 +13,7 @@ RNA only). The truth is kept in ``obs["true_cell_type"]`` and ``obs["true_state"
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -183,6 +183,9 @@ HOUSEKEEPING = (
 )
 
 # The demo cohort: 4 samples, 2 patients x 2 time points, 2 processing batches, 4 input formats.
+# P1 responds to anti-PD-1, P2 does not; the responder carries 3x more non-classical monocytes
+# (every modality, both time points): the effect the differential-abundance test must find.
+RESPONSE_EFFECT = {"R": {"non-classical monocyte": 3.0}, "NR": {}}
 DEMO_SAMPLES = pd.DataFrame(
     {
         "sample_id": ["P1_pre", "P2_pre", "P1_post", "P2_post"],
@@ -191,6 +194,7 @@ DEMO_SAMPLES = pd.DataFrame(
         "patient": ["P1", "P2", "P1", "P2"],
         "condition": ["anti-PD-1"] * 4,
         "timepoint": ["pre", "pre", "post", "post"],
+        "response": ["R", "NR", "R", "NR"],
         "format": ["mex_v3", "h5_v3", "mex_v2", "h5ad"],
     }
 )
@@ -209,6 +213,7 @@ DEMO_CYTO_SAMPLES = pd.DataFrame(
         "patient": ["P1", "P2", "P1", "P2"] * 2,
         "condition": ["anti-PD-1"] * 8,
         "timepoint": ["pre", "pre", "post", "post"] * 2,
+        "response": ["R", "NR", "R", "NR"] * 2,
     }
 )
 ADT_PANEL = {
@@ -295,8 +300,12 @@ def simulate_pbmc(
     batch_strength: float = 0.3,
     seed: int = 0,
     chunk_size: int = 2000,
+    abundance: Mapping[str, float] | None = None,
 ) -> ad.AnnData:
     """Simulate one PBMC sample of ``n_cells`` barcodes (raw counts in ``X``).
+
+    ``abundance`` multiplies populations' weights (e.g. ``{"non-classical monocyte": 3}``)
+    before the cell types are drawn: a built-in compositional effect.
 
     Populations, their markers and the batch factors depend only on ``seed``, so samples
     simulated with the same seed and different ``batch`` share biology and differ by batch.
@@ -321,7 +330,7 @@ def simulate_pbmc(
     rng = np.random.default_rng([seed, batch, n_cells])
 
     names = list(POPULATIONS)
-    fracs = np.array([f for f, _, _ in POPULATIONS.values()])
+    fracs = np.array([f * (abundance or {}).get(n, 1.0) for n, (f, _, _) in POPULATIONS.items()])
     size_f = np.array([s for _, s, _ in POPULATIONS.values()])
     state = rng.choice(
         ["cell", "damaged", "doublet", "empty"],
@@ -441,7 +450,13 @@ def write_demo(
     )
     for i, r in enumerate(sheet.itertuples()):
         b = int(r.batch[-1]) - 1
-        a = simulate_pbmc(n_cells + 37 * i, n_genes=n_genes, batch=b, seed=seed)
+        a = simulate_pbmc(
+            n_cells + 37 * i,
+            n_genes=n_genes,
+            batch=b,
+            seed=seed,
+            abundance=RESPONSE_EFFECT[r.response],
+        )
         path = Path(paths[r.sample_id])
         path.parent.mkdir(parents=True, exist_ok=True)
         if r.format == "mex_v3":
@@ -478,7 +493,11 @@ def write_demo_cytometry(
     for i, r in enumerate(DEMO_CYTO_SAMPLES.itertuples()):
         b = int(r.batch[-1]) - 1
         X, names, desc, t, spill = simulate_cytometry(
-            n_events + 53 * i, modality=r.modality, batch=b, seed=seed + 100 + i
+            n_events + 53 * i,
+            modality=r.modality,
+            batch=b,
+            seed=seed + 100 + i,
+            abundance=RESPONSE_EFFECT[r.response],
         )
         write_fcs(
             paths[f"{r.modality}_{r.sample_id}"],

@@ -19,10 +19,17 @@ import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
 
-def read_obs(path: str | Path) -> pd.DataFrame:
-    """``obs`` of an ``.h5ad`` without reading any matrix."""
+def read_obs(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """``obs`` of an ``.h5ad`` without reading any matrix; only ``columns`` when given."""
     with h5py.File(path, "r") as f:
-        return read_elem(f["obs"])
+        obs = f["obs"]
+        if columns is None:
+            return read_elem(obs)
+        missing = [c for c in columns if c not in obs]
+        if missing:
+            raise KeyError(f"{path}: obs has no column(s) {missing}")
+        index = read_elem(obs[obs.attrs["_index"]])
+        return pd.DataFrame({c: read_elem(obs[c]) for c in columns}, index=pd.Index(index))
 
 
 def read_uns(path: str | Path) -> dict[str, Any]:

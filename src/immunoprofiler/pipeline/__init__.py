@@ -16,6 +16,14 @@ from .cyto import (
     cyto_plots,
     cyto_transform,
 )
+from .profile import (
+    profile_differential_abundance,
+    profile_provenance,
+    profile_pseudobulk,
+    profile_qc_status,
+    profile_tables,
+    rna_pseudobulk,
+)
 from .rna import (
     rna_annotate,
     rna_bam_count,
@@ -39,6 +47,11 @@ __all__ = [
     "cyto_normalize",
     "cyto_plots",
     "cyto_transform",
+    "profile_differential_abundance",
+    "profile_provenance",
+    "profile_pseudobulk",
+    "profile_qc_status",
+    "profile_tables",
     "rna_annotate",
     "rna_bam_count",
     "rna_cluster",
@@ -47,6 +60,7 @@ __all__ = [
     "rna_integrate",
     "rna_normalize",
     "rna_plots",
+    "rna_pseudobulk",
     "rna_qc",
     "save_figure",
 ]

@@ -354,13 +354,7 @@ def cyto_cluster(
     obs["som_node"] = pd.Categorical(nodes.astype(str))
     obs["metacluster"] = pd.Categorical((meta + 1).astype(str))
     umap_idx = balanced_subsample(samples, int(params.get("umap_events", 20_000)), seed + 1)
-    emb = np.full((len(X), 2), np.nan, dtype=np.float32)
-    if len(umap_idx) > 15:
-        import umap
-
-        emb[umap_idx] = umap.UMAP(
-            n_neighbors=15, min_dist=0.3, random_state=seed, n_jobs=1
-        ).fit_transform(X[umap_idx])
+    emb = _umap(X, umap_idx, seed)
     obs["in_umap"] = np.isin(np.arange(len(X)), umap_idx)
     uns = {
         "provenance": read_uns(inp).get("provenance", {}),
@@ -468,10 +462,29 @@ def cyto_composition(
     return df
 
 
+def _umap(X: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
+    """UMAP of ``X[rows]`` (seeded); ``NaN`` for the other rows."""
+    emb = np.full((len(X), 2), np.nan, dtype=np.float32)
+    if len(rows) > 15:
+        import umap
+
+        emb[rows] = umap.UMAP(
+            n_neighbors=15, min_dist=0.3, random_state=seed, n_jobs=1
+        ).fit_transform(X[rows])
+    return emb
+
+
 def cyto_plots(
-    annotated: str | Path, *, heatmap: str | Path, umap: str | Path, abundance: str | Path
+    annotated: str | Path,
+    *,
+    heatmap: str | Path,
+    umap: str | Path,
+    abundance: str | Path,
+    umap_unnormalized: str | Path | None = None,
+    seed: int = 0,
 ) -> None:
-    """Metacluster heatmap, UMAP by cell type and batch, per-sample abundance bars."""
+    """Metacluster heatmap, UMAP by cell type and batch, per-sample abundance bars; with
+    ``umap_unnormalized`` also the UMAP of the same events before batch normalisation."""
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
     from ..pl.cytometry import abundance_bars, metacluster_heatmap, umap_scatter
     from ..tl.abundance import composition
@@ -480,7 +493,10 @@ def cyto_plots(
     markers = list(var.index[var["marker_class"] == "type"])
     X = np.asarray(read_columns(annotated, markers))
     save_figure(metacluster_heatmap(X, obs, markers), heatmap)
-    save_figure(
-        umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=("cell_type", "batch")), umap
-    )
+    keys = ("cell_type", "batch")
+    save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=keys), umap)
     save_figure(abundance_bars(composition(obs, modality="")), abundance)
+    if umap_unnormalized is not None:
+        before = np.asarray(read_columns(annotated, markers, layer="transformed"))
+        rows = np.flatnonzero(obs["in_umap"].to_numpy(bool))
+        save_figure(umap_scatter(_umap(before, rows, seed), obs, keys=keys), umap_unnormalized)

@@ -215,9 +215,19 @@ def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
 
 
 def rna_plots(
-    annotated: str | Path, *, markers: str | Path, umap: str | Path, dotplot: str | Path
+    annotated: str | Path,
+    *,
+    markers: str | Path,
+    umap: str | Path,
+    dotplot: str | Path,
+    normalized: str | Path | None = None,
+    umap_unintegrated: str | Path | None = None,
+    seed: int = 0,
+    max_cells: int = 30_000,
 ) -> None:
-    """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort."""
+    """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort; with
+    ``normalized`` (cells × HVGs before integration) also the UMAP of plain PCA, to show the
+    batch effect that integration removed (on a seeded subsample of ``max_cells``)."""
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
     from ..pl import marker_dotplot, umap_figure
     from ..tl.annotation import read_marker_table, split_markers
@@ -226,6 +236,8 @@ def rna_plots(
     obs, obsm = read_obs(annotated), {"X_umap": read_obsm(annotated, "X_umap")}
     light = ad.AnnData(obs=obs, obsm=obsm)
     _save(umap_figure(light), umap)
+    if normalized is not None and umap_unintegrated is not None:
+        _save(umap_figure(_unintegrated_umap(normalized, obs, seed, max_cells)), umap_unintegrated)
     var = read_var(annotated).index
     marker_map = {
         t: [g for g in split_markers(p) if g in var][:4]
@@ -234,6 +246,25 @@ def rna_plots(
     genes = list(dict.fromkeys(g for v in marker_map.values() for g in v))
     sub = ad.AnnData(X=read_columns(annotated, genes), obs=obs, var=pd.DataFrame(index=genes))
     _save(marker_dotplot(sub, markers=marker_map), dotplot)
+
+
+def _unintegrated_umap(normalized, obs: pd.DataFrame, seed: int, max_cells: int) -> ad.AnnData:
+    """UMAP of PCA on the normalised HVGs (no batch correction), labels from ``obs``."""
+    import numpy as np
+    import scanpy as sc
+
+    from ..io.h5ad import read_obs
+
+    names = read_obs(normalized, columns=[]).index
+    pick = np.flatnonzero(names.isin(obs.index))
+    if len(pick) > max_cells:
+        pick = np.sort(np.random.default_rng(seed).choice(pick, max_cells, replace=False))
+    a = ad.read_h5ad(normalized, backed="r")[pick].to_memory()
+    a.obs = obs.loc[a.obs_names, [c for c in ("cell_type", "batch", "sample_id") if c in obs]]
+    sc.pp.pca(a, n_comps=min(30, a.n_vars - 1, a.n_obs - 1), random_state=seed)
+    sc.pp.neighbors(a, random_state=seed)
+    sc.tl.umap(a, random_state=seed)
+    return a
 
 
 def rna_bam_count(

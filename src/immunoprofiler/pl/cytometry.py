@@ -66,7 +66,7 @@ def umap_scatter(
     return fig
 
 
-def abundance_bars(comp: pd.DataFrame) -> Figure:
+def abundance_bars(comp: pd.DataFrame, *, ylabel: str = "fraction of retained events") -> Figure:
     """Stacked bars of cell-type fractions per sample (a composition table)."""
     wide = comp.pivot_table(index="sample_id", columns="cell_type", values="fraction", fill_value=0)
     fig, ax = plt.subplots(figsize=(0.5 * len(wide) + 4, 4.5))
@@ -75,7 +75,7 @@ def abundance_bars(comp: pd.DataFrame) -> Figure:
     for i, ct in enumerate(wide.columns):
         ax.bar(wide.index, wide[ct], bottom=bottom, color=cmap(i), label=ct)
         bottom += wide[ct].to_numpy()
-    ax.set_ylabel("fraction of retained events")
+    ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", rotation=90)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
     fig.tight_layout()

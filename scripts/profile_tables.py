@@ -1,0 +1,17 @@
+"""Adapter for rule profile_tables: wide composition tables and cross-modality concordance."""
+
+from immunoprofiler.runtime import configure
+
+configure(log=snakemake.log[0], threads=snakemake.threads)
+
+from immunoprofiler.pipeline import profile_tables  # noqa: E402
+
+profile_tables(
+    snakemake.input.composition,
+    snakemake.input.samples,
+    wide=snakemake.output.wide,
+    lineage_wide=snakemake.output.lineage_wide,
+    cross=snakemake.output.cross,
+    scatter=snakemake.output.scatter,
+    bars=snakemake.output.bars,
+)

@@ -1,0 +1,265 @@
+"""Differential abundance of cell types between two groups of samples.
+
+A propeller-style test (Phipson et al. 2022, *Bioinformatics* 38:4720): per sample and cell type
+abundances are transformed, one linear model per cell type is fitted on the samples (group, plus
+one block per ``paired_by`` value when samples are paired), and the residual variances are
+moderated with limma's empirical Bayes (Smyth 2004) before the t-test, so cohorts of a few
+samples per group still give usable p-values. Benjamini–Hochberg q-values are taken across the
+cell types of one modality and level.
+
+The default scale, ``log_ratio``, is log2 counts over median-of-ratios size factors: when one
+population expands, the fractions of all the others fall (closure) and a test on proportions
+(propeller's ``logit``) calls them changed too; relative to the typical cell type they do not
+change. ``logit`` and ``asin`` (proportions, as propeller) remain available.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+logger = logging.getLogger(__name__)
+
+DA_COLUMNS = [
+    "modality",
+    "level",
+    "cell_type",
+    "group_a",
+    "group_b",
+    "n_a",
+    "n_b",
+    "mean_fraction_a",
+    "mean_fraction_b",
+    "log2_fold_change",
+    "coef",
+    "t",
+    "df",
+    "p_value",
+    "q_value",
+    "paired_by",
+    "transform",
+    "note",
+]
+
+
+def _trigamma_inverse(x: np.ndarray) -> np.ndarray:
+    """Solve trigamma(y) = x by Newton's method (as limma's ``trigammaInverse``)."""
+    x = np.asarray(x, dtype=float)
+    y = np.where(x > 1e7, 1.0 / np.sqrt(np.maximum(x, 1e-300)), 0.5 + 1.0 / x)
+    big = x < 1e-6
+    y = np.where(big, 1.0 / np.maximum(x, 1e-300), y)
+    todo = ~(x > 1e7) & ~big
+    for _ in range(50):
+        tri = special.polygamma(1, y)
+        dif = tri * (1 - tri / x) / special.polygamma(2, y)
+        y = np.where(todo, y + dif, y)
+        if np.all(np.abs(np.where(todo, -dif / y, 0)) < 1e-8):
+            break
+    return y
+
+
+def squeeze_var(s2: np.ndarray, df: float) -> tuple[np.ndarray, float, float]:
+    """Empirical-Bayes posterior variances: ``(s2_post, d0, s0_2)`` (limma's fitFDist/squeezeVar).
+
+    Examples
+    --------
+    >>> post, d0, s02 = squeeze_var(np.array([0.5, 1.0, 2.0, 1.5]), 4.0)
+    >>> bool(np.all(post > 0))
+    True
+    """
+    s2 = np.maximum(np.asarray(s2, dtype=float), 1e-12)
+    n = len(s2)
+    z = np.log(s2)
+    e = z - special.digamma(df / 2) + np.log(df / 2)
+    emean = e.mean()
+    evar = (np.sum((e - emean) ** 2) / (n - 1) if n > 1 else 0.0) - special.polygamma(1, df / 2)
+    if n > 1 and evar > 0:
+        d0 = float(2 * _trigamma_inverse(np.array([evar]))[0])
+        s02 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2)))
+        post = (d0 * s02 + df * s2) / (d0 + df)
+    else:  # no evidence of variance heterogeneity: pool completely
+        d0, s02 = np.inf, float(np.exp(emean))
+        post = np.full_like(s2, s02)
+    return post, d0, s02
+
+
+def size_factors(counts: pd.DataFrame) -> pd.Series:
+    """Per-sample size factors by the median of ratios (as DESeq2, over cell types).
+
+    Unlike the total, the median ratio to the across-sample geometric mean does not move when
+    one or a few cell types expand, so the others are not pulled down by the closure of
+    proportions. Only types seen in every sample enter the median (all types when none is).
+    """
+    logc = np.log(counts.to_numpy(float) + 0.5)
+    seen = (counts > 0).all(axis=0).to_numpy()
+    if seen.sum() < 2:
+        seen[:] = True
+    ratios = logc[:, seen] - logc[:, seen].mean(axis=0)
+    lsf = np.median(ratios, axis=1)
+    return pd.Series(np.exp(lsf - lsf.mean()), index=counts.index)
+
+
+def transform_proportions(counts: pd.DataFrame, method: str = "log_ratio") -> pd.DataFrame:
+    """Samples × cell types counts → the scale the linear model is fitted on.
+
+    ``log_ratio``: log2 of counts (0.5 pseudo-count) over median-of-ratios size factors, i.e.
+    abundance relative to the typical cell type (robust to compositional closure);
+    ``logit``: logit of proportions (propeller); ``asin``: arcsine square root of proportions.
+    """
+    if method == "log_ratio":
+        return np.log2(counts + 0.5).sub(np.log2(size_factors(counts)), axis=0)
+    if method == "logit":
+        p = (counts + 0.5).div(counts.sum(axis=1) + 0.5 * counts.shape[1], axis=0)
+        return np.log(p / (1 - p))
+    if method == "asin":
+        p = counts.div(counts.sum(axis=1), axis=0)
+        return np.arcsin(np.sqrt(p))
+    raise ValueError(f"unknown transform '{method}' (log_ratio, logit or asin)")
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    out = np.full(len(p), np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def differential_abundance(
+    counts: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    column: str,
+    groups: Sequence[str],
+    paired_by: str | None = None,
+    transform: str = "log_ratio",
+) -> pd.DataFrame:
+    """Test every cell type's abundance between ``groups[0]`` (a) and ``groups[1]`` (b).
+
+    Parameters
+    ----------
+    counts
+        Samples (index) × cell types, cell counts.
+    samples
+        Sample metadata indexed like ``counts``, with ``column`` (and ``paired_by``).
+    column, groups
+        The sheet column and its two values to compare; other samples are left out.
+    paired_by
+        A column such as ``patient``: a block per value, so the group effect is estimated
+        within pairs (blocks seen in only one group carry no within-pair information and are
+        dropped).
+
+    Returns
+    -------
+    One row per cell type (columns :data:`DA_COLUMNS` without ``modality``/``level``). With
+    fewer than two samples per group (or no residual degrees of freedom) the rows carry the
+    reason in ``note`` and no p-values.
+
+    Examples
+    --------
+    >>> differential_abundance(counts, meta, column="response", groups=["NR", "R"])  # doctest: +SKIP
+    """
+    if len(groups) != 2 or groups[0] == groups[1]:
+        raise ValueError(f"contrast needs two different groups, got {list(groups)}")
+    ga, gb = (str(g) for g in groups)
+    for col in [column] + ([paired_by] if paired_by else []):
+        if col not in samples:
+            raise KeyError(f"the sample sheet has no column '{col}' (contrast)")
+    meta = samples.loc[counts.index].copy()
+    meta[column] = meta[column].astype(str)
+    keep = meta[column].isin([ga, gb])
+    if paired_by:
+        blocks = meta.loc[keep].groupby(paired_by)[column].nunique()
+        keep &= meta[paired_by].isin(blocks.index[blocks == 2])
+    meta, counts = meta.loc[keep], counts.loc[keep]
+    counts = counts.loc[:, counts.sum(axis=0) > 0]
+    is_b = (meta[column] == gb).to_numpy()
+    n_a, n_b = int((~is_b).sum()), int(is_b.sum())
+    frac = counts.div(counts.sum(axis=1), axis=0)
+    base = pd.DataFrame(
+        {
+            "cell_type": counts.columns,
+            "group_a": ga,
+            "group_b": gb,
+            "n_a": n_a,
+            "n_b": n_b,
+            "mean_fraction_a": frac.loc[~is_b].mean().to_numpy() if n_a else np.nan,
+            "mean_fraction_b": frac.loc[is_b].mean().to_numpy() if n_b else np.nan,
+            "paired_by": paired_by or "",
+            "transform": transform,
+        }
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        base["log2_fold_change"] = np.log2(base["mean_fraction_b"] / base["mean_fraction_a"])
+    # the design: intercept, group b indicator, one column per extra block
+    X = [np.ones(len(meta)), is_b.astype(float)]
+    if paired_by:
+        levels = sorted(meta[paired_by].astype(str).unique())
+        X += [(meta[paired_by].astype(str) == lv).to_numpy(float) for lv in levels[1:]]
+    X = np.column_stack(X)
+    df_res = len(meta) - np.linalg.matrix_rank(X)
+    note = ""
+    if min(n_a, n_b) < 2:
+        unit = f"pairs by {paired_by}" if paired_by else "samples"
+        note = (
+            f"not tested: {ga} has {n_a} and {gb} has {n_b} {unit}; at least 2 per group are needed"
+        )
+    elif df_res < 1 or counts.shape[1] < 2:
+        note = "not tested: no residual degrees of freedom"
+    if note:
+        logger.warning("differential abundance %s: %s", column, note)
+        out = base.assign(coef=np.nan, t=np.nan, df=np.nan, p_value=np.nan, q_value=np.nan)
+        return out.assign(note=note)
+    Y = transform_proportions(counts, transform).to_numpy()
+    XtX_inv = np.linalg.pinv(X.T @ X)
+    beta = XtX_inv @ X.T @ Y
+    resid = Y - X @ beta
+    s2 = (resid**2).sum(axis=0) / df_res
+    post, d0, s02 = squeeze_var(s2, df_res)
+    se = np.sqrt(post * XtX_inv[1, 1])
+    t = beta[1] / se
+    df_total = df_res + d0 if np.isfinite(d0) else np.inf
+    p = (
+        2 * stats.t.sf(np.abs(t), df_total)
+        if np.isfinite(df_total)
+        else 2 * stats.norm.sf(np.abs(t))
+    )
+    logger.info("eBayes: prior df %.2f, prior variance %.4g, residual df %d", d0, s02, df_res)
+    return base.assign(coef=beta[1], t=t, df=df_total, p_value=p, q_value=_bh(p), note="")
+
+
+def differential_abundance_table(
+    composition: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    column: str,
+    groups: Sequence[str],
+    paired_by: str | None = None,
+    transform: str = "log_ratio",
+) -> pd.DataFrame:
+    """Run :func:`differential_abundance` per modality, on fine cell types and on lineages.
+
+    ``composition`` is the long table of :func:`immunoprofiler.tl.abundance.composition`
+    (``sample_id``, ``modality``, ``cell_type``, ``lineage``, ``n_cells``); ``samples`` holds one
+    row per ``sample_id`` (the sheet's metadata).
+    """
+    meta = samples.drop_duplicates("sample_id").set_index("sample_id")
+    tables = []
+    for modality, comp in composition.groupby("modality", sort=True):
+        for level in ("cell_type", "lineage"):
+            wide = comp.pivot_table(
+                index="sample_id", columns=level, values="n_cells", aggfunc="sum", fill_value=0
+            )
+            wide = wide.loc[wide.index.isin(meta.index)]
+            res = differential_abundance(
+                wide, meta, column=column, groups=groups, paired_by=paired_by, transform=transform
+            )
+            tables.append(res.assign(modality=modality, level=level))
+    if not tables:
+        return pd.DataFrame(columns=DA_COLUMNS)
+    out = pd.concat(tables, ignore_index=True)[DA_COLUMNS]
+    return out.sort_values(["modality", "level", "p_value"], ignore_index=True)

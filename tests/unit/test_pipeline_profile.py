@@ -1,0 +1,119 @@
+"""The cohort rule functions on small tables written in the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from immunoprofiler.pipeline import (
+    profile_differential_abundance,
+    profile_qc_status,
+    profile_tables,
+)
+
+
+def _write(tmp_path, n_patients=3, effect=3.0):
+    rng = np.random.default_rng(0)
+    types = {
+        "CD4 T cell": "T cell",
+        "CD8 T cell": "T cell",
+        "B cell": "B cell",
+        "NK cell": "NK cell",
+        "classical monocyte": "monocyte",
+    }
+    base = np.array([0.35, 0.2, 0.1, 0.1, 0.25])
+    comp, sheet = [], []
+    for p in range(n_patients):
+        for tp in ("pre", "post"):
+            w = base.copy()
+            if tp == "post":
+                w[2] *= effect
+            for modality in ("rna", "cytof"):
+                counts = rng.multinomial(3000, rng.dirichlet(200 * w / w.sum()))
+                for (t, lin), n in zip(types.items(), counts, strict=True):
+                    comp.append((f"P{p}_{tp}", modality, t, "CL:x", lin, n, n / counts.sum()))
+                sheet.append((f"P{p}_{tp}", modality, f"x{p}{tp}.fcs", "b1", f"P{p}", tp))
+    comp = pd.DataFrame(
+        comp,
+        columns=[
+            "sample_id",
+            "modality",
+            "cell_type",
+            "cell_ontology_id",
+            "lineage",
+            "n_cells",
+            "fraction",
+        ],
+    )
+    sheet = pd.DataFrame(
+        sheet, columns=["sample_id", "modality", "path", "batch", "patient", "timepoint"]
+    )
+    comp.to_csv(tmp_path / "composition.tsv", sep="\t", index=False)
+    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    return tmp_path / "composition.tsv", tmp_path / "samples.tsv"
+
+
+def test_profile_tables_writes_every_output(tmp_path):
+    comp, sheet = _write(tmp_path)
+    out = {
+        k: tmp_path / f"{k}.{ext}"
+        for k, ext in [
+            ("wide", "tsv"),
+            ("lineage_wide", "tsv"),
+            ("cross", "tsv"),
+            ("scatter", "png"),
+            ("bars", "png"),
+        ]
+    }
+    profile_tables(comp, sheet, **out)
+    wide = pd.read_csv(out["wide"], sep="\t")
+    assert len(wide) == 12 and "timepoint" in wide and "path" not in wide
+    assert pd.read_csv(out["cross"], sep="\t")["sample_id"].nunique() == 6
+    for k in ("scatter", "bars"):
+        assert out[k].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paired_contrast_and_too_few_samples(tmp_path):
+    comp, sheet = _write(tmp_path)
+    res = profile_differential_abundance(
+        comp,
+        sheet,
+        table=tmp_path / "da.tsv",
+        figure=tmp_path / "da.png",
+        column="timepoint",
+        groups=["pre", "post"],
+        paired_by="patient",
+    )
+    fine = res[res["level"] == "cell_type"].set_index(["modality", "cell_type"])
+    assert (fine.xs("B cell", level="cell_type")["q_value"] < 0.05).all()
+    assert (fine.xs("B cell", level="cell_type")["coef"] > 0).all()
+    assert (res["paired_by"] == "patient").all() and (tmp_path / "da.png").exists()
+    # one patient only: pairs < 2, a note and the figure, no crash
+    (tmp_path / "one").mkdir()
+    comp1, sheet1 = _write(tmp_path / "one", n_patients=1)
+    res1 = profile_differential_abundance(
+        comp1,
+        sheet1,
+        table=tmp_path / "da1.tsv",
+        figure=tmp_path / "da1.png",
+        column="timepoint",
+        groups=["pre", "post"],
+        paired_by="patient",
+    )
+    assert res1["p_value"].isna().all() and res1["note"].str.contains("pairs by patient").all()
+    assert (tmp_path / "da1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_qc_status_rule_function(tmp_path):
+    comp, _ = _write(tmp_path)
+    rna = pd.DataFrame({"sample_id": ["P0_pre"], "n_cells_before": [4000], "n_cells_after": [3000]})
+    rna.to_csv(tmp_path / "rna_qc.tsv", sep="\t", index=False)
+    st = profile_qc_status(
+        comp,
+        out=tmp_path / "st.tsv",
+        figure=tmp_path / "st.png",
+        rna_qc=tmp_path / "rna_qc.tsv",
+        thresholds={"min_cells": 3500},
+    )
+    assert not st["passed"].iloc[0] and "3000 cells after QC (< 3500)" in st["reasons"].iloc[0]
+    assert (tmp_path / "st.png").exists()
