@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import anndata as ad
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DEMO_CONFIG, ROOT, demo_workdir
-from tests.workflow.conftest import run_snakemake
+from tests.workflow.conftest import run_snakemake, snakemake_cmd
 
 from .conftest import sacct
 
@@ -185,18 +184,7 @@ def test_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
 
 def test_interrupting_snakemake_cancels_its_slurm_jobs(slurm_cluster, tmp_path):
     sheet = _flow_sheet(tmp_path)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path / "run"),
-        *PROFILES,
-        "--config",
-        f"samples={sheet}",
-    ]
+    cmd = snakemake_cmd(tmp_path / "run", *PROFILES, "--config", f"samples={sheet}")
     with open(tmp_path / "snakemake.log", "w") as out:
         # SIGINT back to its default: a shell may have started us with it ignored
         proc = subprocess.Popen(

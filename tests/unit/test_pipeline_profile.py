@@ -10,6 +10,7 @@ from immunoprofiler.pipeline import (
     profile_qc_status,
     profile_tables,
 )
+from immunoprofiler.tl.abundance import COLUMNS
 
 
 def _write(tmp_path, n_patients=3, effect=3.0):
@@ -35,15 +36,7 @@ def _write(tmp_path, n_patients=3, effect=3.0):
                 sheet.append((f"P{p}_{tp}", modality, f"x{p}{tp}.fcs", "b1", f"P{p}", tp))
     comp = pd.DataFrame(
         comp,
-        columns=[
-            "sample_id",
-            "modality",
-            "cell_type",
-            "cell_ontology_id",
-            "lineage",
-            "n_cells",
-            "fraction",
-        ],
+        columns=COLUMNS,
     )
     sheet = pd.DataFrame(
         sheet, columns=["sample_id", "modality", "path", "batch", "patient", "timepoint"]

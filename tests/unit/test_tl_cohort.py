@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from immunoprofiler.tl.abundance import COLUMNS
 from immunoprofiler.tl.cohort import CROSS_COLUMNS, cross_modality, wide_composition
 
 
@@ -28,15 +29,7 @@ def _comp():
             rows.append((s, m, t, "", lineage[t], n, n / total))
     return pd.DataFrame(
         rows,
-        columns=[
-            "sample_id",
-            "modality",
-            "cell_type",
-            "cell_ontology_id",
-            "lineage",
-            "n_cells",
-            "fraction",
-        ],
+        columns=COLUMNS,
     )
 
 

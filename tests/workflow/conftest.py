@@ -12,10 +12,9 @@ import yaml
 from tests.conftest import ROOT
 
 
-def run_snakemake(
-    workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: int = 1200
-):
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """The workflow's Snakemake command line for ``workdir`` (2 cores, no lock)."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -29,6 +28,12 @@ def run_snakemake(
         "--show-failed-logs",
         *args,
     ]
+
+
+def run_snakemake(
+    workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: int = 1200
+):
+    cmd = snakemake_cmd(workdir, *args)
     config = dict(config or {})
     flat = {k: v for k, v in config.items() if not isinstance(v, dict)}
     nested = {k: v for k, v in config.items() if isinstance(v, dict)}
