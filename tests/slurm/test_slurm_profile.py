@@ -77,7 +77,7 @@ def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
         assert "gres/gpu" not in r["AllocTRES"], r
     for table in (
         "results/profile/composition.tsv",
-        "results/profile/marker_medians.tsv",
+        "results/profile/pseudobulk/marker_medians.tsv",
         "results/qc/rna_qc.tsv",
         "results/qc/cyto_qc.tsv",
         "results/qc/cyto_batch.tsv",

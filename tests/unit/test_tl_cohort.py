@@ -82,3 +82,25 @@ def test_cross_modality_pearson_with_three_types():
     assert cm["n_shared_types"].eq(3).all()
     r = cm.groupby("sample_id")["pearson_r"].first()
     assert r.between(-1, 1).all() and r["S2"] > 0.9
+
+
+def test_cross_modality_matches_by_patient_and_timepoint_when_ids_differ():
+    comp = _comp()
+    comp.loc[comp["modality"] == "cytof", "sample_id"] = comp["sample_id"] + "_cy"
+    sheet = pd.DataFrame(
+        {
+            "sample_id": ["S1", "S2", "S1_cy", "S2_cy", "S3_cy"],
+            "modality": ["rna", "rna", "cytof", "cytof", "cytof"],
+            "patient": ["p1", "p2", "p1", "p2", "p2"],
+            "timepoint": ["pre", "pre", "pre", "pre", "post"],
+        }
+    )
+    assert cross_modality(comp).empty  # no shared sample id
+    cm = cross_modality(comp, sheet)
+    assert set(cm["sample_id"]) == {"p1|pre", "p2|pre"}
+    s1 = cm[cm["sample_id"] == "p1|pre"].set_index("cell_type")
+    assert set(s1["sample_id_a"]) == {"S1_cy"} and set(s1["sample_id_b"]) == {"S1"}
+    assert s1.loc["CD4 T cell", "fraction_a"] == pytest.approx(60 / 110)
+    # two CyTOF samples of one patient and time point would be ambiguous: no match
+    sheet.loc[4, "timepoint"] = "pre"
+    assert set(cross_modality(comp, sheet)["sample_id"]) == {"p1|pre"}

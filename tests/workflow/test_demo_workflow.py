@@ -177,7 +177,7 @@ def test_cytometry_qc_batch_and_medians_tables(demo_run):
     batch = pd.read_csv(demo_run / "results/qc/cyto_batch.tsv", sep="\t")
     per_marker = batch.groupby("marker")[["emd_before", "emd_after"]].mean()
     assert (per_marker["emd_after"] < per_marker["emd_before"]).mean() > 0.75
-    med = pd.read_csv(demo_run / "results/profile/marker_medians.tsv", sep="\t")
+    med = pd.read_csv(demo_run / "results/profile/pseudobulk/marker_medians.tsv", sep="\t")
     assert list(med.columns) == [
         "sample_id",
         "modality",

@@ -59,7 +59,7 @@ def all_outputs():
             "results/qc/cyto_qc.tsv",
             "results/qc/cyto_batch.tsv",
             "results/profile/composition.tsv",
-            "results/profile/marker_medians.tsv",
+            "results/profile/pseudobulk/marker_medians.tsv",
         ]
     out += [
         "results/profile/composition_wide.tsv",

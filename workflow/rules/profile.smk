@@ -25,7 +25,7 @@ rule profile_marker_medians:
     input:
         expand("results/cyto/{modality}/marker_medians.tsv", modality=CYTO_MODALITIES),
     output:
-        "results/profile/marker_medians.tsv",
+        "results/profile/pseudobulk/marker_medians.tsv",
     log:
         "logs/profile_marker_medians/profile_marker_medians.log",
     benchmark:

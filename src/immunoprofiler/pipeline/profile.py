@@ -35,7 +35,7 @@ def profile_tables(
     comp, sheet = pd.read_csv(composition, sep="\t"), _read_sheet(samples)
     wide_composition(comp, sheet, level="cell_type").to_csv(wide, sep="\t", index=False)
     wide_composition(comp, sheet, level="lineage").to_csv(lineage_wide, sep="\t", index=False)
-    cm = cross_modality(comp)
+    cm = cross_modality(comp, sheet)
     cm.to_csv(cross, sep="\t", index=False)
     save_figure(concordance_scatter(cm), scatter)
     save_figure(composition_bars(comp), bars)

@@ -10,6 +10,8 @@ import pandas as pd
 
 CROSS_COLUMNS = [
     "sample_id",
+    "sample_id_a",
+    "sample_id_b",
     "modality_a",
     "modality_b",
     "cell_type",
@@ -63,29 +65,67 @@ def wide_composition(
     )
 
 
-def cross_modality(composition: pd.DataFrame) -> pd.DataFrame:
+def match_ids(composition: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.Series:
+    """Which samples of different modalities are the same biological sample.
+
+    The same ``sample_id`` matches; with ``patient`` and ``timepoint`` in the sheet, samples whose
+    ids differ match when their patient and time point do and each modality has exactly one
+    sample there (the key is then ``<patient>|<timepoint>``). Indexed by (modality, sample_id).
+    """
+    pairs = composition[["modality", "sample_id"]].drop_duplicates()
+    key = pd.Series(pairs["sample_id"].to_numpy(), index=pd.MultiIndex.from_frame(pairs))
+    if samples is None or not {"patient", "timepoint"} <= set(samples.columns):
+        return key
+    meta = samples.drop_duplicates(["modality", "sample_id"]).set_index(["modality", "sample_id"])
+    meta = meta.reindex(key.index)[["patient", "timepoint"]].astype(str)
+    filled = (meta != "") & (meta != "nan")
+    meta = meta[filled.all(axis=1)]
+    for (patient, timepoint), g in meta.groupby(["patient", "timepoint"]):
+        mods = g.index.get_level_values("modality")
+        ids = set(g.index.get_level_values("sample_id"))
+        if len(ids) > 1 and mods.nunique() > 1 and mods.is_unique:
+            key[g.index] = f"{patient}|{timepoint}"
+    return key
+
+
+def cross_modality(composition: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """For every sample profiled by two or more modalities, the fractions of the cell types both
     modalities call (anywhere in the cohort) side by side, per pair of modalities.
 
+    Samples are matched by ``sample_id`` or, given the sheet, by patient and time point
+    (:func:`match_ids`): ``sample_id`` is the match key, ``sample_id_a``/``_b`` each side's id.
     ``shared_fraction_*`` are renormalised over the shared types so the two sides are
     comparable when one modality calls types the other cannot (e.g. platelets in RNA);
     ``pearson_r`` and ``mean_abs_diff`` (per sample and pair) are computed on them.
     """
+    key = match_ids(composition, samples)
+    comp = composition.assign(
+        match=key.reindex(
+            pd.MultiIndex.from_frame(composition[["modality", "sample_id"]])
+        ).to_numpy()
+    )
     rows = []
-    by_mod = {m: c for m, c in composition.groupby("modality", sort=True)}
+    by_mod = {m: c for m, c in comp.groupby("modality", sort=True)}
     for a, b in combinations(sorted(by_mod), 2):
         shared = sorted(set(by_mod[a]["cell_type"]) & set(by_mod[b]["cell_type"]) - {"unknown"})
         if not shared:
             continue
-        fa = by_mod[a].pivot_table(
-            index="sample_id", columns="cell_type", values="fraction", aggfunc="sum", fill_value=0.0
-        )
-        fb = by_mod[b].pivot_table(
-            index="sample_id", columns="cell_type", values="fraction", aggfunc="sum", fill_value=0.0
-        )
-        for sample in sorted(set(fa.index) & set(fb.index)):
-            xa = fa.loc[sample].reindex(shared, fill_value=0.0).to_numpy(float)
-            xb = fb.loc[sample].reindex(shared, fill_value=0.0).to_numpy(float)
+        wide = {
+            m: by_mod[m]
+            .pivot_table(
+                index=["match", "sample_id"],
+                columns="cell_type",
+                values="fraction",
+                aggfunc="sum",
+                fill_value=0.0,
+            )
+            .reset_index("sample_id")
+            for m in (a, b)
+        }
+        for match in sorted(set(wide[a].index) & set(wide[b].index)):
+            ra, rb = wide[a].loc[match], wide[b].loc[match]
+            xa = ra.reindex(shared, fill_value=0.0).to_numpy(float)
+            xb = rb.reindex(shared, fill_value=0.0).to_numpy(float)
             sa = xa / xa.sum() if xa.sum() > 0 else xa
             sb = xb / xb.sum() if xb.sum() > 0 else xb
             r = (
@@ -94,6 +134,7 @@ def cross_modality(composition: pd.DataFrame) -> pd.DataFrame:
                 else np.nan
             )
             mad = float(np.abs(sa - sb).mean())
+            ids = (match, ra["sample_id"], rb["sample_id"], a, b)
             for i, t in enumerate(shared):
-                rows.append((sample, a, b, t, xa[i], xb[i], sa[i], sb[i], r, mad, len(shared)))
+                rows.append((*ids, t, xa[i], xb[i], sa[i], sb[i], r, mad, len(shared)))
     return pd.DataFrame(rows, columns=CROSS_COLUMNS)
