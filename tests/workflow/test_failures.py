@@ -177,3 +177,20 @@ def test_bam_rows_are_counted_then_ingested_and_bad_bams_fail_clearly(tmp_path):
     assert (tmp_path / "results/rna/qc/good.h5ad").exists()
     log = (tmp_path / "logs/rna_bam_count/bad.log").read_text()
     assert "sample bad" in log and "bad.bam" in log
+
+
+def test_contrast_naming_what_the_sheet_lacks_stops_before_any_job(tmp_path):
+    good_sample(tmp_path / "a.h5", 0, n=300)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample_id\tmodality\tpath\tbatch\tarm\nA\trna\ta.h5\tb1\tx\n")
+    contrast = {"column": "arm", "groups": ["x", "placebo"], "paired_by": "patient"}
+    proc = run_snakemake(
+        tmp_path,
+        "-n",
+        config={"samples": str(sheet), "profile": {"contrast": contrast}},
+        check=False,
+    )
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "paired_by 'patient' is not a sheet column" in err
+    assert "group(s) ['placebo'] never appear in column 'arm'" in err

@@ -22,6 +22,28 @@ try:
     )
 except SampleSheetError as err:
     raise WorkflowError(str(err)) from None
+
+
+def check_contrast(contrast, sheet):
+    """Stop before any job when profile.contrast names what the sheet does not have."""
+    if not contrast:
+        return
+    problems = []
+    for key in ("column", "paired_by"):
+        col = contrast.get(key)
+        if col and col not in sheet.columns:
+            problems.append(f"{key} '{col}' is not a sheet column ({', '.join(sheet.columns)})")
+    col = contrast["column"]
+    if col in sheet.columns:
+        values = set(sheet[col].astype(str))
+        missing = [g for g in contrast["groups"] if g not in values]
+        if missing:
+            problems.append(f"group(s) {missing} never appear in column '{col}' ({sorted(values)})")
+    if problems:
+        raise WorkflowError("profile.contrast: " + "; ".join(problems))
+
+
+check_contrast(config["profile"]["contrast"], SAMPLES)
 RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
 CYTO = SAMPLES[SAMPLES["modality"].isin(["cytof", "flow"])].set_index(
     ["modality", "sample_id"], drop=False
