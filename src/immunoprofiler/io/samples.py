@@ -178,10 +178,14 @@ def read_sample_sheet(
     return df
 
 
+#: sheet columns that name files, not describe the sample
+FILE_COLUMNS = ("path", "panel")
+
+
 def sample_metadata(sheet: pd.DataFrame, sample_id: str, modality: str) -> dict[str, str]:
     """Metadata columns of one sheet row, to carry into ``obs`` (everything but the file
-    paths ``path`` and ``panel``)."""
+    columns :data:`FILE_COLUMNS`)."""
     row = sheet[(sheet["sample_id"] == sample_id) & (sheet["modality"] == modality)]
     if row.empty:
         raise KeyError(f"sample '{sample_id}' ({modality}) is not in the sample sheet")
-    return {k: v for k, v in row.iloc[0].items() if k not in ("path", "panel")}
+    return {k: v for k, v in row.iloc[0].items() if k not in FILE_COLUMNS}

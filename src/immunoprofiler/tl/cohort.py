@@ -8,6 +8,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from ..io.samples import FILE_COLUMNS
+
 CROSS_COLUMNS = [
     "sample_id",
     "sample_id_a",
@@ -24,13 +26,11 @@ CROSS_COLUMNS = [
     "n_shared_types",
 ]
 
-#: sheet columns that describe files, not samples
-_FILE_COLUMNS = {"path", "panel", "reference", "modality"}
 
-
-def sample_metadata(samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``sample_id`` and modality with the sheet's descriptive columns."""
-    keep = [c for c in samples.columns if c not in _FILE_COLUMNS]
+def _metadata_rows(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``sample_id`` and modality with the sheet's descriptive columns (not the
+    file columns, nor the cytonorm ``reference`` flag)."""
+    keep = [c for c in samples.columns if c not in {*FILE_COLUMNS, "reference", "modality"}]
     return samples[["modality", *keep]].drop_duplicates(["sample_id", "modality"])
 
 
@@ -56,7 +56,7 @@ def wide_composition(
     wide.columns = [str(c) for c in wide.columns]
     n_cells = composition.groupby(["sample_id", "modality"])["n_cells"].sum().rename("n_cells")
     wide = wide.join(n_cells).reset_index()
-    meta = sample_metadata(samples)
+    meta = _metadata_rows(samples)
     out = meta.merge(wide, on=["sample_id", "modality"], how="right")
     types = sorted(c for c in wide.columns if c not in ("sample_id", "modality", "n_cells"))
     front = [c for c in out.columns if c not in types and c != "n_cells"]
