@@ -5,6 +5,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from immunoprofiler.io.h5ad import read_columns, read_obs, update_h5ad, write_streamed
@@ -75,3 +76,20 @@ def test_failed_stream_leaves_no_file(tmp_path):
             out.append(parts[0])
             out.append(bad)
     assert not (tmp_path / "c.h5ad").exists()
+
+
+def test_read_columns_of_some_rows_sparse_and_dense(tmp_path):
+    rng = np.random.default_rng(1)
+    X = sp.random(120, 9, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    dense = rng.normal(size=(120, 9)).astype(np.float32)
+    a = ad.AnnData(X=X, layers={"d": dense}, var=pd.DataFrame(index=[f"g{i}" for i in range(9)]))
+    a.write_h5ad(tmp_path / "a.h5ad")
+    rows = np.array([0, 3, 4, 50, 99, 119])
+    cols = ["g5", "g0", "g7"]
+    got = read_columns(tmp_path / "a.h5ad", cols, rows=rows, chunk_size=4)
+    np.testing.assert_array_equal(got.toarray(), X[rows][:, [5, 0, 7]].toarray())
+    got_d = read_columns(tmp_path / "a.h5ad", cols, layer="d", rows=rows, chunk_size=4)
+    np.testing.assert_array_equal(got_d, dense[rows][:, [5, 0, 7]])
+    assert read_columns(tmp_path / "a.h5ad", cols, rows=np.array([], dtype=int)).shape == (0, 3)
+    with pytest.raises(ValueError, match="increasing"):
+        read_columns(tmp_path / "a.h5ad", cols, rows=np.array([3, 1]))

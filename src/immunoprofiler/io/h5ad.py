@@ -55,9 +55,11 @@ def read_columns(
     columns: Sequence[str],
     *,
     layer: str | None = None,
+    rows: np.ndarray | None = None,
     chunk_size: int = 50_000,
 ) -> sp.csr_matrix | np.ndarray:
-    """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time.
+    """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time;
+    only the (increasing) row indices ``rows`` when given.
 
     Peak memory is one block of rows plus the result, not the whole matrix. A sparse
     matrix gives CSR, a dense one (cytometry) an array.
@@ -69,22 +71,28 @@ def read_columns(
             missing = [c for c, i in zip(columns, idx, strict=True) if i < 0]
             raise KeyError(f"{path}: genes not found: {missing[:10]}")
         elem = f["X"] if layer is None else f["layers"][layer]
-        if isinstance(elem, h5py.Dataset):  # dense (cytometry events)
+        dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
+        n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            if rows.size and (np.diff(rows) <= 0).any():
+                raise ValueError("rows must be increasing")
+        picks = [
+            slice(start, min(start + chunk_size, n))
+            if rows is None
+            else rows[start : start + chunk_size]
+            for start in range(0, n if rows is None else len(rows), chunk_size)
+        ]
+        if dense:
             order = np.argsort(idx)
             back = np.argsort(order)
-            return np.concatenate(
-                [
-                    elem[start : start + chunk_size, np.sort(idx)][:, back]
-                    for start in range(0, elem.shape[0], chunk_size)
-                ]
-                or [np.zeros((0, len(idx)), dtype=elem.dtype)]
-            )
+            if rows is None:
+                blocks = [elem[pick, np.sort(idx)][:, back] for pick in picks]
+            else:  # h5py takes one index list per read: whole rows, then the columns
+                blocks = [elem[pick][:, idx] for pick in picks]
+            return np.concatenate(blocks or [np.zeros((0, len(idx)), dtype=elem.dtype)])
         ds = sparse_dataset(elem)
-        n = ds.shape[0]
-        blocks = [
-            sp.csr_matrix(ds[start : min(start + chunk_size, n)])[:, idx]
-            for start in range(0, n, chunk_size)
-        ]
+        blocks = [sp.csr_matrix(ds[pick])[:, idx] for pick in picks]
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(idx)))
 
 

@@ -497,6 +497,8 @@ def cyto_plots(
     save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=keys), umap)
     save_figure(abundance_bars(composition(obs, modality="")), abundance)
     if umap_unnormalized is not None:
-        before = np.asarray(read_columns(annotated, markers, layer="transformed"))
         rows = np.flatnonzero(obs["in_umap"].to_numpy(bool))
-        save_figure(umap_scatter(_umap(before, rows, seed), obs, keys=keys), umap_unnormalized)
+        before = read_columns(annotated, markers, layer="transformed", rows=rows)
+        emb = np.full((len(obs), 2), np.nan, dtype=np.float32)
+        emb[rows] = _umap(np.asarray(before), np.arange(len(rows)), seed)
+        save_figure(umap_scatter(emb, obs, keys=keys), umap_unnormalized)

@@ -253,14 +253,18 @@ def _unintegrated_umap(normalized, obs: pd.DataFrame, seed: int, max_cells: int)
     import numpy as np
     import scanpy as sc
 
-    from ..io.h5ad import read_obs
+    from ..io.h5ad import read_columns, read_obs, read_var
 
     names = read_obs(normalized, columns=[]).index
     pick = np.flatnonzero(names.isin(obs.index))
     if len(pick) > max_cells:
         pick = np.sort(np.random.default_rng(seed).choice(pick, max_cells, replace=False))
-    a = ad.read_h5ad(normalized, backed="r")[pick].to_memory()
-    a.obs = obs.loc[a.obs_names, [c for c in ("cell_type", "batch", "sample_id") if c in obs]]
+    genes = read_var(normalized).index
+    a = ad.AnnData(  # only the picked rows of X: not the whole matrix, not its counts layer
+        X=read_columns(normalized, genes, rows=pick),
+        obs=obs.loc[names[pick], [c for c in ("cell_type", "batch", "sample_id") if c in obs]],
+        var=pd.DataFrame(index=genes),
+    )
     sc.pp.pca(a, n_comps=min(30, a.n_vars - 1, a.n_obs - 1), random_state=seed)
     sc.pp.neighbors(a, random_state=seed)
     sc.tl.umap(a, random_state=seed)
