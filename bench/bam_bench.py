@@ -24,11 +24,17 @@ from pathlib import Path
 import psutil
 from benchlib import ROOT, run_measured
 
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 COUNT = """
 import sys
+from snakemake.utils import validate
+from immunoprofiler.params import StepParams
 from immunoprofiler.pipeline import rna_bam_count
+config = {"samples": "-"}
+validate(config, sys.argv[4])  # the schema's defaults, as a run without settings gets them
 rna_bam_count(sys.argv[1], out_raw=sys.argv[2] + "/raw.h5", out_filtered=sys.argv[2] + "/filtered.h5",
-              table=sys.argv[2] + "/summary.tsv", sample_id="bench", params={}, threads=int(sys.argv[3]))
+              table=sys.argv[2] + "/summary.tsv", sample_id="bench",
+              params=StepParams.from_config(config).rna_bam_count, threads=int(sys.argv[3]))
 """
 
 
@@ -65,7 +71,7 @@ def main() -> None:
             print(f"generated {bam.name} in {time.perf_counter() - t:.0f} s", flush=True)
         work = out / f"count{reads}"
         work.mkdir(exist_ok=True)
-        cmd = [sys.executable, "-c", COUNT, str(bam), str(work), str(args.threads)]
+        cmd = [sys.executable, "-c", COUNT, str(bam), str(work), str(args.threads), SCHEMA]
         wall, peak = run_measured(cmd, log=work / "count.log")
         summary = dict(
             zip(

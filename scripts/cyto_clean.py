@@ -12,8 +12,7 @@ cyto_clean(
     table=snakemake.output.table,
     sample_id=snakemake.wildcards.sample,
     modality=snakemake.wildcards.modality,
+    params=snakemake.params.clean,
     fcs_path=snakemake.input.fcs,
     gating=snakemake.input.gating or None,
-    population=snakemake.params.population,
-    params=snakemake.params.clean,
 )

@@ -10,5 +10,4 @@ cyto_cluster(
     snakemake.input[0],
     snakemake.output[0],
     params=snakemake.params.cluster,
-    seed=snakemake.params.seed,
 )

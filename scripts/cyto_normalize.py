@@ -11,15 +11,11 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.accelerator import select_accelerator  # noqa: E402
 from immunoprofiler.pipeline import cyto_normalize  # noqa: E402
 
-params = dict(snakemake.params.normalize)
 cyto_normalize(
     snakemake.input,
     snakemake.output.h5ad,
     table=snakemake.output.table,
     model_out=snakemake.output.model,
-    method=params.pop("method"),
-    reference_column=params.pop("reference_column"),
-    params=params,
-    seed=snakemake.params.seed,
+    params=snakemake.params.normalize,
     accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
 )

@@ -10,7 +10,7 @@ cyto_plots(
     snakemake.input[0],
     heatmap=snakemake.output.heatmap,
     umap=snakemake.output.umap,
+    umap_uncorrected=snakemake.output.umap_uncorrected,
     abundance=snakemake.output.abundance,
-    umap_unnormalized=snakemake.output.umap_unnormalized,
-    seed=snakemake.params.seed,
+    params=snakemake.params.plots,
 )

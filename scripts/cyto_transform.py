@@ -10,6 +10,5 @@ cyto_transform(
     snakemake.input[0],
     snakemake.output[0],
     sample_id=snakemake.wildcards.sample,
-    method=snakemake.params.transform["method"],
-    logicle=snakemake.params.transform["logicle"],
+    params=snakemake.params.transform,
 )

@@ -6,9 +6,5 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 
 from immunoprofiler.datasets import write_demo  # noqa: E402
 
-write_demo(
-    snakemake.params.outdir,
-    n_cells=snakemake.params.n_cells,
-    n_events=snakemake.params.n_events,
-    seed=snakemake.params.seed,
-)
+demo = snakemake.params.demo
+write_demo(snakemake.params.outdir, n_cells=demo.n_cells, n_events=demo.n_events, seed=demo.seed)

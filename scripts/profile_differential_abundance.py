@@ -7,9 +7,9 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.pipeline import profile_differential_abundance  # noqa: E402
 
 profile_differential_abundance(
-    snakemake.input.composition,
-    snakemake.input.samples,
+    snakemake.input[0],
+    samples=snakemake.params.samples,
     table=snakemake.output.table,
     figure=snakemake.output.figure,
-    **snakemake.params.contrast,
+    params=snakemake.params.da,
 )

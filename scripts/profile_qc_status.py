@@ -12,5 +12,5 @@ profile_qc_status(
     figure=snakemake.output.figure,
     rna_qc=snakemake.input.get("rna_qc"),
     cyto_qc=snakemake.input.get("cyto_qc"),
-    thresholds=snakemake.params.thresholds,
+    params=snakemake.params.qc_status,
 )

@@ -7,8 +7,8 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.pipeline import profile_tables  # noqa: E402
 
 profile_tables(
-    snakemake.input.composition,
-    snakemake.input.samples,
+    snakemake.input[0],
+    samples=snakemake.params.samples,
     wide=snakemake.output.wide,
     lineage_wide=snakemake.output.lineage_wide,
     cross=snakemake.output.cross,

@@ -12,10 +12,8 @@ rna_annotate(
     snakemake.input.normalized,
     snakemake.output[0],
     markers=snakemake.input.markers,
-    method=snakemake.params.method,
     params=snakemake.params.annotate,
     reference=snakemake.input.get("reference"),
-    reference_label_key=snakemake.params.reference_label_key,
     celltypist_model=snakemake.input.get("model"),
     accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
 )

@@ -11,5 +11,5 @@ rna_ingest(
     snakemake.output[0],
     sample_id=snakemake.wildcards.sample,
     metadata=snakemake.params.metadata,
-    genome=snakemake.params.genome,
+    params=snakemake.params.ingest,
 )

@@ -6,4 +6,9 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 
 from immunoprofiler.pipeline import rna_pseudobulk  # noqa: E402
 
-rna_pseudobulk(snakemake.input.qc, snakemake.input.annotated, snakemake.output[0])
+rna_pseudobulk(
+    snakemake.input.qc,
+    snakemake.input.annotated,
+    snakemake.output[0],
+    metadata=snakemake.params.metadata,
+)

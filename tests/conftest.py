@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,29 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 MARKERS = ROOT / "resources" / "rna_cell_types.tsv"
+CONFIG_SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def default_config(**top) -> dict:
+    """A config with every default filled in from the schema (as Snakemake does)."""
+    from snakemake.utils import validate
+
+    config = {"samples": "samples.tsv", **top}
+    validate(config, str(CONFIG_SCHEMA))
+    return config
+
+
+@cache
+def _default_params():
+    from immunoprofiler.params import StepParams
+
+    return StepParams.from_config(default_config())
+
+
+def step_params(step: str, **overrides):
+    """The parameters of ``step`` as a run with the schema's defaults gets them, with
+    ``overrides`` (e.g. ``step_params("rna_integrate", method="harmony")``)."""
+    return dataclasses.replace(getattr(_default_params(), step), **overrides)
 
 
 def shared(*parts: str) -> Path:
@@ -58,6 +83,7 @@ def demo_cohort(demo_dir, tmp_path_factory):
             ing,
             sample_id=r.sample_id,
             metadata={"sample_id": r.sample_id, "batch": r.batch, "patient": r.patient},
+            params=step_params("rna_ingest"),
         )
         out = work / f"{r.sample_id}.qc.h5ad"
         pipeline.rna_qc(
@@ -66,10 +92,15 @@ def demo_cohort(demo_dir, tmp_path_factory):
             table=work / f"{r.sample_id}.tsv",
             plot=work / f"{r.sample_id}.png",
             sample_id=r.sample_id,
-            params={"random_state": 0},
+            params=step_params("rna_qc"),
         )
         qc_files.append(out)
-    pipeline.rna_normalize(qc_files, work / "cohort.h5ad", out_hvg=work / "hvg.h5ad", params={})
+    pipeline.rna_normalize(
+        qc_files,
+        work / "cohort.h5ad",
+        out_hvg=work / "hvg.h5ad",
+        params=step_params("rna_normalize"),
+    )
     truth = pd.read_csv(demo_dir / "truth.tsv.gz", sep="\t")
     truth.index = truth["sample_id"] + "_" + truth["barcode"]
     return {"cohort": work / "cohort.h5ad", "hvg": work / "hvg.h5ad", "truth": truth, "work": work}
@@ -104,23 +135,27 @@ def celltypist_model(demo_cohort, tmp_path_factory):
     return path
 
 
-DEMO_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-DEMO_CONFIG.pop("samples")  # the sheet is copied to the same relative place
+TEST_CONFIGS = ROOT / ".test"
 
 
-def demo_workdir(work: Path) -> Path:
-    """An empty working directory holding only the demo sheet, as a new user's would."""
-    (work / "config").mkdir(parents=True)
-    shutil.copy(ROOT / "config" / "samples.tsv", work / "config" / "samples.tsv")
+def make_workdir(work: Path, name: str) -> Path:
+    """An empty working directory holding only ``.test/<name>`` as its ``config/`` folder
+    (config.yaml, samples.tsv and any small inputs), as a new user's would."""
+    shutil.copytree(TEST_CONFIGS / name, work / "config")
     return work
+
+
+def dot_test_config(name: str) -> dict:
+    """The configuration of ``.test/<name>``."""
+    return yaml.safe_load((TEST_CONFIGS / name / "config.yaml").read_text())
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """The whole demo workflow run locally (snakemake --cores 2) in an empty folder."""
+    """The whole demo workflow (``.test/demo``) run locally (snakemake --cores 2) in an empty
+    folder; the Snakefile picks up its config/config.yaml as it does a user's."""
     from tests.workflow.conftest import run_snakemake
 
-    work = demo_workdir(tmp_path_factory.mktemp("demo_run"))
-    # no config.yaml here: every default comes from the schema; scVI's epochs capped as in the demo
-    run_snakemake(work, config=DEMO_CONFIG)
+    work = make_workdir(tmp_path_factory.mktemp("demo_run"), "demo")
+    run_snakemake(work)
     return work

@@ -1,23 +1,30 @@
-"""Provenance records stored in ``adata.uns["provenance"]``.
+"""Provenance as plain data: one entry per step, stored in ``uns["provenance"]``.
 
-Every step adds one entry keyed by its step name (per-sample steps by
-``"<step>:<sample_id>"``). An entry holds the immunoprofiler version, the versions
-of the key libraries, the parameters (as a JSON string, so ``None`` and nested
-values survive the ``.h5ad`` round trip) and the sha256 of the input files the
-step read from outside the pipeline (raw data, reference tables, models).
-No timestamps: a rerun with the same inputs gives identical records.
+:func:`entry` builds one step's record — the immunoprofiler version, the versions of
+the key libraries, the parameters (as a JSON string, so ``None`` and nested values
+survive the ``.h5ad`` round trip) and the sha256 of the input files the step read from
+outside the pipeline (raw data, reference tables, models) — as a one-key mapping
+``{step: record}`` (per-sample steps are named ``"<step>:<sample_id>"``). A step writes
+:func:`merge` of its inputs' provenance and its own entry into the ``uns`` of its output;
+cohort steps merge the entries of every input the same way. No timestamps: a rerun with
+the same inputs gives identical records.
+
+Examples
+--------
+>>> prov = merge(read(path), entry("rna_qc:S1", params={"n_mads_mt": 3}))  # doctest: +SKIP
+>>> adata.uns["provenance"] = prov  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-from anndata import AnnData
 
 KEY_LIBRARIES = (
     "immunoprofiler",
@@ -38,8 +45,11 @@ KEY_LIBRARIES = (
     "celltypist",
 )
 
+Provenance = dict[str, dict[str, Any]]
 
-def library_versions(names: Iterable[str] = KEY_LIBRARIES) -> dict[str, str]:
+
+@cache
+def library_versions(names: tuple[str, ...] = KEY_LIBRARIES) -> dict[str, str]:
     """Installed versions of ``names`` (``"not installed"`` where absent)."""
     out: dict[str, str] = {}
     for name in names:
@@ -65,6 +75,8 @@ def sha256sum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
@@ -76,34 +88,61 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def record(
-    adata: AnnData,
+def entry(
     step: str,
     *,
-    params: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | Any = None,
     inputs: Iterable[str | Path] = (),
-) -> None:
-    """Add the provenance entry of ``step`` to ``adata.uns["provenance"]`` in place.
+) -> Provenance:
+    """The provenance record of ``step`` as ``{step: record}`` (plain, JSON-able data).
+
+    Parameters
+    ----------
+    step
+        Rule name, ``"<rule>:<sample_id>"`` for per-sample steps.
+    params
+        A mapping or a parameter dataclass; stored as sorted JSON.
+    inputs
+        Files (or folders) read from outside the pipeline; stored as ``{name: sha256}``.
 
     Examples
     --------
-    >>> record(adata, "rna_qc:S1", params={"n_mads": 5})
-    >>> adata.uns["provenance"]["rna_qc:S1"]["versions"]["scanpy"]  # doctest: +SKIP
-    '1.11.5'
+    >>> e = entry("rna_qc:S1", params={"n_mads_mt": 3})
+    >>> e["rna_qc:S1"]["params"]
+    '{"n_mads_mt": 3}'
     """
-    prov = dict(adata.uns.get("provenance", {}))
-    prov[step] = {
-        "step": step,
-        "versions": library_versions(),
-        "params": json.dumps(_jsonable(dict(params or {})), sort_keys=True),
-        "inputs": {Path(p).name: sha256sum(p) for p in inputs},
+    return {
+        step: {
+            "step": step,
+            "versions": dict(library_versions()),
+            "params": json.dumps(_jsonable(params or {}), sort_keys=True),
+            "inputs": {Path(p).name: sha256sum(p) for p in inputs},
+        }
     }
-    adata.uns["provenance"] = prov
 
 
-def merge(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Union of several ``uns["provenance"]`` mappings (for cohort steps)."""
-    out: dict[str, Any] = {}
+def merge(*records: Mapping[str, Any] | None) -> Provenance:
+    """Union of provenance mappings, later ones winning (inputs' records, then the step's own).
+
+    Examples
+    --------
+    >>> sorted(merge({"a": {}}, None, {"b": {}}))
+    ['a', 'b']
+    """
+    out: Provenance = {}
     for rec in records:
-        out.update(rec)
+        out.update(rec or {})
+    return out
+
+
+def read(*paths: str | Path) -> Provenance:
+    """The merged ``uns["provenance"]`` of ``.h5ad`` files, read without any matrix."""
+    import h5py
+    from anndata.io import read_elem
+
+    out: Provenance = {}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            if "uns/provenance" in f:
+                out.update(read_elem(f["uns/provenance"]))
     return out

@@ -12,7 +12,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO_CONFIG, ROOT, demo_workdir
+from tests.conftest import ROOT, make_workdir
 from tests.workflow.conftest import run_snakemake, snakemake_cmd
 
 from .conftest import sacct
@@ -50,7 +50,7 @@ SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
 
 def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
     """All modalities of the demo through Slurm, the GPU-capable rule on the CPU partition."""
-    work = demo_workdir(tmp_path / "slurm")
+    work = make_workdir(tmp_path / "slurm", "demo")
     proc = run_snakemake(
         work,
         *PROFILES,
@@ -58,7 +58,6 @@ def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
         # partition with gpu=0 (scVI trains on the CPU, as in the local run)
         "--set-resources",
         "rna_integrate:gpu=0",
-        config=DEMO_CONFIG,
         timeout=1500,
     )
     submitted = set(SUBMITTED.findall(proc.stdout + proc.stderr))
@@ -96,7 +95,7 @@ def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
 
 def test_gpu_rule_goes_to_gpu_partition_and_fails_fast(slurm_cluster, tmp_path):
     from immunoprofiler.datasets import simulate_pbmc
-    from immunoprofiler.datasets.writers import write_10x_h5
+    from immunoprofiler.io.tenx import write_10x_h5
 
     for i in range(2):
         write_10x_h5(simulate_pbmc(500, batch=i, seed=i), tmp_path / f"r{i}.h5")

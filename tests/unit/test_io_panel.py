@@ -132,3 +132,22 @@ def test_read_panel_completes_and_checks(tmp_path):
     bad.write_text("channel\tmarker\tmarker_class\nNd142Di\tCD19\tlineage\n")
     with pytest.raises(PanelError, match="type/state/none"):
         read_panel(bad, channels, desc, modality="cytof")
+
+
+def test_shared_markers_of_files_normalised_together():
+    from immunoprofiler.io.panel import PanelError, shared_markers
+
+    def var(markers, classes):
+        return pd.DataFrame(
+            {"marker": markers, "marker_class": classes},
+            index=[f"ch{i}" for i in range(len(markers))],
+        )
+
+    a = var(["DNA1", "CD3", "CD4", "pS6"], ["none", "type", "type", "state"])
+    out = shared_markers([a, a.copy()], names=["a.h5ad", "b.h5ad"])
+    assert list(out.index) == ["CD3", "CD4", "pS6"]  # DNA etc. ('none') are not analysed
+    assert list(out["channel"]) == ["ch1", "ch2", "ch3"]
+    assert list(out["marker_class"]) == ["type", "type", "state"]
+    other = var(["DNA1", "CD3", "CD8", "pS6"], ["none", "type", "type", "state"])
+    with pytest.raises(PanelError, match=r"b\.h5ad: its panel markers .*CD8.* differ"):
+        shared_markers([a, other], names=["a.h5ad", "b.h5ad"])

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from immunoprofiler.io.samples import SampleSheetError, read_sample_sheet, sample_metadata
+from immunoprofiler.io.samples import (
+    SampleSheetError,
+    add_metadata,
+    check_contrast,
+    is_reference,
+    metadata_table,
+    read_sample_sheet,
+    sample_metadata,
+)
 from tests.conftest import ROOT
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/samples.schema.yaml").read_text())
@@ -123,3 +131,64 @@ def test_folder_without_matrix_is_rejected(tmp_path):
     sheet = write(tmp_path, "sample_id\tmodality\tpath\tbatch\nS1\trna\tempty_dir\tb\n")
     with pytest.raises(SampleSheetError, match="no 10x matrix"):
         read_sample_sheet(sheet, schema=SCHEMA)
+
+
+def _contrast_sheet(tmp_path: Path) -> Path:
+    for f in ("a.h5", "b.h5", "c.h5"):
+        (tmp_path / f).write_bytes(b"")
+    return write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tpatient\tarm\n"
+        "A\trna\ta.h5\tb1\tP1\tdrug\n"
+        "B\trna\tb.h5\tb1\tP2\tplacebo\n"
+        "C\trna\tc.h5\tb2\tP3\tdrug\n",
+    )
+
+
+def test_contrast_is_checked_with_the_sheet(tmp_path):
+    sheet = _contrast_sheet(tmp_path)
+    ok = {"column": "arm", "groups": ["placebo", "drug"], "paired_by": "patient"}
+    assert len(read_sample_sheet(sheet, schema=SCHEMA, contrast=ok)) == 3
+    bad = {"column": "arm", "groups": ["placebo", "dose2"], "paired_by": "donor"}
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA, contrast=bad)
+    msg = str(err.value)
+    assert "paired_by 'donor' is not a sheet column" in msg
+    assert "group(s) ['dose2'] never appear in column 'arm' (['drug', 'placebo'])" in msg
+
+
+def test_check_contrast_cases():
+    import pandas as pd
+
+    sheet = pd.DataFrame({"sample_id": ["A", "B"], "response": ["R", "NR"]})
+    check_contrast(sheet, None)  # no contrast: nothing to check
+    check_contrast(sheet, {"column": "response", "groups": ["NR", "R"]})
+    with pytest.raises(SampleSheetError, match="column 'arm' is not a sheet column"):
+        check_contrast(sheet, {"column": "arm", "groups": ["x", "y"]})
+    with pytest.raises(SampleSheetError, match="must differ"):
+        check_contrast(sheet, {"column": "response", "groups": ["R", "R"]})
+
+
+def test_reference_values():
+    assert [is_reference(v) for v in ("ref", " TRUE", "Yes", "1", "reference")] == [True] * 5
+    assert [is_reference(v) for v in ("", "no", "0", "false", "sample")] == [False] * 5
+
+
+def test_metadata_table_and_obs(tmp_path):
+    import anndata as ad
+    import numpy as np
+
+    df = read_sample_sheet(_contrast_sheet(tmp_path), schema=SCHEMA)
+    meta = metadata_table(df)
+    assert list(meta.columns) == ["sample_id", "modality", "batch", "patient", "arm"]
+    assert meta.to_dict("records")[1] == {
+        "sample_id": "B",
+        "modality": "rna",
+        "batch": "b1",
+        "patient": "P2",
+        "arm": "placebo",
+    }
+    a = ad.AnnData(X=np.zeros((4, 1)))
+    add_metadata(a, sample_metadata(df, "C", "rna"))
+    assert list(a.obs.columns) == ["sample_id", "modality", "batch", "patient", "arm"]
+    assert (a.obs["arm"] == "drug").all() and list(a.obs["arm"].cat.categories) == ["drug"]

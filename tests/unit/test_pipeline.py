@@ -11,7 +11,7 @@ import pytest
 
 from immunoprofiler import pipeline
 from immunoprofiler.tl.abundance import COLUMNS
-from tests.conftest import MARKERS
+from tests.conftest import MARKERS, step_params
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +21,17 @@ def clustered(demo_cohort):
         demo_cohort["hvg"],
         work / "int.h5ad",
         model_dir=work / "model",
-        params={"method": "harmony", "seed": 0},
+        params=step_params("rna_integrate", method="harmony"),
     )
-    pipeline.rna_cluster(work / "int.h5ad", work / "clu.h5ad", params={"seed": 0})
+    pipeline.rna_cluster(work / "int.h5ad", work / "clu.h5ad", params=step_params("rna_cluster"))
     return work / "clu.h5ad"
 
 
+@pytest.mark.slow
 def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     out = tmp_path / "annotated.h5ad"
     pipeline.rna_annotate(
-        clustered, demo_cohort["cohort"], out, markers=MARKERS, params={"seed": 0}
+        clustered, demo_cohort["cohort"], out, markers=MARKERS, params=step_params("rna_annotate")
     )
     a = ad.read_h5ad(out)
     cohort = ad.read_h5ad(demo_cohort["cohort"])
@@ -50,16 +51,19 @@ def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     comp = pipeline.rna_composition(out, tmp_path / "comp.tsv")
     assert list(comp.columns) == COLUMNS
     np.testing.assert_allclose(comp.groupby("sample_id")["fraction"].sum(), 1)
-    pipeline.rna_plots(out, markers=MARKERS, umap=tmp_path / "u.png", dotplot=tmp_path / "d.png")
-    assert (tmp_path / "u.png").stat().st_size > 10_000 and (
-        tmp_path / "d.png"
-    ).stat().st_size > 10_000
+    figs = {k: tmp_path / f"{k}.png" for k in ("umap", "umap_uncorrected", "dotplot", "abundance")}
+    pipeline.rna_plots(
+        out, demo_cohort["hvg"], markers=MARKERS, **figs, params=step_params("plots")
+    )
+    for path in figs.values():
+        assert path.read_bytes()[:4] == b"\x89PNG"
     both = pipeline.concat_tables(
         [tmp_path / "comp.tsv", tmp_path / "comp.tsv"], tmp_path / "all.tsv"
     )
     assert len(both) == 2 * len(comp)
 
 
+@pytest.mark.slow
 def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
     cohort = ad.read_h5ad(demo_cohort["cohort"])
     truth = demo_cohort["truth"]
@@ -73,8 +77,7 @@ def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
         demo_cohort["cohort"],
         out,
         markers=MARKERS,
-        method="scanvi",
-        params={"max_epochs": 30, "seed": 0},
+        params=step_params("rna_annotate", method="scanvi", max_epochs=30),
         reference=tmp_path / "reference.h5ad",
     )
     obs = ad.read_h5ad(out, backed="r").obs
@@ -86,6 +89,7 @@ def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tmp_path):
     out = tmp_path / "annotated.h5ad"
     pipeline.rna_annotate(
@@ -93,8 +97,7 @@ def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tm
         demo_cohort["cohort"],
         out,
         markers=MARKERS,
-        method="celltypist",
-        params={"cluster_key": "leiden"},
+        params=step_params("rna_annotate", method="celltypist"),
         celltypist_model=celltypist_model,
     )
     obs = ad.read_h5ad(out, backed="r").obs
@@ -103,6 +106,7 @@ def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tm
     assert set(obs["cell_ontology_id"]) - {"CL:0000000"}  # labels mapped through the marker table
 
 
+@pytest.mark.slow
 def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
     with pytest.raises(ValueError, match=r"needs config rna\.annotate\.reference"):
         pipeline.rna_annotate(
@@ -110,8 +114,7 @@ def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
             demo_cohort["cohort"],
             tmp_path / "x.h5ad",
             markers=MARKERS,
-            method="scanvi",
-            params={},
+            params=step_params("rna_annotate", method="scanvi"),
         )
     with pytest.raises(ValueError, match="unknown annotation method 'magic'"):
         pipeline.rna_annotate(
@@ -119,8 +122,7 @@ def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
             demo_cohort["cohort"],
             tmp_path / "x.h5ad",
             markers=MARKERS,
-            method="magic",
-            params={},
+            params=step_params("rna_annotate", method="magic"),
         )
     assert not (tmp_path / "x.h5ad").exists()
 
@@ -146,7 +148,7 @@ def test_rna_bam_count_writes_10x_h5_matrices(tmp_path):
         out_filtered=tmp_path / "filtered.h5",
         table=tmp_path / "s.tsv",
         sample_id="s",
-        params={"lower": 20, "cell_calling": "inflection"},
+        params=step_params("rna_bam_count", lower=20, cell_calling="inflection"),
         threads=2,
     )
     raw = sc.read_10x_h5(tmp_path / "raw.h5")

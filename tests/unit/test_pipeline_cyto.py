@@ -12,7 +12,7 @@ import pytest
 
 from immunoprofiler import pipeline
 from immunoprofiler.tl.abundance import COLUMNS
-from tests.conftest import ROOT, shared
+from tests.conftest import ROOT, shared, step_params
 
 MARKERS = ROOT / "resources" / "cyto_cell_types.tsv"
 MANUAL_TO_CL = {
@@ -24,8 +24,10 @@ MANUAL_TO_CL = {
     "NK T cells": "natural killer T cell",
 }
 
+pytestmark = pytest.mark.slow  # runs the chain on real data sets
 
-def run_chain(work, files, *, modality, batches, extra=None, method="quantile", params=None):
+
+def run_chain(work, files, *, modality, batches, extra=None, **normalize):
     """ingest → compensate → transform → clean per file, then the cohort steps."""
     cleaned = []
     for i, f in enumerate(files):
@@ -40,13 +42,19 @@ def run_chain(work, files, *, modality, batches, extra=None, method="quantile", 
             metadata=meta,
         )
         pipeline.cyto_compensate(work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid)
-        pipeline.cyto_transform(work / f"{sid}.c.h5ad", work / f"{sid}.t.h5ad", sample_id=sid)
+        pipeline.cyto_transform(
+            work / f"{sid}.c.h5ad",
+            work / f"{sid}.t.h5ad",
+            sample_id=sid,
+            params=step_params("cyto_transform"),
+        )
         pipeline.cyto_clean(
             work / f"{sid}.t.h5ad",
             work / f"{sid}.k.h5ad",
             table=work / f"{sid}.qc.tsv",
             sample_id=sid,
             modality=modality,
+            params=step_params("cyto_clean"),
             fcs_path=f,
         )
         cleaned.append(work / f"{sid}.k.h5ad")
@@ -55,17 +63,17 @@ def run_chain(work, files, *, modality, batches, extra=None, method="quantile", 
         work / "norm.h5ad",
         table=work / "batch.tsv",
         model_out=work / "model.json",
-        method=method,
-        params=params or {},
-        seed=0,
+        params=step_params("cyto_normalize", **normalize),
     )
-    pipeline.cyto_cluster(work / "norm.h5ad", work / "clustered.h5ad", params={}, seed=0)
+    pipeline.cyto_cluster(
+        work / "norm.h5ad", work / "clustered.h5ad", params=step_params("cyto_cluster")
+    )
     pipeline.cyto_annotate(
         work / "clustered.h5ad",
         work / "norm.h5ad",
         work / "annotated.h5ad",
         markers=MARKERS,
-        params={},
+        params=step_params("cyto_annotate"),
     )
     comp = pipeline.cyto_composition(
         work / "annotated.h5ad",
@@ -244,7 +252,7 @@ def test_cytovi_normalisation_reduces_batch_distances(tmp_path):
         modality="cytof",
         batches=[f"b{b}" for b in meta["batch"]],
         method="cytovi",
-        params={"max_epochs": 30},
+        max_epochs=30,
     )
     table = pd.read_csv(tmp_path / "batch.tsv", sep="\t")
     per_marker = table.groupby("marker")[["emd_before", "emd_after"]].mean()
@@ -256,13 +264,15 @@ def test_cytovi_normalisation_reduces_batch_distances(tmp_path):
 
 def test_rerun_gives_identical_clusters_umap_and_labels(bal, tmp_path):
     work = bal["work"]
-    pipeline.cyto_cluster(work / "norm.h5ad", tmp_path / "clustered.h5ad", params={}, seed=0)
+    pipeline.cyto_cluster(
+        work / "norm.h5ad", tmp_path / "clustered.h5ad", params=step_params("cyto_cluster")
+    )
     pipeline.cyto_annotate(
         tmp_path / "clustered.h5ad",
         work / "norm.h5ad",
         tmp_path / "annotated.h5ad",
         markers=MARKERS,
-        params={},
+        params=step_params("cyto_annotate"),
     )
     before = ad.read_h5ad(work / "annotated.h5ad", backed="r")
     after = ad.read_h5ad(tmp_path / "annotated.h5ad", backed="r")

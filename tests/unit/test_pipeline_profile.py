@@ -5,12 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from immunoprofiler.params import Contrast, DifferentialAbundance
 from immunoprofiler.pipeline import (
     profile_differential_abundance,
     profile_qc_status,
     profile_tables,
 )
 from immunoprofiler.tl.abundance import COLUMNS
+from tests.conftest import step_params
+
+PAIRED = DifferentialAbundance(
+    contrast=Contrast(column="timepoint", groups=("pre", "post"), paired_by="patient"),
+    transform="log_ratio",
+)
 
 
 def _write(tmp_path, n_patients=3, effect=3.0):
@@ -42,8 +49,7 @@ def _write(tmp_path, n_patients=3, effect=3.0):
         sheet, columns=["sample_id", "modality", "path", "batch", "patient", "timepoint"]
     )
     comp.to_csv(tmp_path / "composition.tsv", sep="\t", index=False)
-    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
-    return tmp_path / "composition.tsv", tmp_path / "samples.tsv"
+    return tmp_path / "composition.tsv", sheet.to_dict("records")
 
 
 def test_profile_tables_writes_every_output(tmp_path):
@@ -58,7 +64,7 @@ def test_profile_tables_writes_every_output(tmp_path):
             ("bars", "png"),
         ]
     }
-    profile_tables(comp, sheet, **out)
+    profile_tables(comp, samples=sheet, **out)
     wide = pd.read_csv(out["wide"], sep="\t")
     assert len(wide) == 12 and "timepoint" in wide and "path" not in wide
     assert pd.read_csv(out["cross"], sep="\t")["sample_id"].nunique() == 6
@@ -69,13 +75,7 @@ def test_profile_tables_writes_every_output(tmp_path):
 def test_paired_contrast_and_too_few_samples(tmp_path):
     comp, sheet = _write(tmp_path)
     res = profile_differential_abundance(
-        comp,
-        sheet,
-        table=tmp_path / "da.tsv",
-        figure=tmp_path / "da.png",
-        column="timepoint",
-        groups=["pre", "post"],
-        paired_by="patient",
+        comp, samples=sheet, table=tmp_path / "da.tsv", figure=tmp_path / "da.png", params=PAIRED
     )
     fine = res[res["level"] == "cell_type"].set_index(["modality", "cell_type"])
     assert (fine.xs("B cell", level="cell_type")["q_value"] < 0.05).all()
@@ -86,12 +86,10 @@ def test_paired_contrast_and_too_few_samples(tmp_path):
     comp1, sheet1 = _write(tmp_path / "one", n_patients=1)
     res1 = profile_differential_abundance(
         comp1,
-        sheet1,
+        samples=sheet1,
         table=tmp_path / "da1.tsv",
         figure=tmp_path / "da1.png",
-        column="timepoint",
-        groups=["pre", "post"],
-        paired_by="patient",
+        params=PAIRED,
     )
     assert res1["p_value"].isna().all() and res1["note"].str.contains("pairs by patient").all()
     assert (tmp_path / "da1.png").read_bytes()[:4] == b"\x89PNG"
@@ -106,7 +104,7 @@ def test_qc_status_rule_function(tmp_path):
         out=tmp_path / "st.tsv",
         figure=tmp_path / "st.png",
         rna_qc=tmp_path / "rna_qc.tsv",
-        thresholds={"min_cells": 3500},
+        params=step_params("profile_qc_status", min_cells=3500),
     )
     assert not st["passed"].iloc[0] and "3000 cells after QC (< 3500)" in st["reasons"].iloc[0]
     assert (tmp_path / "st.png").exists()

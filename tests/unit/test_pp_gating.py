@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from immunoprofiler.pp.gating import file_gates, gate_column, valley
-from tests.conftest import shared
+from tests.conftest import shared, step_params
 
 MANUAL = ("CD4 T cells", "CD8 T cells", "B cells", "gd T cells", "NK cells", "NK T cells")
 
@@ -48,13 +48,16 @@ def test_flowjo_workspace_gates_match_manual_labels(bal):
     for pop in MANUAL:
         truth = labels == pop
         assert _f1(gates[pop], truth) >= 0.99, pop
-    assert gates["Singlets"].sum() == 18702
+    # the hierarchy: Singlets inside Lymphocytes, every manually labelled event a singlet
+    assert not (gates["Singlets"] & ~gates["Lymphocytes"]).any()
+    assert gates["Singlets"][labels != "Unlabeled"].all()
+    assert gates["Singlets"].sum() < gates["Lymphocytes"].sum()
 
 
 def test_clean_with_workspace_keeps_population(bal, tmp_path):
     from immunoprofiler import pipeline
 
-    folder, _ = bal
+    folder, labels = bal
     ing = tmp_path / "i.h5ad"
     pipeline.cyto_ingest(
         folder / "68983.fcs",
@@ -65,21 +68,30 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
         metadata={"sample_id": "bal", "batch": "b1"},
     )
     pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal")
-    pipeline.cyto_transform(tmp_path / "c.h5ad", tmp_path / "t.h5ad", sample_id="bal")
+    pipeline.cyto_transform(
+        tmp_path / "c.h5ad",
+        tmp_path / "t.h5ad",
+        sample_id="bal",
+        params=step_params("cyto_transform"),
+    )
     counts = pipeline.cyto_clean(
         tmp_path / "t.h5ad",
         tmp_path / "k.h5ad",
         table=tmp_path / "qc.tsv",
         sample_id="bal",
         modality="flow",
+        params=step_params("cyto_clean", population="Singlets2"),
         fcs_path=folder / "68983.fcs",
         gating=folder / "gating.wsp",
-        population="Singlets2",
     )
-    assert counts.set_index("gate").loc["retained", "events"] == 18585
     import anndata as ad
 
     obs = ad.read_h5ad(tmp_path / "k.h5ad").obs
+    # the events kept are the workspace's Singlets2 gate, which holds every labelled event
+    singlets2 = file_gates(folder / "68983.fcs", folder / "gating.wsp")["Singlets2"]
+    assert counts.set_index("gate").loc["retained", "events"] == singlets2.sum()
+    np.testing.assert_array_equal(obs["retained"].to_numpy(), singlets2)
+    assert obs["retained"].to_numpy()[labels != "Unlabeled"].all()
     assert obs[gate_column("NK T cells")].dtype == bool
     assert obs["retained"].sum() == obs[gate_column("Singlets2")].sum()
     with pytest.raises(ValueError, match="gates there"):
@@ -89,9 +101,9 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
             table=tmp_path / "qc2.tsv",
             sample_id="bal",
             modality="flow",
+            params=step_params("cyto_clean", population="Live"),
             fcs_path=folder / "68983.fcs",
             gating=folder / "gating.wsp",
-            population="Live",
         )
 
 
@@ -119,13 +131,19 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
         metadata={"sample_id": "x", "batch": "b"},
     )
     pipeline.cyto_compensate(tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x")
-    pipeline.cyto_transform(tmp_path / "c.h5ad", tmp_path / "t.h5ad", sample_id="x")
+    pipeline.cyto_transform(
+        tmp_path / "c.h5ad",
+        tmp_path / "t.h5ad",
+        sample_id="x",
+        params=step_params("cyto_transform"),
+    )
     counts = pipeline.cyto_clean(
         tmp_path / "t.h5ad",
         tmp_path / "k.h5ad",
         table=tmp_path / "qc.tsv",
         sample_id="x",
         modality=modality,
+        params=step_params("cyto_clean"),
     )
     import anndata as ad
 

@@ -9,7 +9,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from immunoprofiler.io.tenx import read_rna
-from immunoprofiler.pp.normalization import combine_hvg, hvg_stats, normalize
+from immunoprofiler.pp.normalization import combine_hvg, common_genes, hvg_stats, normalize
 
 
 def test_shifted_log_known_values():
@@ -51,7 +51,7 @@ def test_batch_hvg_matches_scanpy(kang):
     np.testing.assert_allclose(ours["variances"], ref["variances"], rtol=1e-4)
 
 
-def test_normalize_cohort_files(demo_cohort):
+def test_rna_normalize_cohort_files(demo_cohort):
     cohort = ad.read_h5ad(demo_cohort["cohort"])
     hvg = ad.read_h5ad(demo_cohort["hvg"])
     assert cohort.var["highly_variable"].sum() == hvg.n_vars
@@ -66,3 +66,13 @@ def test_normalize_cohort_files(demo_cohort):
     assert "rna_normalize" in cohort.uns["provenance"]
     assert any(k.startswith("rna_qc:") for k in cohort.uns["provenance"])
     assert "protein" not in cohort.obsm  # only one demo sample has ADT: not carried half-filled
+
+
+def test_common_genes_keeps_shared_in_first_order_and_fails_without_any():
+    a, b = pd.Index(["g1", "g2", "g3"]), pd.Index(["g3", "g1", "g9"])
+    assert list(common_genes({"a": a, "b": b})) == ["g1", "g3"]
+    assert common_genes({"a": a, "a2": a}).equals(a)
+    import pytest
+
+    with pytest.raises(ValueError, match="share no genes"):
+        common_genes({"a": a, "c": pd.Index(["x"])})

@@ -33,7 +33,7 @@ def test_gene_sets():
 
 def test_qc_removes_damaged_empty_and_doublets():
     a = simulate_pbmc(1500, seed=3)
-    kept, row, cells = qc(as_sample(a), sample_id="S1", random_state=0)
+    kept, row, cells = qc(as_sample(a), sample_id="S1", seed=0)
     state = a.obs["true_state"]
     removed = ~cells["kept"]
     assert removed[state == "empty"].mean() == 1.0
@@ -52,7 +52,7 @@ def test_qc_removes_damaged_empty_and_doublets():
 
 def test_qc_without_mt_genes(kang):
     a = read_rna(kang["ctrl"], sample_id="ctrl")
-    kept, row, _ = qc(a, sample_id="ctrl", random_state=0)
+    kept, row, _ = qc(a, sample_id="ctrl", seed=0)
     assert not row["has_mt_genes"]
     assert (kept.obs["pct_counts_mt"] == 0).all()
     assert kept.n_obs > 850  # Kang is already cell-filtered
@@ -68,8 +68,8 @@ def test_too_few_cells_names_the_sample():
 
 def test_qc_is_deterministic():
     a = as_sample(simulate_pbmc(800, seed=2))
-    k1, r1, _ = qc(a.copy(), sample_id="S", random_state=0)
-    k2, r2, _ = qc(a.copy(), sample_id="S", random_state=0)
+    k1, r1, _ = qc(a.copy(), sample_id="S", seed=0)
+    k2, r2, _ = qc(a.copy(), sample_id="S", seed=0)
     assert r1 == r2
     assert list(k1.obs_names) == list(k2.obs_names)
 
@@ -81,7 +81,7 @@ def test_zero_count_barcodes_are_removed_without_error():
     X = a.X.tolil()
     X[:5] = 0  # five barcodes without a single UMI
     a.X = X.tocsr()
-    kept, _, cells = qc(as_sample(a), sample_id="S0", random_state=0)
+    kept, _, cells = qc(as_sample(a), sample_id="S0", seed=0)
     assert not cells["kept"].iloc[:5].any()
     assert np.isfinite(cells["pct_counts_mt"]).all()
     assert sp.issparse(kept.layers["counts"])

@@ -1,4 +1,5 @@
-"""Provenance records: versions, parameters, checksums; deterministic."""
+"""Provenance as plain data: versions, parameters, checksums; deterministic; merged by cohort
+steps; read back from .h5ad files without their matrices."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import hashlib
 import json
 
 import anndata as ad
+import numpy as np
 
-from immunoprofiler.provenance import merge, record, sha256sum
+from immunoprofiler.params import RnaCluster
+from immunoprofiler.provenance import entry, merge, read, sha256sum
 
 
-def test_record_and_checksums(tmp_path):
+def test_checksums_of_files_and_folders(tmp_path):
     f = tmp_path / "x.txt"
     f.write_bytes(b"hello")
     d = tmp_path / "dir"
@@ -18,15 +21,49 @@ def test_record_and_checksums(tmp_path):
     (d / "a").write_bytes(b"1")
     (d / "b").write_bytes(b"2")
     assert sha256sum(f) == hashlib.sha256(b"hello").hexdigest()
-    assert sha256sum(d) == sha256sum(d)
-    a = ad.AnnData()
-    record(a, "step:S1", params={"k": None, "v": [1, 2]}, inputs=[f, d])
-    entry = a.uns["provenance"]["step:S1"]
-    assert json.loads(entry["params"]) == {"k": None, "v": [1, 2]}
-    assert entry["inputs"]["x.txt"] == hashlib.sha256(b"hello").hexdigest()
-    assert entry["versions"]["scanpy"] != "not installed"
-    assert "immunoprofiler" in entry["versions"]
-    a.write_h5ad(tmp_path / "a.h5ad")  # survives the round trip
-    b = ad.read_h5ad(tmp_path / "a.h5ad")
-    assert b.uns["provenance"]["step:S1"]["params"] == entry["params"]
-    assert set(merge([a.uns["provenance"], {"other": {}}])) == {"step:S1", "other"}
+    # a folder: every file's relative name then its bytes, in sorted order
+    assert sha256sum(d) == hashlib.sha256(b"a1b2").hexdigest()
+    (d / "b").write_bytes(b"3")
+    assert sha256sum(d) == hashlib.sha256(b"a1b3").hexdigest()
+
+
+def test_entry_is_plain_json_able_data(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes(b"hello")
+    e = entry("step:S1", params={"k": None, "v": [1, 2], "n": np.int64(3)}, inputs=[f])
+    assert set(e) == {"step:S1"}
+    rec = e["step:S1"]
+    assert json.loads(json.dumps(rec)) == rec  # nothing but JSON types
+    assert json.loads(rec["params"]) == {"k": None, "n": 3, "v": [1, 2]}
+    assert rec["inputs"] == {"x.txt": hashlib.sha256(b"hello").hexdigest()}
+    assert rec["versions"]["scanpy"] != "not installed" and "immunoprofiler" in rec["versions"]
+    assert entry("step:S1", params={"v": [1, 2], "k": None, "n": 3}, inputs=[f]) == e  # rerun
+    # a parameter dataclass is recorded field by field
+    p = RnaCluster(n_neighbors=15, resolution=1.0, umap_min_dist=0.5, seed=0)
+    assert json.loads(entry("rna_cluster", params=p)["rna_cluster"]["params"]) == {
+        "n_neighbors": 15,
+        "resolution": 1.0,
+        "seed": 0,
+        "umap_min_dist": 0.5,
+    }
+
+
+def test_merge_and_read_back_from_h5ad(tmp_path):
+    a = entry("ingest:S1", params={"x": 1})
+    b = entry("ingest:S2")
+    own = entry("normalize", params={"n": 2})
+    merged = merge(a, None, b, own)
+    assert list(merged) == ["ingest:S1", "ingest:S2", "normalize"]
+    assert merge(a, entry("ingest:S1", params={"x": 2}))["ingest:S1"]["params"] == '{"x": 2}'
+    adata = ad.AnnData(X=np.ones((3, 2), dtype=np.float32), uns={"provenance": merged})
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    ad.AnnData(uns={"provenance": entry("other")}).write_h5ad(tmp_path / "b.h5ad")
+    ad.AnnData().write_h5ad(tmp_path / "none.h5ad")
+    back = read(tmp_path / "a.h5ad")
+    assert back == merged  # survives the .h5ad round trip unchanged
+    assert list(read(tmp_path / "a.h5ad", tmp_path / "b.h5ad", tmp_path / "none.h5ad")) == [
+        "ingest:S1",
+        "ingest:S2",
+        "normalize",
+        "other",
+    ]

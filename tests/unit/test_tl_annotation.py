@@ -139,6 +139,7 @@ def test_celltypist_with_a_model_file(clustered, table, demo_cohort, celltypist_
     assert q.obs.loc[q.obs["cell_type"] == "B cell", "lineage"].eq("B cell").all()
 
 
+@pytest.mark.slow
 def test_scanvi_label_transfer(demo_cohort, table):
     hv = ad.read_h5ad(demo_cohort["hvg"])
     truth = demo_cohort["truth"]

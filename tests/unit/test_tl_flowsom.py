@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from immunoprofiler.tl.flowsom import balanced_subsample, fit_som
-
-
-def test_balanced_subsample_is_even_seeded_and_sorted():
-    groups = np.repeat(["a", "b", "c"], [10, 1000, 5000])
-    idx = balanced_subsample(groups, 300, seed=0)
-    assert len(idx) == 300 and (np.diff(idx) > 0).all()
-    counts = {g: (groups[idx] == g).sum() for g in "abc"}
-    assert counts == {"a": 10, "b": 145, "c": 145}
-    np.testing.assert_array_equal(idx, balanced_subsample(groups, 300, seed=0))
-    assert len(balanced_subsample(groups, 10_000, seed=0)) == len(groups)
+from immunoprofiler.tl.flowsom import fit_som, flowsom
 
 
 def test_som_separates_populations_and_is_reproducible():
@@ -29,3 +19,14 @@ def test_som_separates_populations_and_is_reproducible():
     assert purity > 0.98
     again = fit_som(X[:3000], xdim=6, ydim=6, n_metaclusters=4, seed=1)
     np.testing.assert_array_equal(again.assign(X)[0], nodes)
+
+
+def test_flowsom_fits_on_an_even_subsample_of_the_files():
+    rng = np.random.default_rng(1)
+    files = np.repeat(["big", "small"], [20_000, 500])
+    X = rng.normal(0, 1, (len(files), 4)).astype(np.float32)
+    som, fit_idx = flowsom(
+        X, files, xdim=5, ydim=5, n_metaclusters=3, rlen=5, fit_events=2_000, seed=0
+    )
+    assert len(fit_idx) == 2_000 and (files[fit_idx] == "small").sum() == 500
+    assert som.codes.shape == (25, 4) and set(som.node_metacluster) <= {0, 1, 2}

@@ -53,6 +53,7 @@ def test_none_is_pca(hvg):
     assert a.obsm["X_pca"].shape == (a.n_obs, 20)
 
 
+@pytest.mark.slow
 def test_scvi_trains_and_saves(hvg, tmp_path, demo_cohort):
     a = hvg.copy()
     key = integrate(a, method="scvi", max_epochs=150, seed=0, model_dir=tmp_path / "model")
@@ -62,6 +63,7 @@ def test_scvi_trains_and_saves(hvg, tmp_path, demo_cohort):
     assert type_purity(a, key, demo_cohort["truth"]) > 0.9
 
 
+@pytest.mark.slow
 def test_scvi_is_reproducible_on_cpu(hvg):
     a, b = hvg.copy(), hvg.copy()
     integrate(a, method="scvi", max_epochs=5, seed=0)

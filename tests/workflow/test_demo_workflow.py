@@ -12,7 +12,6 @@ import pytest
 
 from immunoprofiler.tl.abundance import COLUMNS
 from immunoprofiler.tl.annotation import LINEAGES
-from tests.conftest import DEMO_CONFIG
 
 from .conftest import run_snakemake
 
@@ -51,7 +50,7 @@ def test_outputs_and_slots(demo_run):
     ingest = prov["rna_ingest:P1_pre"]
     assert len(next(iter(ingest["inputs"].values()))) == 64  # sha256 of the raw input
     assert json.loads(prov["rna_integrate"]["params"])["method"] == "scvi"
-    assert (demo_run / "results/rna/scvi_model/model.pt").exists()
+    assert (demo_run / "results/rna/integrate_model/model.pt").exists()
     for png in (
         "results/rna/figures/umap.png",
         "results/rna/figures/marker_dotplot.png",
@@ -116,7 +115,7 @@ def test_composition(demo_run):
 
 def test_rerun_is_identical(demo_run):
     before = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
-    run_snakemake(demo_run, "--forcerun", "rna_integrate", config=DEMO_CONFIG)
+    run_snakemake(demo_run, "--forcerun", "rna_integrate")
     after = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
     np.testing.assert_array_equal(before.obsm["X_scVI"], after.obsm["X_scVI"])
     np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from immunoprofiler.datasets import simulate_pbmc
-from immunoprofiler.datasets.writers import write_10x_h5
+from immunoprofiler.io.tenx import write_10x_h5
+from tests.conftest import make_workdir
 
 from .conftest import run_snakemake
 
@@ -36,22 +37,22 @@ def test_bad_sheet_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_one_bad_sample_keep_going(tmp_path):
+def test_sample_failing_qc_keeps_going(tmp_path):
     good_sample(tmp_path / "good1.h5", 0)
     good_sample(tmp_path / "good2.h5", 1)
     good_sample(tmp_path / "tiny.h5", 1, n=160)  # fewer than min_cells=150 pass QC
-    (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     sheet = tmp_path / "samples.tsv"
     sheet.write_text(
         "sample_id\tmodality\tpath\tbatch\n"
         "good1\trna\tgood1.h5\tb1\n"
         "good2\trna\tgood2.h5\tb2\n"
         "tiny\trna\ttiny.h5\tb2\n"
-        "corrupt\trna\tcorrupt.h5\tb1\n"
     )
     proc = run_snakemake(
         tmp_path,
         "--keep-going",
+        "--until",
+        "rna_qc",
         config={"samples": str(sheet), "rna": {"qc": {"min_cells": 150}}},
         check=False,
     )
@@ -60,11 +61,26 @@ def test_one_bad_sample_keep_going(tmp_path):
         assert (tmp_path / f"results/rna/qc/{sample}.h5ad").exists()
         assert (tmp_path / f"results/qc/rna/{sample}.tsv").exists()
     assert not (tmp_path / "results/rna/qc/tiny.h5ad").exists()
-    assert not (tmp_path / "results/rna/ingest/corrupt.h5ad").exists()
-    corrupt_log = (tmp_path / "logs/rna_ingest/corrupt.log").read_text()
-    assert "sample 'corrupt'" in corrupt_log and "corrupt.h5" in corrupt_log
     tiny_log = (tmp_path / "logs/rna_qc/tiny.log").read_text()
     assert "sample 'tiny': only" in tiny_log and "min_cells=150" in tiny_log
+
+
+def test_failing_config_keeps_the_good_samples(tmp_path):
+    """.test/failing: a truncated FCS file and a corrupt 10x .h5 among good demo samples."""
+    work = make_workdir(tmp_path, "failing")
+    proc = run_snakemake(work, "--keep-going", "--until", "cyto_clean", "rna_qc", check=False)
+    assert proc.returncode != 0
+    log = (work / "logs/cyto_ingest/flow/cut.log").read_text()
+    assert "truncated.fcs" in log
+    assert "truncated" in log.lower() or "cannot be read as FCS" in log
+    log = (work / "logs/rna_ingest/broken.log").read_text()
+    assert "sample 'broken'" in log and "corrupt.h5" in log
+    for s in ("P1_pre", "P2_pre", "P1_post"):
+        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists()
+        assert (work / f"results/qc/cyto/flow/{s}.tsv").exists()
+        assert (work / f"results/rna/qc/{s}.h5ad").exists()
+    assert not (work / "results/cyto/flow/ingest/cut.h5ad").exists()
+    assert not (work / "results/rna/ingest/broken.h5ad").exists()
 
 
 def test_gpu_requested_without_gpu_fails_fast(tmp_path):
@@ -85,44 +101,7 @@ def test_gpu_requested_without_gpu_fails_fast(tmp_path):
     log = (tmp_path / "logs/rna_integrate/rna_integrate.log").read_text()
     assert "requested gpu=1 but torch sees no CUDA device" in log
     assert "Epoch" not in log  # nothing was trained
-    assert not (tmp_path / "results/rna/integrate/hvg.h5ad").exists()
-
-
-def test_corrupt_fcs_fails_naming_the_file_and_keeps_the_rest(tmp_path):
-    from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
-
-    for i in range(2):
-        X, names, desc, _, spill = simulate_cytometry(3000, modality="flow", batch=i, seed=i)
-        write_fcs(tmp_path / f"good{i}.fcs", X, names, desc, spillover=spill)
-    good = (tmp_path / "good0.fcs").read_bytes()
-    (tmp_path / "cut.fcs").write_bytes(good[: len(good) // 3])  # truncated transfer
-    good_sample(tmp_path / "rna.h5", 0)
-    sheet = tmp_path / "samples.tsv"
-    sheet.write_text(
-        "sample_id\tmodality\tpath\tbatch\n"
-        "g0\tflow\tgood0.fcs\tb1\n"
-        "g1\tflow\tgood1.fcs\tb2\n"
-        "cut\tflow\tcut.fcs\tb2\n"
-        "r\trna\trna.h5\tb1\n"
-    )
-    proc = run_snakemake(
-        tmp_path,
-        "--keep-going",
-        "--until",
-        "cyto_clean",
-        "rna_qc",
-        config={"samples": str(sheet)},
-        check=False,
-    )
-    assert proc.returncode != 0
-    log = (tmp_path / "logs/cyto_ingest/flow/cut.log").read_text()
-    assert "cut.fcs" in log
-    assert "truncated" in log.lower() or "cannot be read as FCS" in log
-    for s in ("g0", "g1"):
-        assert (tmp_path / f"results/cyto/flow/clean/{s}.h5ad").exists()
-        assert (tmp_path / f"results/qc/cyto/flow/{s}.tsv").exists()
-    assert (tmp_path / "results/rna/qc/r.h5ad").exists()
-    assert not (tmp_path / "results/cyto/flow/ingest/cut.h5ad").exists()
+    assert not (tmp_path / "results/rna/integrated.h5ad").exists()
 
 
 def test_cytovi_gpu_requested_without_gpu_fails_fast(tmp_path):

@@ -10,8 +10,6 @@ import subprocess
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG
-
 from .conftest import run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -19,7 +17,7 @@ pytestmark = pytest.mark.slow
 SECTIONS = ("Quality control", "scRNA-seq", "Cytometry", "Immune profile", "Provenance")
 FIGURES = (
     "umap.png",
-    "umap_unintegrated.png",
+    "umap_uncorrected.png",
     "marker_dotplot.png",
     "metacluster_heatmap.png",
     "abundance.png",
@@ -50,7 +48,7 @@ EXTERNAL = re.compile(
 @pytest.fixture(scope="module")
 def report(demo_run):
     out = demo_run / "results" / "report.html"
-    run_snakemake(demo_run, "--report", str(out), config=DEMO_CONFIG)
+    run_snakemake(demo_run, "--report", str(out))
     return out
 
 

@@ -20,15 +20,15 @@ rule cyto_ingest:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
-        metadata=cyto_metadata,
+        metadata=metadata,
     script:
         "../../scripts/cyto_ingest.py"
 
 
 rule cyto_compensate:
     input:
-        h5ad="results/cyto/{modality}/ingest/{sample}.h5ad",
-        spillover=cyto_spillover(),
+        h5ad=rules.cyto_ingest.output.h5ad,
+        spillover=optional_file(config["cyto"]["spillover"]),
     output:
         "results/cyto/{modality}/compensate/{sample}.h5ad",
     log:
@@ -47,7 +47,7 @@ rule cyto_compensate:
 
 rule cyto_transform:
     input:
-        "results/cyto/{modality}/compensate/{sample}.h5ad",
+        rules.cyto_compensate.output[0],
     output:
         "results/cyto/{modality}/transform/{sample}.h5ad",
     log:
@@ -61,16 +61,16 @@ rule cyto_transform:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
-        transform=config["cyto"]["transform"],
+        transform=PARAMS.cyto_transform,
     script:
         "../../scripts/cyto_transform.py"
 
 
 rule cyto_clean:
     input:
-        h5ad="results/cyto/{modality}/transform/{sample}.h5ad",
+        h5ad=rules.cyto_transform.output[0],
         fcs=cyto_fcs,
-        gating=cyto_gating(),
+        gating=optional_file(config["cyto"]["clean"]["gating"]),
     output:
         h5ad="results/cyto/{modality}/clean/{sample}.h5ad",
         table="results/qc/cyto/{modality}/{sample}.tsv",
@@ -85,20 +85,25 @@ rule cyto_clean:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
-        population=config["cyto"]["clean"]["population"],
-        clean={k: config["cyto"]["clean"][k] for k in ("mad", "bead_min")},
+        clean=PARAMS.cyto_clean,
     script:
         "../../scripts/cyto_clean.py"
 
 
 rule cyto_qc_summary:
     input:
-        [f"results/qc/cyto/{m}/{s}.tsv" for m in CYTO_MODALITIES for s in cyto_samples(m)],
+        [
+            rules.cyto_clean.output.table.format(modality=m, sample=s)
+            for m in CYTO_MODALITIES
+            for s in cyto_samples(m)
+        ],
     output:
         report(
             "results/qc/cyto_qc.tsv",
             caption="../report/cyto_qc.rst",
             category="Quality control",
+            subcategory="Cytometry",
+            labels={"sample": "all", "figure": "cleaning yield per file (table)"},
         ),
     log:
         "logs/cyto_qc_summary/cyto_qc_summary.log",
@@ -116,11 +121,7 @@ rule cyto_qc_summary:
 
 rule cyto_normalize:
     input:
-        lambda wc: expand(
-            "results/cyto/{modality}/clean/{sample}.h5ad",
-            modality=wc.modality,
-            sample=cyto_samples(wc.modality),
-        ),
+        cyto_files(rules.cyto_clean.output.h5ad),
     output:
         h5ad="results/cyto/{modality}/normalized.h5ad",
         model="results/cyto/{modality}/normalize_model.json",
@@ -137,20 +138,20 @@ rule cyto_normalize:
         runtime=60,
         gpu=0,
     params:
-        normalize=config["cyto"]["normalize"],
-        seed=config["seed"],
+        normalize=PARAMS.cyto_normalize,
     script:
         "../../scripts/cyto_normalize.py"
 
 
 rule cyto_batch_summary:
     input:
-        expand("results/qc/cyto_batch/{modality}.tsv", modality=CYTO_MODALITIES),
+        expand(rules.cyto_normalize.output.table, modality=CYTO_MODALITIES),
     output:
         report(
             "results/qc/cyto_batch.tsv",
             caption="../report/cyto_batch.rst",
             category="Cytometry",
+            labels={"modality": "all", "figure": "batch distances (table)"},
         ),
     log:
         "logs/cyto_batch_summary/cyto_batch_summary.log",
@@ -168,7 +169,7 @@ rule cyto_batch_summary:
 
 rule cyto_cluster:
     input:
-        "results/cyto/{modality}/normalized.h5ad",
+        rules.cyto_normalize.output.h5ad,
     output:
         "results/cyto/{modality}/clustered.h5ad",
     log:
@@ -182,17 +183,16 @@ rule cyto_cluster:
         mem_mb=mem_cohort,
         runtime=120,
     params:
-        cluster=config["cyto"]["cluster"],
-        seed=config["seed"],
+        cluster=PARAMS.cyto_cluster,
     script:
         "../../scripts/cyto_cluster.py"
 
 
 rule cyto_annotate:
     input:
-        clustered="results/cyto/{modality}/clustered.h5ad",
-        normalized="results/cyto/{modality}/normalized.h5ad",
-        markers=cyto_markers_table(),
+        clustered=rules.cyto_cluster.output[0],
+        normalized=rules.cyto_normalize.output.h5ad,
+        markers=cyto_markers(),
     output:
         "results/cyto/{modality}/annotated.h5ad",
     log:
@@ -206,14 +206,14 @@ rule cyto_annotate:
         mem_mb=mem_cohort,
         runtime=60,
     params:
-        annotate={k: v for k, v in config["cyto"]["annotate"].items() if k != "markers"},
+        annotate=PARAMS.cyto_annotate,
     script:
         "../../scripts/cyto_annotate.py"
 
 
 rule cyto_composition:
     input:
-        "results/cyto/{modality}/annotated.h5ad",
+        rules.cyto_annotate.output[0],
     output:
         composition="results/cyto/{modality}/composition.tsv",
         medians="results/cyto/{modality}/marker_medians.tsv",
@@ -233,27 +233,31 @@ rule cyto_composition:
 
 rule cyto_plots:
     input:
-        "results/cyto/{modality}/annotated.h5ad",
+        rules.cyto_annotate.output[0],
     output:
         heatmap=report(
             "results/cyto/{modality}/figures/metacluster_heatmap.png",
             caption="../report/cyto_heatmap.rst",
             category="Cytometry",
+            labels={"modality": "{modality}", "figure": "metacluster heatmap"},
         ),
         umap=report(
             "results/cyto/{modality}/figures/umap.png",
             caption="../report/cyto_umap.rst",
             category="Cytometry",
+            labels={"modality": "{modality}", "figure": "UMAP after normalisation"},
+        ),
+        umap_uncorrected=report(
+            "results/cyto/{modality}/figures/umap_uncorrected.png",
+            caption="../report/cyto_umap_uncorrected.rst",
+            category="Cytometry",
+            labels={"modality": "{modality}", "figure": "UMAP before normalisation"},
         ),
         abundance=report(
             "results/cyto/{modality}/figures/abundance.png",
-            caption="../report/cyto_abundance.rst",
+            caption="../report/abundance.rst",
             category="Cytometry",
-        ),
-        umap_unnormalized=report(
-            "results/cyto/{modality}/figures/umap_unnormalized.png",
-            caption="../report/cyto_umap_unnormalized.rst",
-            category="Cytometry",
+            labels={"modality": "{modality}", "figure": "composition per sample"},
         ),
     log:
         "logs/cyto_plots/{modality}.log",
@@ -266,6 +270,6 @@ rule cyto_plots:
         mem_mb=mem_cohort,
         runtime=30,
     params:
-        seed=config["seed"],
+        plots=PARAMS.plots,
     script:
         "../../scripts/cyto_plots.py"

@@ -15,8 +15,6 @@ rule demo_data:
         runtime=10,
     params:
         outdir=demo_outdir,
-        n_cells=config["demo"]["n_cells"],
-        n_events=config["demo"]["n_events"],
-        seed=config["seed"],
+        demo=PARAMS.demo_data,
     script:
         "../../scripts/demo_data.py"

@@ -6,6 +6,7 @@ rule profile_composition:
             "results/profile/composition.tsv",
             caption="../report/composition.rst",
             category="Immune profile",
+            labels={"result": "composition (long table)"},
         ),
     log:
         "logs/profile_composition/profile_composition.log",
@@ -23,7 +24,7 @@ rule profile_composition:
 
 rule profile_marker_medians:
     input:
-        expand("results/cyto/{modality}/marker_medians.tsv", modality=CYTO_MODALITIES),
+        expand(rules.cyto_composition.output.medians, modality=CYTO_MODALITIES),
     output:
         "results/profile/pseudobulk/marker_medians.tsv",
     log:
@@ -42,29 +43,32 @@ rule profile_marker_medians:
 
 rule profile_tables:
     input:
-        composition="results/profile/composition.tsv",
-        samples=config["samples"],
+        rules.profile_composition.output[0],
     output:
         wide=report(
             "results/profile/composition_wide.tsv",
             caption="../report/composition_wide.rst",
             category="Immune profile",
+            labels={"result": "composition (wide table)"},
         ),
         lineage_wide="results/profile/composition_lineage_wide.tsv",
         cross=report(
             "results/profile/cross_modality.tsv",
             caption="../report/cross_modality.rst",
             category="Immune profile",
+            labels={"result": "cross-modality concordance (table)"},
         ),
         scatter=report(
             "results/profile/figures/cross_modality.png",
             caption="../report/cross_modality.rst",
             category="Immune profile",
+            labels={"result": "cross-modality concordance"},
         ),
         bars=report(
             "results/profile/figures/composition.png",
             caption="../report/composition.rst",
             category="Immune profile",
+            labels={"result": "composition"},
         ),
     log:
         "logs/profile_tables/profile_tables.log",
@@ -76,24 +80,27 @@ rule profile_tables:
     resources:
         mem_mb=mem_small,
         runtime=10,
+    params:
+        samples=sample_records(),
     script:
         "../../scripts/profile_tables.py"
 
 
 rule profile_differential_abundance:
     input:
-        composition="results/profile/composition.tsv",
-        samples=config["samples"],
+        rules.profile_composition.output[0],
     output:
         table=report(
             "results/profile/differential_abundance.tsv",
             caption="../report/differential_abundance.rst",
             category="Immune profile",
+            labels={"result": "differential abundance (table)"},
         ),
         figure=report(
             "results/profile/figures/differential_abundance.png",
             caption="../report/differential_abundance.rst",
             category="Immune profile",
+            labels={"result": "differential abundance"},
         ),
     log:
         "logs/profile_differential_abundance/profile_differential_abundance.log",
@@ -106,15 +113,16 @@ rule profile_differential_abundance:
         mem_mb=mem_small,
         runtime=10,
     params:
-        contrast=da_params(),
+        samples=sample_records(),
+        da=PARAMS.profile_differential_abundance,
     script:
         "../../scripts/profile_differential_abundance.py"
 
 
 rule rna_pseudobulk:
     input:
-        qc="results/rna/qc/{sample}.h5ad",
-        annotated="results/rna/annotated.h5ad",
+        qc=rules.rna_qc.output.h5ad,
+        annotated=rules.rna_annotate.output[0],
     output:
         "results/rna/pseudobulk/{sample}.h5ad",
     log:
@@ -127,13 +135,15 @@ rule rna_pseudobulk:
     resources:
         mem_mb=mem_per_sample,
         runtime=30,
+    params:
+        metadata=metadata,
     script:
         "../../scripts/rna_pseudobulk.py"
 
 
 rule profile_pseudobulk:
     input:
-        expand("results/rna/pseudobulk/{sample}.h5ad", sample=rna_samples()),
+        expand(rules.rna_pseudobulk.output[0], sample=rna_samples()),
     output:
         counts="results/profile/pseudobulk/rna_counts.h5ad",
         cells="results/profile/pseudobulk/rna_cells.tsv",
@@ -159,11 +169,15 @@ rule profile_qc_status:
             "results/profile/qc_status.tsv",
             caption="../report/qc_status.rst",
             category="Quality control",
+            subcategory="All samples",
+            labels={"figure": "pass / fail per sample (table)"},
         ),
         figure=report(
             "results/profile/figures/qc_status.png",
             caption="../report/qc_status.rst",
             category="Quality control",
+            subcategory="All samples",
+            labels={"figure": "pass / fail per sample"},
         ),
     log:
         "logs/profile_qc_status/profile_qc_status.log",
@@ -176,7 +190,7 @@ rule profile_qc_status:
         mem_mb=mem_small,
         runtime=5,
     params:
-        thresholds=config["profile"]["qc"],
+        qc_status=PARAMS.profile_qc_status,
     script:
         "../../scripts/profile_qc_status.py"
 
@@ -189,11 +203,13 @@ rule profile_provenance:
             "results/profile/provenance.tsv",
             caption="../report/provenance.rst",
             category="Provenance",
+            labels={"file": "versions, parameters, checksums"},
         ),
         config=report(
             "results/profile/config_used.yaml",
             caption="../report/provenance.rst",
             category="Provenance",
+            labels={"file": "configuration used"},
         ),
     log:
         "logs/profile_provenance/profile_provenance.log",

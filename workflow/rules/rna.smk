@@ -1,3 +1,7 @@
+# The scRNA-seq chain: per sample (BAM counting →) ingest → QC, then per cohort
+# normalise → integrate → cluster → annotate → composition / figures.
+
+
 rule rna_bam_count:
     input:
         bam_input,
@@ -13,17 +17,17 @@ rule rna_bam_count:
         "../envs/scanpy.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, attempt: 2500 * attempt,
+        mem_mb=mem_bam,
         runtime=240,
     params:
-        bam_count=bam_count_params(),
+        bam_count=PARAMS.rna_bam_count,
     script:
         "../../scripts/rna_bam_count.py"
 
 
 rule rna_bam_summary:
     input:
-        expand("results/qc/bam_counts/{sample}.tsv", sample=bam_samples()),
+        expand(rules.rna_bam_count.output.table, sample=bam_samples()),
     output:
         "results/qc/bam_counts.tsv",
     log:
@@ -56,15 +60,15 @@ rule rna_ingest:
         mem_mb=mem_per_sample,
         runtime=30,
     params:
-        metadata=rna_metadata,
-        genome=config["rna"]["genome"],
+        metadata=metadata,
+        ingest=PARAMS.rna_ingest,
     script:
         "../../scripts/rna_ingest.py"
 
 
 rule rna_qc:
     input:
-        "results/rna/ingest/{sample}.h5ad",
+        rules.rna_ingest.output[0],
     output:
         h5ad="results/rna/qc/{sample}.h5ad",
         table="results/qc/rna/{sample}.tsv",
@@ -72,6 +76,8 @@ rule rna_qc:
             "results/qc/rna/{sample}.png",
             caption="../report/rna_qc.rst",
             category="Quality control",
+            subcategory="scRNA-seq",
+            labels={"sample": "{sample}", "figure": "QC metrics"},
         ),
     log:
         "logs/rna_qc/{sample}.log",
@@ -84,19 +90,21 @@ rule rna_qc:
         mem_mb=mem_per_sample,
         runtime=60,
     params:
-        qc=qc_params(),
+        qc=PARAMS.rna_qc,
     script:
         "../../scripts/rna_qc.py"
 
 
 rule rna_qc_summary:
     input:
-        expand("results/qc/rna/{sample}.tsv", sample=rna_samples()),
+        expand(rules.rna_qc.output.table, sample=rna_samples()),
     output:
         report(
             "results/qc/rna_qc.tsv",
             caption="../report/rna_qc_table.rst",
             category="Quality control",
+            subcategory="scRNA-seq",
+            labels={"sample": "all", "figure": "QC per sample (table)"},
         ),
     log:
         "logs/rna_qc_summary/rna_qc_summary.log",
@@ -114,10 +122,10 @@ rule rna_qc_summary:
 
 rule rna_normalize:
     input:
-        expand("results/rna/qc/{sample}.h5ad", sample=rna_samples()),
+        expand(rules.rna_qc.output.h5ad, sample=rna_samples()),
     output:
-        h5ad="results/rna/normalize/cohort.h5ad",
-        hvg="results/rna/normalize/hvg.h5ad",
+        h5ad="results/rna/normalized.h5ad",
+        hvg="results/rna/normalized_hvg.h5ad",
     log:
         "logs/rna_normalize/rna_normalize.log",
     benchmark:
@@ -129,17 +137,17 @@ rule rna_normalize:
         mem_mb=mem_cohort,
         runtime=120,
     params:
-        normalize=config["rna"]["normalize"],
+        normalize=PARAMS.rna_normalize,
     script:
         "../../scripts/rna_normalize.py"
 
 
 rule rna_integrate:
     input:
-        "results/rna/normalize/hvg.h5ad",
+        rules.rna_normalize.output.hvg,
     output:
-        h5ad="results/rna/integrate/hvg.h5ad",
-        model=directory("results/rna/scvi_model"),
+        h5ad="results/rna/integrated.h5ad",
+        model=directory("results/rna/integrate_model"),
     log:
         "logs/rna_integrate/rna_integrate.log",
     benchmark:
@@ -152,16 +160,16 @@ rule rna_integrate:
         runtime=720,
         gpu=0,
     params:
-        integrate=integrate_params(),
+        integrate=PARAMS.rna_integrate,
     script:
         "../../scripts/rna_integrate.py"
 
 
 rule rna_cluster:
     input:
-        "results/rna/integrate/hvg.h5ad",
+        rules.rna_integrate.output.h5ad,
     output:
-        "results/rna/cluster/hvg.h5ad",
+        "results/rna/clustered.h5ad",
     log:
         "logs/rna_cluster/rna_cluster.log",
     benchmark:
@@ -173,7 +181,7 @@ rule rna_cluster:
         mem_mb=mem_embedding,
         runtime=240,
     params:
-        cluster=cluster_params(),
+        cluster=PARAMS.rna_cluster,
     script:
         "../../scripts/rna_cluster.py"
 
@@ -181,8 +189,8 @@ rule rna_cluster:
 rule rna_annotate:
     input:
         unpack(annotation_inputs),
-        clustered="results/rna/cluster/hvg.h5ad",
-        normalized="results/rna/normalize/cohort.h5ad",
+        clustered=rules.rna_cluster.output[0],
+        normalized=rules.rna_normalize.output.h5ad,
     output:
         "results/rna/annotated.h5ad",
     log:
@@ -197,16 +205,14 @@ rule rna_annotate:
         runtime=240,
         gpu=0,
     params:
-        method=config["rna"]["annotate"]["method"],
-        annotate=annotate_params(),
-        reference_label_key=config["rna"]["annotate"]["reference_label_key"],
+        annotate=PARAMS.rna_annotate,
     script:
         "../../scripts/rna_annotate.py"
 
 
 rule rna_composition:
     input:
-        "results/rna/annotated.h5ad",
+        rules.rna_annotate.output[0],
     output:
         "results/rna/composition.tsv",
     log:
@@ -225,24 +231,33 @@ rule rna_composition:
 
 rule rna_plots:
     input:
-        annotated="results/rna/annotated.h5ad",
-        normalized="results/rna/normalize/hvg.h5ad",
-        markers=markers_table(),
+        annotated=rules.rna_annotate.output[0],
+        normalized_hvg=rules.rna_normalize.output.hvg,
+        markers=rna_markers(),
     output:
         umap=report(
             "results/rna/figures/umap.png",
             caption="../report/rna_umap.rst",
             category="scRNA-seq",
+            labels={"modality": "rna", "figure": "UMAP after integration"},
         ),
-        umap_unintegrated=report(
-            "results/rna/figures/umap_unintegrated.png",
-            caption="../report/rna_umap_unintegrated.rst",
+        umap_uncorrected=report(
+            "results/rna/figures/umap_uncorrected.png",
+            caption="../report/rna_umap_uncorrected.rst",
             category="scRNA-seq",
+            labels={"modality": "rna", "figure": "UMAP before integration"},
         ),
         dotplot=report(
             "results/rna/figures/marker_dotplot.png",
             caption="../report/rna_dotplot.rst",
             category="scRNA-seq",
+            labels={"modality": "rna", "figure": "marker dot plot"},
+        ),
+        abundance=report(
+            "results/rna/figures/abundance.png",
+            caption="../report/abundance.rst",
+            category="scRNA-seq",
+            labels={"modality": "rna", "figure": "composition per sample"},
         ),
     log:
         "logs/rna_plots/rna_plots.log",
@@ -255,6 +270,6 @@ rule rna_plots:
         mem_mb=mem_embedding,
         runtime=30,
     params:
-        seed=config["seed"],
+        plots=PARAMS.plots,
     script:
         "../../scripts/rna_plots.py"

@@ -23,6 +23,9 @@ import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
 
+#: gzip without a time stamp in its header: the demo files are byte-identical on every run
+GZIP = {"method": "gzip", "mtime": 0}
+
 # population: (PBMC fraction, library-size factor, marker genes)
 POPULATIONS: dict[str, tuple[float, float, tuple[str, ...]]] = {
     "CD4 T cell": (
@@ -439,7 +442,7 @@ def write_demo(
 
     Returns the RNA ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
     """
-    from .writers import write_10x_h5, write_10x_mtx
+    from ..io.tenx import write_10x_h5, write_10x_mtx
 
     outdir = Path(outdir)
     paths = demo_paths(outdir)
@@ -474,7 +477,7 @@ def write_demo(
         truth.append(t)
         logger.info("demo sample %s: %d barcodes -> %s", r.sample_id, a.n_obs, path)
     df = pd.concat(truth, ignore_index=True)
-    df.to_csv(outdir / "truth.tsv.gz", sep="\t", index=False)
+    df.to_csv(outdir / "truth.tsv.gz", sep="\t", index=False, compression=GZIP)
     write_demo_cytometry(outdir, n_events=n_events, seed=seed)
     return df
 
@@ -515,5 +518,5 @@ def write_demo_cytometry(
         t.insert(0, "modality", r.modality)
         truth.append(t)
     df = pd.concat(truth, ignore_index=True)
-    df.to_csv(outdir / "cyto_truth.tsv.gz", sep="\t", index=False)
+    df.to_csv(outdir / "cyto_truth.tsv.gz", sep="\t", index=False, compression=GZIP)
     return df

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..params import BamCountParams
+
 logger = logging.getLogger(__name__)
 
 UMI_BITS, GENE_BITS, CELL_BITS = 24, 17, 22  # 12-base UMIs, 131k genes, 4M barcodes
@@ -27,21 +29,6 @@ _ACGT = str.maketrans("ACGT", "0123")
 
 class BamError(ValueError):
     """A BAM file cannot be read or lacks the tags the counting needs."""
-
-
-@dataclass
-class BamCountParams:
-    """Tags and read filters (defaults: Cell Ranger ≥ 2)."""
-
-    cell_tag: str = "CB"
-    cell_fallback_tag: str | None = None  # e.g. "CR" (uncorrected barcode)
-    umi_tag: str = "UB"
-    umi_fallback_tag: str | None = None  # e.g. "UR"
-    gene_tags: tuple[str, ...] = ("GX", "GE")  # gene id; GE = Drop-seq / Optimus
-    gene_name_tags: tuple[str, ...] = ("GN",)
-    min_mapq: int = 255
-    skip_duplicates: bool = False
-    buffer_reads: int = 5_000_000
 
 
 @dataclass

@@ -279,3 +279,28 @@ def update_h5ad(
         if uns is not None:
             del f["uns"]
             write_elem(f, "uns", dict(uns))
+
+
+def write_annotated(
+    source: str | Path,
+    out: str | Path,
+    *,
+    obs: pd.DataFrame,
+    obsm: Mapping[str, np.ndarray],
+    uns: Mapping[str, Any],
+) -> None:
+    """The annotated cohort file: ``source`` (the normalised cohort, matrices untouched) with
+    ``obs`` replaced, ``obsm`` entries added and ``uns`` replaced.
+
+    Written to ``<out>.partial`` and renamed at the end, so a failure leaves neither ``out``
+    nor the partial file behind.
+    """
+    import shutil
+
+    tmp = Path(f"{out}.partial")
+    try:
+        shutil.copyfile(source, tmp)
+        update_h5ad(tmp, obs=obs, obsm=obsm, uns=uns)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)

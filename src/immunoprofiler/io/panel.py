@@ -253,3 +253,26 @@ def read_panel(
         raise PanelError(f"panel {path}: marker names used twice: {dup}")
     out["cofactor"] = out["cofactor"].astype(float)
     return out.reset_index()[list(PANEL_COLUMNS)]
+
+
+#: marker classes analysed downstream (``none``: DNA, beads, viability, scatter…)
+ANALYSED_CLASSES = ("type", "state")
+
+
+def shared_markers(vars_: Sequence[pd.DataFrame], *, names: Sequence[str]) -> pd.DataFrame:
+    """The ``type`` / ``state`` marker channels of files normalised together, indexed by marker
+    name (``channel``, ``marker_class``); raise :class:`PanelError` naming the file whose
+    panel differs from the first's (``vars_``: each file's ``var``, ``names``: the files)."""
+    first = vars_[0]
+    var = first[first["marker_class"].isin(ANALYSED_CLASSES)]
+    for name, other in zip(names[1:], vars_[1:], strict=True):
+        other = other[other["marker_class"].isin(ANALYSED_CLASSES)]
+        if list(other["marker"]) != list(var["marker"]) or list(other.index) != list(var.index):
+            raise PanelError(
+                f"{name}: its panel markers {list(other['marker'])} differ from those of "
+                f"{names[0]} ({list(var['marker'])}); files normalised together need one panel"
+            )
+    return pd.DataFrame(
+        {"channel": var.index, "marker_class": var["marker_class"].to_numpy()},
+        index=pd.Index(var["marker"].astype(str), name=None),
+    )

@@ -79,6 +79,7 @@ def read_sample_sheet(
     *,
     schema: Mapping[str, Any],
     pending: Collection[str] = (),
+    contrast: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Read and validate a sample sheet; raise one :class:`SampleSheetError` listing every problem.
 
@@ -91,6 +92,8 @@ def read_sample_sheet(
     pending
         Paths that do not exist yet but will be written by the workflow before they are
         read (the generated demo data); they are not reported as missing.
+    contrast
+        Config ``profile.contrast``: checked against the sheet (:func:`check_contrast`).
 
     Returns
     -------
@@ -175,11 +178,26 @@ def read_sample_sheet(
     df["path"] = resolved
     if "panel" in df.columns:
         df["panel"] = panels
+    check_contrast(df, contrast)
     return df
 
 
 #: sheet columns that name files, not describe the sample
 FILE_COLUMNS = ("path", "panel")
+#: values of the reference column (config ``cyto.normalize.reference_column``) that mark a
+#: reference (control) sample, compared without case
+REFERENCE_VALUES = frozenset({"1", "true", "yes", "y", "ref", "reference", "t"})
+
+
+def is_reference(value: object) -> bool:
+    """True when a sheet value marks a reference sample (``ref``, ``true``, ``yes``, ``1``…).
+
+    Examples
+    --------
+    >>> is_reference("Ref"), is_reference(""), is_reference("no")
+    (True, False, False)
+    """
+    return str(value).strip().lower() in REFERENCE_VALUES
 
 
 def sample_metadata(sheet: pd.DataFrame, sample_id: str, modality: str) -> dict[str, str]:
@@ -189,3 +207,43 @@ def sample_metadata(sheet: pd.DataFrame, sample_id: str, modality: str) -> dict[
     if row.empty:
         raise KeyError(f"sample '{sample_id}' ({modality}) is not in the sample sheet")
     return {k: v for k, v in row.iloc[0].items() if k not in FILE_COLUMNS}
+
+
+def metadata_table(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The sheet's descriptive columns (all but :data:`FILE_COLUMNS`), one row per sample and
+    modality: what the cohort steps need of the sheet."""
+    return sheet[[c for c in sheet.columns if c not in FILE_COLUMNS]].reset_index(drop=True)
+
+
+def add_metadata(adata, metadata: Mapping[str, str]) -> None:
+    """Write one sample's sheet metadata into every row of ``adata.obs`` as categoricals
+    (one category each: a string per cell would cost memory for nothing)."""
+    for key, value in metadata.items():
+        adata.obs[key] = pd.Categorical([value] * adata.n_obs)
+
+
+def check_contrast(sheet: pd.DataFrame, contrast: Mapping[str, Any] | None) -> None:
+    """Raise :class:`SampleSheetError` when the contrast (config ``profile.contrast``) names
+    a column the sheet lacks or a group that never occurs in its column.
+
+    Examples
+    --------
+    >>> check_contrast(sheet, {"column": "response", "groups": ["NR", "R"]})  # doctest: +SKIP
+    """
+    if not contrast:
+        return
+    problems = []
+    for key in ("column", "paired_by"):
+        col = contrast.get(key)
+        if col and col not in sheet.columns:
+            problems.append(f"{key} '{col}' is not a sheet column ({', '.join(sheet.columns)})")
+    col = contrast["column"]
+    if col in sheet.columns:
+        values = set(sheet[col].astype(str))
+        missing = [g for g in contrast["groups"] if g not in values]
+        if missing:
+            problems.append(f"group(s) {missing} never appear in column '{col}' ({sorted(values)})")
+    if len(set(contrast["groups"])) < len(contrast["groups"]):
+        problems.append(f"groups {list(contrast['groups'])} must differ")
+    if problems:
+        raise SampleSheetError("profile.contrast: " + "; ".join(problems))

@@ -1,26 +1,36 @@
 """Rule functions of the cohort profile: wide tables, cross-modality concordance,
-differential abundance."""
+differential abundance, pseudobulk, per-sample QC status, provenance.
+
+The sample sheet reaches these steps as the workflow read and validated it
+(:func:`immunoprofiler.io.samples.read_sample_sheet`): its descriptive columns, one record
+per sample and modality (:func:`immunoprofiler.io.samples.metadata_table`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import pandas as pd
 
+from .. import params as P
 from .. import provenance
 from .common import save_figure
 
+SampleRecords = Sequence[Mapping[str, str]] | pd.DataFrame
 
-def _read_sheet(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+def _sheet(samples: SampleRecords) -> pd.DataFrame:
+    return samples if isinstance(samples, pd.DataFrame) else pd.DataFrame.from_records(samples)
 
 
 def profile_tables(
     composition: str | Path,
-    samples: str | Path,
     *,
+    samples: SampleRecords,
     wide: str | Path,
     lineage_wide: str | Path,
     cross: str | Path,
@@ -32,7 +42,7 @@ def profile_tables(
     from ..pl.profile import composition_bars, concordance_scatter
     from ..tl.cohort import cross_modality, wide_composition
 
-    comp, sheet = pd.read_csv(composition, sep="\t"), _read_sheet(samples)
+    comp, sheet = pd.read_csv(composition, sep="\t"), _sheet(samples)
     wide_composition(comp, sheet, level="cell_type").to_csv(wide, sep="\t", index=False)
     wide_composition(comp, sheet, level="lineage").to_csv(lineage_wide, sep="\t", index=False)
     cm = cross_modality(comp, sheet)
@@ -43,30 +53,35 @@ def profile_tables(
 
 def profile_differential_abundance(
     composition: str | Path,
-    samples: str | Path,
     *,
+    samples: SampleRecords,
     table: str | Path,
     figure: str | Path,
-    column: str,
-    groups: Sequence[str],
-    paired_by: str | None = None,
-    transform: str = "log_ratio",
+    params: P.DifferentialAbundance,
 ) -> pd.DataFrame:
     """Differential abundance of every cell type and lineage between the contrast's groups."""
     from ..pl.profile import da_forest
     from ..tl.differential import differential_abundance_table
 
-    comp, sheet = pd.read_csv(composition, sep="\t"), _read_sheet(samples)
+    c = params.contrast
     res = differential_abundance_table(
-        comp, sheet, column=column, groups=groups, paired_by=paired_by or None, transform=transform
+        pd.read_csv(composition, sep="\t"),
+        _sheet(samples),
+        column=c.column,
+        groups=c.groups,
+        paired_by=c.paired_by,
+        transform=params.transform,
     )
     res.to_csv(table, sep="\t", index=False)
     save_figure(da_forest(res), figure)
     return res
 
 
-def rna_pseudobulk(qc: str | Path, annotated: str | Path, out: str | Path) -> ad.AnnData:
-    """One sample's raw counts (all genes, from its QC'd file) summed per annotated cell type."""
+def rna_pseudobulk(
+    qc: str | Path, annotated: str | Path, out: str | Path, *, metadata: Mapping[str, str]
+) -> ad.AnnData:
+    """One sample's raw counts (all genes, from its QC'd file) summed per annotated cell type,
+    with the sample's sheet metadata in ``obs``."""
     from ..io.h5ad import read_obs
     from ..tl.pseudobulk import pseudobulk
 
@@ -74,20 +89,14 @@ def rna_pseudobulk(qc: str | Path, annotated: str | Path, out: str | Path) -> ad
     labels = read_obs(annotated, columns=["sample_id", "cell_type", "lineage"])
     labels = labels.reindex(adata.obs_names)  # cells removed after QC (doublets) get no label
     counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
-    sample_id = str(adata.obs["sample_id"].iloc[0])
+    sample_id = metadata["sample_id"]
     pb = pseudobulk(counts, labels, adata.var[[]], sample_id=sample_id)
-    meta = {k: str(adata.obs[k].iloc[0]) for k in adata.obs if _is_sample_level(adata.obs[k])}
-    for key, value in meta.items():
+    for key, value in metadata.items():
         if key not in pb.obs:
             pb.obs[key] = value
-    provenance.record(pb, f"rna_pseudobulk:{sample_id}", inputs=[qc])
+    pb.uns["provenance"] = provenance.entry(f"rna_pseudobulk:{sample_id}", inputs=[qc])
     pb.write_h5ad(out)
     return pb
-
-
-def _is_sample_level(col: pd.Series) -> bool:
-    """A sheet column carried into obs: one value for the whole sample, not a number per cell."""
-    return not pd.api.types.is_numeric_dtype(col) and col.nunique(dropna=False) == 1
 
 
 def profile_pseudobulk(
@@ -98,7 +107,7 @@ def profile_pseudobulk(
     parts = [ad.read_h5ad(p) for p in samples]
     pb = ad.concat(parts, join="outer", fill_value=0)
     pb.obs = pb.obs.astype({c: str for c in pb.obs if not pd.api.types.is_numeric_dtype(pb.obs[c])})
-    pb.uns["provenance"] = provenance.merge(p.uns.get("provenance", {}) for p in parts)
+    pb.uns["provenance"] = provenance.merge(*(p.uns.get("provenance") for p in parts))
     pb.write_h5ad(counts)
     pb.obs.to_csv(cells, sep="\t", index=False)
     return pb
@@ -109,11 +118,13 @@ def profile_qc_status(
     *,
     out: str | Path,
     figure: str | Path,
+    params: P.QcStatus,
     rna_qc: str | Path | None = None,
     cyto_qc: str | Path | None = None,
-    thresholds: dict | None = None,
 ) -> pd.DataFrame:
     """Per sample and modality: passed QC, or why not (``results/profile/qc_status.tsv``)."""
+    import dataclasses
+
     from ..pl.profile import qc_status_bars
     from ..tl.qc_status import qc_status
 
@@ -124,7 +135,7 @@ def profile_qc_status(
         rna_qc=read(rna_qc),
         cyto_qc=read(cyto_qc),
         composition=pd.read_csv(composition, sep="\t"),
-        **(thresholds or {}),
+        **dataclasses.asdict(params),
     )
     status.to_csv(out, sep="\t", index=False)
     save_figure(qc_status_bars(status), figure)
@@ -132,26 +143,26 @@ def profile_qc_status(
 
 
 def profile_provenance(
-    annotated: Sequence[str | Path], *, table: str | Path, config: dict, config_out: str | Path
+    annotated: Sequence[str | Path],
+    *,
+    table: str | Path,
+    config: Mapping[str, Any],
+    config_out: str | Path,
 ) -> pd.DataFrame:
     """Every step's library versions, parameters and input checksums, gathered from the
     ``uns["provenance"]`` of the final files, and the configuration the run used."""
-    import json
-
     import yaml
 
-    from ..io.h5ad import read_uns
-
-    rows = {}
-    for path in annotated:
-        for step, rec in read_uns(path).get("provenance", {}).items():
-            rows[step] = {
-                "step": step,
-                "params": rec.get("params", "{}"),
-                "inputs": json.dumps(dict(rec.get("inputs", {})), sort_keys=True),
-                "versions": json.dumps(dict(rec.get("versions", {})), sort_keys=True),
-            }
-    df = pd.DataFrame(sorted(rows.values(), key=lambda r: r["step"]))
+    rows = [
+        {
+            "step": step,
+            "params": rec.get("params", "{}"),
+            "inputs": json.dumps(dict(rec.get("inputs", {})), sort_keys=True),
+            "versions": json.dumps(dict(rec.get("versions", {})), sort_keys=True),
+        }
+        for step, rec in sorted(provenance.read(*annotated).items())
+    ]
+    df = pd.DataFrame(rows, columns=["step", "params", "inputs", "versions"])
     df.to_csv(table, sep="\t", index=False)
-    Path(config_out).write_text(yaml.safe_dump(config, sort_keys=False))
+    Path(config_out).write_text(yaml.safe_dump(dict(config), sort_keys=False))
     return df

@@ -1,22 +1,81 @@
-"""The scRNA-seq chain: one function per rule."""
+"""The scRNA-seq chain: one function per rule.
+
+Per sample: (``rna_bam_count`` →) ``rna_ingest`` → ``rna_qc``. Cohort: ``rna_normalize``
+→ ``rna_integrate`` → ``rna_cluster`` → ``rna_annotate`` → ``rna_composition`` /
+``rna_plots``. Each function reads its inputs, calls the package's science, writes its
+outputs and adds its provenance entry; parameters come as the step's dataclass from
+:mod:`immunoprofiler.params`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
+from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
-from .common import save_figure as _save
+from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
+
+#: cells drawn (seeded, evenly over samples) for the UMAP before integration
+UNCORRECTED_UMAP_CELLS = 30_000
+
+
+def rna_bam_count(
+    bam: str | Path,
+    *,
+    out_raw: str | Path,
+    out_filtered: str | Path,
+    table: str | Path,
+    sample_id: str,
+    params: P.RnaBamCount,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Aligned BAM → raw (all barcodes) and filtered (called cells) 10x ``.h5`` matrices and a
+    one-row summary (see :func:`immunoprofiler.io.bam.count_bam`)."""
+    from ..io.bam import BamError, count_bam, count_matrix
+    from ..io.tenx import write_10x_h5
+    from ..pp.cellcalling import call_cells, calling_summary
+
+    try:
+        counts = count_bam(bam, params.reads, threads=threads)
+    except BamError as err:
+        raise BamError(f"sample {sample_id}: {err}") from err
+    X = count_matrix(counts, umi_correction=params.umi_correction)
+    cells, info = call_cells(
+        X,
+        method=params.cell_calling,
+        expected_cells=params.expected_cells,
+        lower=params.lower,
+        fdr=params.fdr,
+        n_iter=params.n_iter,
+        seed=params.seed,
+    )
+    var = pd.DataFrame({"gene_ids": counts.gene_ids}, index=pd.Index(counts.gene_names))
+    raw = ad.AnnData(X=X, obs=pd.DataFrame(index=counts.barcodes), var=var)
+    Path(out_raw).parent.mkdir(parents=True, exist_ok=True)
+    write_10x_h5(raw, out_raw)
+    write_10x_h5(raw[cells], out_filtered)
+    row = {"sample_id": sample_id, **calling_summary(X, cells, info, counts.summary)}
+    pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
+    logger.info(
+        "%s: %d cells, %d UMIs from %d reads",
+        sample_id,
+        row["cells"],
+        row["umis"],
+        row["reads_total"],
+    )
+    return row
 
 
 def rna_ingest(
@@ -25,18 +84,17 @@ def rna_ingest(
     *,
     sample_id: str,
     metadata: Mapping[str, str],
-    genome: str | None = None,
+    params: P.RnaIngest,
 ) -> ad.AnnData:
     """Read one sample into ``out`` with its sheet metadata in ``obs``."""
+    from ..io.samples import add_metadata
     from ..io.tenx import read_rna
 
-    adata = read_rna(path, sample_id=sample_id, genome=genome)
-    for key, value in metadata.items():
-        adata.obs[key] = pd.Categorical([value] * adata.n_obs)
-    provenance.record(
-        adata,
+    adata = read_rna(path, sample_id=sample_id, genome=params.genome)
+    add_metadata(adata, metadata)
+    adata.uns["provenance"] = provenance.entry(
         f"rna_ingest:{sample_id}",
-        params={"genome": genome, "path": str(path)},
+        params={**dataclasses.asdict(params), "path": str(path)},
         inputs=[path],
     )
     adata.write_h5ad(out)
@@ -50,28 +108,84 @@ def rna_qc(
     table: str | Path,
     plot: str | Path,
     sample_id: str,
-    params: Mapping[str, Any],
+    params: P.RnaQc,
 ) -> dict[str, Any]:
     """QC one sample: filtered ``.h5ad``, one-row QC table, QC figure."""
     from ..pl import qc_figure
     from ..pp.quality import qc
 
     adata = ad.read_h5ad(inp)
-    kept, row, cells = qc(adata, sample_id=sample_id, **params)
-    provenance.record(kept, f"rna_qc:{sample_id}", params=params)
-    _save(qc_figure(cells, row, title=sample_id), plot)
+    kept, row, cells = qc(adata, sample_id=sample_id, **dataclasses.asdict(params))
+    kept.uns["provenance"] = provenance.merge(
+        kept.uns.get("provenance"), provenance.entry(f"rna_qc:{sample_id}", params=params)
+    )
+    save_figure(qc_figure(cells, row, title=sample_id), plot)
     pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
     kept.write_h5ad(out)
     return row
 
 
 def rna_normalize(
-    inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: Mapping[str, Any]
-) -> None:
-    """Cohort normalisation and HVGs (see :func:`immunoprofiler.pp.normalize_cohort`)."""
-    from ..pp.normalization import normalize_cohort
+    inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: P.RnaNormalize
+) -> pd.DataFrame:
+    """Cohort normalisation into one file (all genes) and its highly variable genes into a
+    second: HVG statistics one batch at a time, then both files written one sample at a time
+    (memory: the largest batch's counts, not the cohort's). Returns the ``var`` written."""
+    import scipy.sparse as sp
 
-    normalize_cohort(list(inputs), out=out, out_hvg=out_hvg, **params)
+    from ..io.h5ad import StreamedH5ad, read_obs, read_uns, read_var
+    from ..pp.normalization import BATCH_KEY, combine_hvg, common_genes, hvg_stats, normalize
+
+    paths = list(inputs)
+    genes = common_genes({str(p): read_var(p).index for p in paths})
+
+    def load(path) -> ad.AnnData:
+        a = ad.read_h5ad(path)
+        return a if a.var_names.equals(genes) else a[:, genes].copy()
+
+    batch_of: dict[str, list[str | Path]] = {}
+    for p in paths:
+        batches = read_obs(p, columns=[BATCH_KEY])[BATCH_KEY].astype(str).unique()
+        if len(batches) != 1:
+            raise ValueError(
+                f"{p}: expected one value of '{BATCH_KEY}' per sample, got {list(batches)}"
+            )
+        batch_of.setdefault(batches[0], []).append(p)
+    stats = {}
+    for batch, files in batch_of.items():
+        counts = sp.vstack([sp.csr_matrix(load(p).layers["counts"]) for p in files], format="csr")
+        stats[batch] = hvg_stats(counts, n_top_genes=params.n_top_genes).set_axis(genes)
+        logger.info("batch %s: %d cells, HVG statistics done", batch, counts.shape[0])
+        del counts
+    var = combine_hvg(stats, n_top_genes=params.n_top_genes)
+    hvg = var.index[var["highly_variable"].to_numpy()]
+    first = read_var(paths[0])  # gene annotation (per-sample QC statistics are not carried)
+    keep = [c for c in ("gene_ids", "feature_types", "mt", "ribo", "hb") if c in first.columns]
+    var = var.join(first[keep].reindex(var.index))
+
+    uns: dict[str, Any] = {
+        "provenance": provenance.merge(
+            provenance.read(*paths), provenance.entry("rna_normalize", params=params)
+        ),
+        "hvg": {"flavor": "seurat_v3", "batch_key": BATCH_KEY},
+    }
+    proteins = {tuple(read_uns(p).get("protein_names", [])) for p in paths}
+    if len(proteins) == 1 and (names := next(iter(proteins))):
+        uns["protein_names"] = list(names)
+    with (
+        StreamedH5ad(out, var=var, uns=uns) as full,
+        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns) as small,
+    ):
+        for p in paths:
+            a = load(p)
+            normalize(a, target_sum=params.target_sum)
+            full.append(a)
+            h = a[:, hvg].copy()
+            h.obsm.pop("protein", None)  # the HVG file is the integration input: genes only
+            small.append(h)
+            del a, h
+    logger.info("cohort: %d genes, %d highly variable", len(var), len(hvg))
+    return var
 
 
 def rna_integrate(
@@ -79,10 +193,10 @@ def rna_integrate(
     out: str | Path,
     *,
     model_dir: str | Path,
-    params: Mapping[str, Any],
+    params: P.RnaIntegrate,
     accelerator: Accelerator = "cpu",
 ) -> str:
-    """Integrate the HVG matrix; the scVI model goes to ``model_dir``."""
+    """Integrate the HVG matrix; ``model_dir`` gets ``integration.json`` (and the scVI model)."""
     from ..tl.integration import integrate
 
     adata = ad.read_h5ad(inp)
@@ -90,25 +204,30 @@ def rna_integrate(
     model_dir.mkdir(parents=True, exist_ok=True)
     key = integrate(
         adata,
-        **params,
+        **dataclasses.asdict(params),
         accelerator=accelerator,
-        model_dir=model_dir if params.get("method") == "scvi" else None,
+        model_dir=model_dir if params.method == "scvi" else None,
     )
+    settings = {**dataclasses.asdict(params), "accelerator": accelerator}
     (model_dir / "integration.json").write_text(
-        json.dumps({**dict(params), "accelerator": accelerator, "embedding": key}, indent=2)
+        json.dumps({**settings, "embedding": key}, indent=2)
     )
-    provenance.record(adata, "rna_integrate", params={**dict(params), "accelerator": accelerator})
+    adata.uns["provenance"] = provenance.merge(
+        adata.uns.get("provenance"), provenance.entry("rna_integrate", params=settings)
+    )
     adata.write_h5ad(out)
     return key
 
 
-def rna_cluster(inp: str | Path, out: str | Path, *, params: Mapping[str, Any]) -> None:
+def rna_cluster(inp: str | Path, out: str | Path, *, params: P.RnaCluster) -> None:
     """Neighbours, Leiden and UMAP on the integrated embedding."""
     from ..tl.clustering import cluster
 
     adata = ad.read_h5ad(inp)
-    cluster(adata, use_rep=adata.uns["integration"]["use_rep"], **params)
-    provenance.record(adata, "rna_cluster", params=params)
+    cluster(adata, use_rep=adata.uns["integration"]["use_rep"], **dataclasses.asdict(params))
+    adata.uns["provenance"] = provenance.merge(
+        adata.uns.get("provenance"), provenance.entry("rna_cluster", params=params)
+    )
     adata.write_h5ad(out)
 
 
@@ -118,90 +237,58 @@ def rna_annotate(
     out: str | Path,
     *,
     markers: str | Path,
-    method: str = "markers",
-    params: Mapping[str, Any],
+    params: P.RnaAnnotate,
     reference: str | Path | None = None,
-    reference_label_key: str = "cell_type",
     celltypist_model: str | Path | None = None,
     accelerator: Accelerator = "cpu",
 ) -> pd.DataFrame:
-    """Label cells and write the annotated cohort file (a copy of the normalised one plus labels)."""
-    from ..io.h5ad import read_columns, read_uns, read_var, update_h5ad
-    from ..tl import annotation as ann
+    """Label cells and write the annotated cohort (the normalised file plus labels)."""
+    from ..io.h5ad import read_columns, read_var
+    from ..tl.annotation import annotate_cells, annotation_genes, read_marker_table
 
-    table = ann.read_marker_table(markers)
+    table = read_marker_table(markers)
     hv = ad.read_h5ad(clustered)
-    inputs: list[str | Path] = [markers]
-    if method == "markers":
-        genes = [g for g in ann.marker_genes(table) if g in read_var(normalized).index]
+    genes = annotation_genes(
+        params.method,
+        markers=table,
+        var_names=read_var(normalized).index,
+        celltypist_model=celltypist_model,
+    )
+    if genes is None:  # scANVI models the HVG counts
+        sub = hv.copy()
+    else:  # only the genes the method reads, from the normalised cohort
         sub = ad.AnnData(
             X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
         )
         sub.obsp["connectivities"] = hv.obsp["connectivities"]
-        ann.annotate(sub, markers=table, **params)
-    elif method == "celltypist":
-        if not celltypist_model:
-            raise ValueError(
-                "annotation method 'celltypist' needs config rna.annotate.celltypist_model"
-            )
-        import celltypist
-
-        norm = json.loads(read_uns(normalized)["provenance"]["rna_normalize"]["params"])
-        if norm["target_sum"] != 1e4:
-            raise ValueError(
-                f"CellTypist models expect log1p of 10,000 counts per cell; the cohort was "
-                f"normalised to {norm['target_sum']} (rna.normalize.target_sum)"
-            )
-        model = celltypist.models.Model.load(str(celltypist_model))
-        var = read_var(normalized).index
-        genes = [g for g in model.features if g in var]
-        sub = ad.AnnData(
-            X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
-        )
-        ann.annotate_celltypist(
-            sub,
-            model=celltypist_model,
-            markers=table,
-            cluster_key=params.get("cluster_key", "leiden"),
-        )
-        inputs.append(celltypist_model)
-    elif method == "scanvi":
-        if not reference:
-            raise ValueError("annotation method 'scanvi' needs config rna.annotate.reference")
-        sub = hv.copy()
-        ann.annotate_scanvi(
-            sub,
-            reference=ad.read_h5ad(reference),
-            label_key=reference_label_key,
-            markers=table,
-            accelerator=accelerator,
-            **{k: v for k, v in params.items() if k in ("max_epochs", "seed", "batch_key")},
-        )
-        inputs.append(reference)
-    else:
-        raise ValueError(f"unknown annotation method '{method}' (markers, celltypist, scanvi)")
-
-    obs = hv.obs.copy()
-    for col in (*ann.LABEL_COLUMNS, "annotation_group"):
-        if col in sub.obs:
-            obs[col] = sub.obs[col].to_numpy()
-    uns = read_uns(normalized)
-    uns["provenance"] = provenance.merge([uns.get("provenance", {}), hv.uns.get("provenance", {})])
-    tmp = ad.AnnData(uns={"provenance": uns["provenance"]})
-    provenance.record(tmp, "rna_annotate", params={"method": method, **dict(params)}, inputs=inputs)
-    uns["provenance"] = tmp.uns["provenance"]
-    uns["annotation"] = sub.uns.get("annotation", {"method": method})
-    for key in ("integration", "leiden", "umap", "neighbors"):
-        if key in hv.uns:
-            uns[key] = hv.uns[key]
-    obsm = {k: v for k, v in hv.obsm.items()}
-    for k, v in sub.obsm.items():
-        obsm[k] = v
-    tmp_out = Path(f"{out}.partial")
-    shutil.copyfile(normalized, tmp_out)
-    update_h5ad(tmp_out, obs=obs, obsm=obsm, uns=uns)
-    tmp_out.replace(out)
-    return obs
+    norm = json.loads(provenance.read(normalized)["rna_normalize"]["params"])
+    annotate_cells(
+        sub,
+        method=params.method,
+        markers=table,
+        min_score=params.min_score,
+        min_expression=params.min_expression,
+        split_fraction=params.split_fraction,
+        seed=params.seed,
+        max_epochs=params.max_epochs,
+        reference=ad.read_h5ad(reference) if reference else None,
+        reference_label_key=params.reference_label_key,
+        celltypist_model=celltypist_model,
+        target_sum=norm["target_sum"],
+        accelerator=accelerator,
+    )
+    keep = ("integration", "leiden", "umap", "neighbors")
+    return write_annotation(
+        out,
+        normalized=normalized,
+        clustered=hv,
+        labelled=sub,
+        step="rna_annotate",
+        params=params,
+        inputs=[f for f in (markers, reference, celltypist_model) if f],
+        obsm={**hv.obsm, **sub.obsm},
+        uns={k: hv.uns[k] for k in keep if k in hv.uns},
+    )
 
 
 def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
@@ -216,28 +303,40 @@ def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
 
 def rna_plots(
     annotated: str | Path,
+    normalized_hvg: str | Path,
     *,
     markers: str | Path,
     umap: str | Path,
+    umap_uncorrected: str | Path,
     dotplot: str | Path,
-    normalized: str | Path | None = None,
-    umap_unintegrated: str | Path | None = None,
-    seed: int = 0,
-    max_cells: int = 30_000,
+    abundance: str | Path,
+    params: P.Plots,
 ) -> None:
-    """UMAP (cell type, batch, sample) and marker dot plot of the annotated cohort; with
-    ``normalized`` (cells × HVGs before integration) also the UMAP of plain PCA, to show the
-    batch effect that integration removed (on a seeded subsample of ``max_cells``)."""
+    """UMAP after integration (cell type, batch, sample) and before it (PCA of the HVGs on a
+    seeded subsample: the batch effect integration removed), marker dot plot, composition."""
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
-    from ..pl import marker_dotplot, umap_figure
+    from ..pl import abundance_bars, marker_dotplot, umap_scatter
+    from ..tl.abundance import composition
     from ..tl.annotation import read_marker_table, split_markers
+    from ..tl.embedding import pca
+    from ..tl.embedding import umap as embed
+    from ..tl.subsample import balanced_subsample
+
+    keys = ("cell_type", "batch", "sample_id")
+    obs = read_obs(annotated)
+    save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=keys), umap)
+
+    rows = balanced_subsample(
+        obs["sample_id"].astype(str).to_numpy(), UNCORRECTED_UMAP_CELLS, params.seed
+    )
+    if not read_obs(normalized_hvg, columns=[]).index.equals(obs.index):
+        raise ValueError(f"{normalized_hvg} and {annotated} hold different cells")
+    X = read_columns(normalized_hvg, read_var(normalized_hvg).index, rows=rows)
+    emb = np.full((len(obs), 2), np.nan, dtype=np.float32)
+    emb[rows] = embed(pca(X, n_comps=30, seed=params.seed), min_dist=0.5, seed=params.seed)
+    save_figure(umap_scatter(emb, obs, keys=keys), umap_uncorrected)
 
     table = read_marker_table(markers)
-    obs, obsm = read_obs(annotated), {"X_umap": read_obsm(annotated, "X_umap")}
-    light = ad.AnnData(obs=obs, obsm=obsm)
-    _save(umap_figure(light), umap)
-    if normalized is not None and umap_unintegrated is not None:
-        _save(umap_figure(_unintegrated_umap(normalized, obs, seed, max_cells)), umap_unintegrated)
     var = read_var(annotated).index
     marker_map = {
         t: [g for g in split_markers(p) if g in var][:4]
@@ -245,98 +344,7 @@ def rna_plots(
     }
     genes = list(dict.fromkeys(g for v in marker_map.values() for g in v))
     sub = ad.AnnData(X=read_columns(annotated, genes), obs=obs, var=pd.DataFrame(index=genes))
-    _save(marker_dotplot(sub, markers=marker_map), dotplot)
-
-
-def _unintegrated_umap(normalized, obs: pd.DataFrame, seed: int, max_cells: int) -> ad.AnnData:
-    """UMAP of PCA on the normalised HVGs (no batch correction), labels from ``obs``."""
-    import numpy as np
-    import scanpy as sc
-
-    from ..io.h5ad import read_columns, read_obs, read_var
-
-    names = read_obs(normalized, columns=[]).index
-    pick = np.flatnonzero(names.isin(obs.index))
-    if len(pick) > max_cells:
-        pick = np.sort(np.random.default_rng(seed).choice(pick, max_cells, replace=False))
-    genes = read_var(normalized).index
-    a = ad.AnnData(  # only the picked rows of X: not the whole matrix, not its counts layer
-        X=read_columns(normalized, genes, rows=pick),
-        obs=obs.loc[names[pick], [c for c in ("cell_type", "batch", "sample_id") if c in obs]],
-        var=pd.DataFrame(index=genes),
+    save_figure(marker_dotplot(sub, markers=marker_map), dotplot)
+    save_figure(
+        abundance_bars(composition(obs, modality="rna"), ylabel="fraction of cells"), abundance
     )
-    sc.pp.pca(a, n_comps=min(30, a.n_vars - 1, a.n_obs - 1), random_state=seed)
-    sc.pp.neighbors(a, random_state=seed)
-    sc.tl.umap(a, random_state=seed)
-    return a
-
-
-def rna_bam_count(
-    bam: str | Path,
-    *,
-    out_raw: str | Path,
-    out_filtered: str | Path,
-    table: str | Path,
-    sample_id: str,
-    params: Mapping[str, Any],
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Aligned BAM → raw (all barcodes) and filtered (called cells) 10x ``.h5`` matrices and a
-    one-row summary (see :func:`immunoprofiler.io.bam.count_bam`)."""
-    import numpy as np
-
-    from ..datasets.writers import write_10x_h5
-    from ..io.bam import BamCountParams, BamError, count_bam, count_matrix
-    from ..pp.cellcalling import call_cells
-
-    p = dict(params)
-    calling = {
-        k: p.pop(k)
-        for k in ("cell_calling", "expected_cells", "lower", "fdr", "n_iter", "seed")
-        if k in p
-    }
-    umi_correction = p.pop("umi_correction", "exact")
-    for key in ("gene_tags", "gene_name_tags"):
-        if key in p:
-            p[key] = tuple(p[key])
-    try:
-        counts = count_bam(bam, BamCountParams(**p), threads=threads)
-    except BamError as err:
-        raise BamError(f"sample {sample_id}: {err}") from err
-    X = count_matrix(counts, umi_correction=umi_correction)
-    cells, info = call_cells(
-        X,
-        method=calling.get("cell_calling", "inflection"),
-        expected_cells=calling.get("expected_cells"),
-        lower=calling.get("lower", 100),
-        fdr=calling.get("fdr", 0.01),
-        n_iter=calling.get("n_iter", 1000),
-        seed=calling.get("seed", 0),
-    )
-    var = pd.DataFrame({"gene_ids": counts.gene_ids}, index=pd.Index(counts.gene_names))
-    raw = ad.AnnData(X=X, obs=pd.DataFrame(index=counts.barcodes), var=var)
-    Path(out_raw).parent.mkdir(parents=True, exist_ok=True)
-    write_10x_h5(raw, out_raw)
-    write_10x_h5(raw[cells], out_filtered)
-    umis_per_cell = np.asarray(X[cells].sum(axis=1)).ravel()
-    n_umis = int(X.sum())
-    row = {
-        "sample_id": sample_id,
-        **counts.summary,
-        "barcodes": len(counts.barcodes),
-        "umis": n_umis,
-        "cells": int(cells.sum()),
-        "umis_in_cells": int(umis_per_cell.sum()),
-        "median_umis_per_cell": float(np.median(umis_per_cell)) if len(umis_per_cell) else 0.0,
-        "sequencing_saturation": round(1 - n_umis / counts.summary["reads_counted"], 4)
-        if counts.summary["reads_counted"]
-        else 0.0,
-        "cell_calling": info["method"],
-        "inflection": info["inflection"],
-        "knee": info["knee"],
-    }
-    pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
-    logger.info(
-        "%s: %d cells, %d UMIs from %d reads", sample_id, row["cells"], n_umis, row["reads_total"]
-    )
-    return row

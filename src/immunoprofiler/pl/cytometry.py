@@ -1,4 +1,4 @@
-"""Cytometry figures: metacluster heatmap, UMAP scatter, abundance bars."""
+"""Cytometry figures: metacluster heatmap; composition bars (both modalities)."""
 
 from __future__ import annotations
 
@@ -35,33 +35,6 @@ def metacluster_heatmap(X: np.ndarray, obs: pd.DataFrame, markers: Sequence[str]
     )
     ax.set_xlabel("type marker (median, scaled per marker)")
     fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    return fig
-
-
-def umap_scatter(
-    emb: np.ndarray, obs: pd.DataFrame, *, keys: Sequence[str] = ("cell_type", "batch")
-) -> Figure:
-    """UMAP of the embedded subsample coloured by each of ``keys``."""
-    ok = np.isfinite(emb).all(axis=1)
-    keys = [k for k in keys if k in obs]
-    order = np.random.default_rng(0).permutation(int(ok.sum()))  # no group drawn over another
-    xy = emb[ok][order]
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 5.5), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        values = obs[key].astype(str).to_numpy()[ok][order]
-        cats = sorted(set(values))
-        cmap = plt.get_cmap("tab20", max(len(cats), 1))
-        code = {c: i for i, c in enumerate(cats)}
-        ax.scatter(xy[:, 0], xy[:, 1], s=2, c=[cmap(code[v]) for v in values], rasterized=True)
-        for c in cats:
-            ax.scatter([], [], s=10, color=cmap(code[c]), label=c)
-        ax.set_title(key)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(
-            markerscale=2, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False
-        )
     fig.tight_layout()
     return fig
 

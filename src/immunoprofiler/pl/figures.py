@@ -1,4 +1,4 @@
-"""QC, UMAP and marker figures."""
+"""RNA figures: per-sample QC, marker dot plot."""
 
 from __future__ import annotations
 
@@ -58,20 +58,6 @@ def qc_figure(cells: pd.DataFrame, row: Mapping[str, Any], *, title: str = "") -
         f"{title}: {row['n_cells_before']} barcodes → {row['n_cells_after']} cells "
         f"({row['n_qc_outliers']} outliers, {row['n_doublets']} doublets)"
     )
-    fig.tight_layout()
-    return fig
-
-
-def umap_figure(
-    adata: AnnData, *, keys: Sequence[str] = ("cell_type", "batch", "sample_id")
-) -> Figure:
-    """UMAP coloured by each of ``keys``."""
-    import scanpy as sc
-
-    keys = [k for k in keys if k in adata.obs]
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 5.5), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        sc.pl.embedding(adata, basis="X_umap", color=key, ax=ax, show=False, frameon=False, size=8)
     fig.tight_layout()
     return fig
 

@@ -21,11 +21,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+Method = Literal["quantile", "cytonorm", "cytovi", "none"]
+
+
+class Normalizer(Protocol):
+    """A fitted batch normalisation: applied one file (one batch) at a time."""
+
+    def apply(self, X: np.ndarray, batch: str) -> np.ndarray: ...
+
+    def to_dict(self) -> dict: ...
+
+
+@dataclass
+class Identity:
+    """``method: none``: values unchanged."""
+
+    def apply(self, X: np.ndarray, batch: str) -> np.ndarray:
+        return X
+
+    def to_dict(self) -> dict:
+        return {"method": "none"}
 
 
 @dataclass
@@ -65,6 +87,10 @@ class QuantileModel:
             cluster_markers=list(d["cluster_markers"]),
         )
 
+    def apply(self, X: np.ndarray, batch: str) -> np.ndarray:
+        """Normalise the events ``X`` of one ``batch`` (see :func:`apply_quantiles`)."""
+        return apply_quantiles(self, X, batch)
+
     def clusters(self, X: np.ndarray) -> np.ndarray:
         if self.codes is None:
             return np.zeros(len(X), dtype=np.int64)
@@ -99,11 +125,11 @@ def fit_quantiles(
     code_cluster: np.ndarray | None = None,
     cluster_markers: Sequence[int] = (),
     n_clusters: int = 1,
-    min_events: int = 50,
+    min_cluster_events: int = 50,
 ) -> QuantileModel:
     """Fit per-batch (and per-cluster) quantile maps to the mean quantiles over batches.
 
-    A cluster with fewer than ``min_events`` events in some batch falls back to the
+    A cluster with fewer than ``min_cluster_events`` events in some batch falls back to the
     identity for that batch. ``clusters`` (0..n_clusters-1) are the fitted events'
     clusters; ``codes`` / ``code_cluster`` / ``cluster_markers`` assign new events to them.
     """
@@ -118,7 +144,7 @@ def fit_quantiles(
         per = {}
         for b in names:
             sel = (batches == b) & (clusters == c)
-            if sel.sum() >= min_events:
+            if sel.sum() >= min_cluster_events:
                 per[b] = np.quantile(X[sel], probs, axis=0)
         mean = np.mean(list(per.values()), axis=0) if per else None
         target.append(mean if mean is not None else np.tile(probs[:, None], (1, X.shape[1])))
@@ -126,7 +152,10 @@ def fit_quantiles(
             quantiles[b].append(per.get(b, target[-1]) if mean is not None else target[-1])
             if b not in per:
                 logger.warning(
-                    "batch %s has < %d events in cluster %d: not normalised there", b, min_events, c
+                    "batch %s has < %d events in cluster %d: not normalised there",
+                    b,
+                    min_cluster_events,
+                    c,
                 )
     return QuantileModel(
         markers=list(markers),
@@ -257,3 +286,99 @@ def fit_cytovi(
     )
     cm.model = model
     return cm
+
+
+def fit_normalizer(
+    X: np.ndarray,
+    batches: np.ndarray,
+    *,
+    method: Method,
+    markers: Sequence[str],
+    type_markers: np.ndarray,
+    references: np.ndarray,
+    n_quantiles: int,
+    som_grid: int,
+    n_metaclusters: int,
+    max_epochs: int,
+    seed: int,
+    accelerator: str = "cpu",
+    reference_column: str = "reference",
+) -> Normalizer:
+    """Fit the batch normalisation ``method`` on the events ``X`` (a seeded subsample).
+
+    Parameters
+    ----------
+    X, batches
+        Events × ``markers`` (transformed values) and each event's batch.
+    type_markers
+        Boolean mask of the lineage (``type``) markers: ``cytonorm`` clusters on them.
+    references
+        Boolean mask of the events from reference samples (``cytonorm`` fits on them only;
+        every batch needs some).
+    reference_column
+        The sheet column that marks references, named in errors.
+
+    Examples
+    --------
+    >>> model = fit_normalizer(X, b, method="quantile", markers=m, ...)  # doctest: +SKIP
+    >>> model.apply(X_file, "batch1")  # doctest: +SKIP
+    """
+    if method == "none":
+        return Identity()
+    if method == "quantile":
+        return fit_quantiles(X, batches, markers=markers, n_quantiles=n_quantiles)
+    if method == "cytonorm":
+        from ..tl.flowsom import fit_som
+
+        if not references.any():
+            raise ValueError(
+                f"cyto.normalize.method 'cytonorm' needs reference samples: mark them in the "
+                f"sample sheet column '{reference_column}' (e.g. 'ref' / 'true')"
+            )
+        missing = sorted(set(batches) - set(batches[references]))
+        if missing:
+            raise ValueError(
+                f"cytonorm: batch(es) {missing} have no reference sample in '{reference_column}'"
+            )
+        type_idx = np.flatnonzero(type_markers)
+        ref = X[references]
+        som = fit_som(
+            ref[:, type_idx], xdim=som_grid, ydim=som_grid, n_metaclusters=n_metaclusters, seed=seed
+        )
+        return fit_quantiles(
+            ref,
+            batches[references],
+            markers=markers,
+            n_quantiles=n_quantiles,
+            clusters=som.node_metacluster[som.assign(ref[:, type_idx])[0]],
+            codes=som.codes,
+            code_cluster=som.node_metacluster,
+            cluster_markers=list(type_idx),
+            n_clusters=int(som.node_metacluster.max()) + 1,
+        )
+    if method == "cytovi":
+        return fit_cytovi(
+            X, batches, markers=markers, max_epochs=max_epochs, seed=seed, accelerator=accelerator
+        )
+    raise ValueError(f"unknown cyto.normalize.method '{method}' (quantile, cytonorm, cytovi, none)")
+
+
+def batch_distance_table(
+    X: np.ndarray,
+    batches: np.ndarray,
+    model: Normalizer,
+    *,
+    markers: Sequence[str],
+    marker_class: Sequence[str],
+) -> pd.DataFrame:
+    """Per marker and batch, the earth mover's distance to the other batches before and after
+    ``model`` (``marker, marker_class, batch, emd_before, emd_after``)."""
+    names = pd.unique(batches)
+    order = np.concatenate([np.flatnonzero(batches == b) for b in names])
+    after = np.concatenate([model.apply(X[batches == b], b) for b in names])
+    before = batch_distances(X[order], batches[order], markers=markers)
+    dist = before.rename(columns={"emd": "emd_before"})
+    dist["emd_after"] = batch_distances(after, batches[order], markers=markers)["emd"].to_numpy()
+    cls = dict(zip(markers, marker_class, strict=True))
+    dist.insert(1, "marker_class", [cls[m] for m in dist["marker"]])
+    return dist

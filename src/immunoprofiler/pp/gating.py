@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +235,8 @@ def clean(
     fcs_path: str | Path | None = None,
     gating: str | Path | None = None,
     population: str | None = None,
-    params: Mapping[str, float] | None = None,
+    mad: float = 3.0,
+    bead_min: float = 4.5,
 ) -> pd.DataFrame:
     """Gate one file: boolean ``obs["gate_*"]`` columns and ``obs["retained"]``.
 
@@ -259,7 +259,7 @@ def clean(
         counts = [(name, int(m.sum())) for name, m in gates.items()]
         adata.uns["gating"] = {"method": "file", "file": str(gating), "population": population}
     else:
-        gates = auto_gates(adata, modality=modality, **dict(params or {}))
+        gates = auto_gates(adata, modality=modality, mad=mad, bead_min=bead_min)
         retained = np.ones(adata.n_obs, dtype=bool)
         counts = []
         for name, m in gates.items():

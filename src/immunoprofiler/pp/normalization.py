@@ -1,8 +1,8 @@
 """Cohort normalisation: shifted-log counts and batch-aware highly variable genes.
 
-The cohort is processed one batch (for HVG statistics) and one sample (for
-writing) at a time, so memory is bounded by the largest batch, not the cohort.
-The HVG selection reproduces ``scanpy.pp.highly_variable_genes(flavor="seurat_v3",
+The rule function (:func:`immunoprofiler.pipeline.rna_normalize`) feeds these one batch
+(HVG statistics) and one sample (writing) at a time, so memory is bounded by the largest
+batch, not the cohort. The HVG selection reproduces ``scanpy.pp.highly_variable_genes(flavor="seurat_v3",
 batch_key=...)``: scanpy computes each batch's normalised variances, and
 :func:`combine_hvg` ranks them across batches exactly as scanpy does.
 """
@@ -10,9 +10,7 @@ batch_key=...)``: scanpy computes each batch's normalised variances, and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 import anndata as ad
 import numpy as np
@@ -20,10 +18,10 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from .. import provenance
-from ..io.h5ad import StreamedH5ad, read_obs, read_uns, read_var
-
 logger = logging.getLogger(__name__)
+
+#: the obs column (sheet column) that names a sample's processing batch
+BATCH_KEY = "batch"
 
 
 def normalize(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
@@ -94,114 +92,21 @@ def combine_hvg(stats: Mapping[str, pd.DataFrame], *, n_top_genes: int) -> pd.Da
     return df
 
 
-def _load(path: str | Path, genes: pd.Index | None) -> ad.AnnData:
-    a = ad.read_h5ad(path)
-    if genes is not None and not a.var_names.equals(genes):
-        a = a[:, genes].copy()
-    return a
-
-
-def common_genes(paths: Sequence[str | Path]) -> pd.Index:
-    """Genes present in every sample (in the order of the first); raise if none are shared."""
+def common_genes(genes_of: Mapping[str, pd.Index]) -> pd.Index:
+    """Genes present in every sample (``{file: var_names}``), in the order of the first; raise
+    if none are shared."""
     genes: pd.Index | None = None
-    for p in paths:
-        g = read_var(p).index
+    for name, g in genes_of.items():
         if genes is None:
             genes = g
         elif not g.equals(genes):
             before = len(genes)
             genes = genes[genes.isin(g)]
             logger.warning(
-                "%s: %d genes not shared with earlier samples dropped", p, before - len(genes)
+                "%s: %d genes not shared with earlier samples dropped", name, before - len(genes)
             )
     if genes is None or len(genes) == 0:
         raise ValueError(
             "the samples share no genes: were they quantified against different references?"
         )
     return genes
-
-
-def normalize_cohort(
-    paths: Sequence[str | Path],
-    *,
-    out: str | Path,
-    out_hvg: str | Path,
-    batch_key: str = "batch",
-    n_top_genes: int = 2000,
-    target_sum: float = 1e4,
-    span: float = 0.3,
-) -> pd.DataFrame:
-    """Normalise a cohort of per-sample files into one file, plus an HVG-only file.
-
-    Parameters
-    ----------
-    paths
-        Per-sample ``.h5ad`` after QC (counts in ``layers["counts"]``; ``obs[batch_key]``).
-    out
-        Cohort file: ``layers["counts"]``, ``X`` shifted-log, ``var`` with HVG flags.
-    out_hvg
-        The same cells restricted to the highly variable genes (input of integration).
-
-    Returns
-    -------
-    The ``var`` table written (HVG statistics and flags).
-    """
-    genes = common_genes(paths)
-    batch_of: dict[str, list[str | Path]] = {}
-    for p in paths:
-        batches = read_obs(p)[batch_key].astype(str).unique()
-        if len(batches) != 1:
-            raise ValueError(
-                f"{p}: expected one value of '{batch_key}' per sample, got {list(batches)}"
-            )
-        batch_of.setdefault(batches[0], []).append(p)
-
-    stats: dict[str, pd.DataFrame] = {}
-    for batch, files in batch_of.items():
-        parts = [_load(p, genes) for p in files]
-        counts = sp.vstack([sp.csr_matrix(a.layers["counts"]) for a in parts], format="csr")
-        del parts
-        stats[batch] = hvg_stats(counts, n_top_genes=n_top_genes, span=span).set_axis(genes)
-        logger.info("batch %s: %d cells, HVG statistics done", batch, counts.shape[0])
-        del counts
-    var = combine_hvg(stats, n_top_genes=n_top_genes)
-    hvg = var.index[var["highly_variable"].to_numpy()]
-    first = read_var(
-        paths[0]
-    )  # gene annotation of the first sample (per-sample QC stats are not carried)
-    keep = [c for c in ("gene_ids", "feature_types", "mt", "ribo", "hb") if c in first.columns]
-    var = var.join(first[keep].reindex(var.index))
-
-    prov = provenance.merge(read_uns(p).get("provenance", {}) for p in paths)
-    uns: dict[str, Any] = {
-        "provenance": prov,
-        "hvg": {"flavor": "seurat_v3", "batch_key": batch_key},
-    }
-    proteins = {tuple(read_uns(p).get("protein_names", [])) for p in paths}
-    if len(proteins) == 1 and (names := next(iter(proteins))):
-        uns["protein_names"] = list(names)
-    params = {
-        "batch_key": batch_key,
-        "n_top_genes": n_top_genes,
-        "target_sum": target_sum,
-        "span": span,
-    }
-    tmp = ad.AnnData(uns=dict(uns))
-    provenance.record(tmp, "rna_normalize", params=params)
-    uns["provenance"] = tmp.uns["provenance"]
-
-    # one pass over the samples writes both files
-    with (
-        StreamedH5ad(out, var=var, uns=uns) as full,
-        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns) as small,
-    ):
-        for p in paths:
-            a = _load(p, genes)
-            normalize(a, target_sum=target_sum)
-            full.append(a)
-            h = a[:, hvg].copy()
-            h.obsm.pop("protein", None)  # the HVG file is the integration input: genes only
-            small.append(h)
-            del a, h
-    logger.info("cohort: %d genes, %d highly variable", len(var), len(hvg))
-    return var

@@ -59,7 +59,7 @@ def qc(
     expected_doublet_rate: float = 0.06,
     min_cells_scrublet: int = 100,
     scrublet_exact_below: int = 100_000,
-    random_state: int = 0,
+    seed: int = 0,
 ) -> tuple[AnnData, dict[str, Any], pd.DataFrame]:
     """Compute QC metrics, drop outlier cells and doublets in one sample.
 
@@ -142,7 +142,7 @@ def qc(
             # exact neighbours (scikit-learn) are ~4x faster than pynndescent up to ~100k cells
             # and need no per-process numba compilation
             use_approx_neighbors=kept.n_obs >= scrublet_exact_below,
-            random_state=random_state,
+            random_state=seed,
             verbose=False,
         )
         kept.obs["doublet_score"] = light.obs["doublet_score"].to_numpy()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -477,3 +478,88 @@ def annotate_scanvi(
     labels = labels.where(prob >= min_prob, "unknown")
     _set_labels(adata, labels, prob, markers, "scanvi")
     adata.obsm["X_scANVI"] = lvae.get_latent_representation(q).astype(np.float32)
+
+
+Method = Literal["markers", "celltypist", "scanvi"]
+#: the config key (``rna.annotate.<key>``) each method needs a file for
+NEEDS = {"celltypist": "celltypist_model", "scanvi": "reference"}
+
+
+def _needs(value, method: str):
+    if value is None or (isinstance(value, str | Path) and not str(value)):
+        raise ValueError(f"annotation method '{method}' needs config rna.annotate.{NEEDS[method]}")
+    return value
+
+
+def annotation_genes(
+    method: Method, *, markers: pd.DataFrame, var_names: pd.Index, celltypist_model=None
+) -> list[str] | None:
+    """The genes (of ``var_names``) an annotation ``method`` reads from the normalised cohort:
+    the marker table's for ``markers``, the model's for ``celltypist``; ``None`` for
+    ``scanvi`` (it models the highly variable genes' counts)."""
+    if method == "markers":
+        return [g for g in marker_genes(markers) if g in var_names]
+    if method == "celltypist":
+        import celltypist
+
+        model = celltypist.models.Model.load(str(_needs(celltypist_model, method)))
+        return [g for g in model.features if g in var_names]
+    if method == "scanvi":
+        return None
+    raise ValueError(f"unknown annotation method '{method}' (markers, celltypist, scanvi)")
+
+
+def annotate_cells(
+    adata: AnnData,
+    *,
+    method: Method,
+    markers: pd.DataFrame,
+    min_score: float,
+    min_expression: float,
+    split_fraction: float,
+    seed: int,
+    max_epochs: int | None = None,
+    cluster_key: str = "leiden",
+    reference: AnnData | None = None,
+    reference_label_key: str = "cell_type",
+    celltypist_model: str | Path | None = None,
+    target_sum: float,
+    accelerator: Accelerator = "cpu",
+) -> None:
+    """Label the cells of ``adata`` with ``method`` (obs columns :data:`LABEL_COLUMNS`).
+
+    ``markers``: :func:`annotate` on ``X`` (the marker genes) and the clusters in
+    ``obs[cluster_key]``; ``celltypist``: :func:`annotate_celltypist` with the user's model
+    (``X`` must be log1p of 10,000 counts per cell: ``target_sum`` is checked);
+    ``scanvi``: :func:`annotate_scanvi` from the labelled ``reference``.
+    """
+    if method == "markers":
+        annotate(
+            adata,
+            markers=markers,
+            cluster_key=cluster_key,
+            min_score=min_score,
+            min_expression=min_expression,
+            split_fraction=split_fraction,
+            seed=seed,
+        )
+    elif method == "celltypist":
+        _needs(celltypist_model, method)
+        if target_sum != 1e4:
+            raise ValueError(
+                f"CellTypist models expect log1p of 10,000 counts per cell; the cohort was "
+                f"normalised to {target_sum} (rna.normalize.target_sum)"
+            )
+        annotate_celltypist(adata, model=celltypist_model, markers=markers, cluster_key=cluster_key)
+    elif method == "scanvi":
+        annotate_scanvi(
+            adata,
+            reference=_needs(reference, method),
+            label_key=reference_label_key,
+            markers=markers,
+            max_epochs=max_epochs,
+            seed=seed,
+            accelerator=accelerator,
+        )
+    else:
+        raise ValueError(f"unknown annotation method '{method}' (markers, celltypist, scanvi)")

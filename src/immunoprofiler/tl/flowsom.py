@@ -29,26 +29,6 @@ class SOM:
         return nodes, self.node_metacluster[nodes]
 
 
-def balanced_subsample(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted row indices: up to ``n`` rows, as evenly as possible from each group."""
-    rng = np.random.default_rng(seed)
-    names, inv = np.unique(groups, return_inverse=True)
-    sizes = np.bincount(inv)
-    if sizes.sum() <= n:
-        return np.arange(len(groups))
-    quota = np.zeros_like(sizes)
-    left = n
-    # water-filling: small groups give all they have, the rest share evenly
-    for i in np.argsort(sizes):
-        share = left // (len(sizes) - int((quota > 0).sum()))
-        quota[i] = min(sizes[i], share)
-        left -= quota[i]
-    picks = [
-        rng.choice(np.flatnonzero(inv == i), quota[i], replace=False) for i in range(len(names))
-    ]
-    return np.sort(np.concatenate(picks))
-
-
 def fit_som(
     X: np.ndarray,
     *,
@@ -74,3 +54,26 @@ def fit_som(
         "FlowSOM %dx%d on %d events → %d metaclusters", xdim, ydim, len(X), len(set(node_meta))
     )
     return SOM(codes=codes, node_metacluster=node_meta)
+
+
+def flowsom(
+    X: np.ndarray,
+    groups: np.ndarray,
+    *,
+    xdim: int,
+    ydim: int,
+    n_metaclusters: int,
+    rlen: int,
+    fit_events: int,
+    seed: int,
+) -> tuple[SOM, np.ndarray]:
+    """FlowSOM fitted on at most ``fit_events`` rows of ``X`` drawn evenly from ``groups``
+    (files); returns the model (assign every event with :meth:`SOM.assign`) and the rows
+    it was fitted on."""
+    from .subsample import balanced_subsample
+
+    fit_idx = balanced_subsample(groups, fit_events, seed)
+    som = fit_som(
+        X[fit_idx], xdim=xdim, ydim=ydim, n_metaclusters=n_metaclusters, rlen=rlen, seed=seed
+    )
+    return som, fit_idx

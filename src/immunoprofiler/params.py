@@ -1,0 +1,351 @@
+"""Typed step parameters, built from the validated configuration in one place.
+
+Each workflow step that takes science settings gets one frozen dataclass whose fields are
+exactly the keys of its config section (plus the cohort ``seed`` where the step is
+stochastic). The dataclasses have **no defaults**: every default lives in
+``workflow/schemas/config.schema.yaml``, which Snakemake fills in before
+:meth:`StepParams.from_config` builds them; a key the schema and a dataclass disagree on
+is an error here, not a silently ignored setting. Keys that name files (marker tables,
+models, gating files) are rule inputs, not parameters.
+
+This module imports nothing heavy: Snakemake unpickles these objects in every job before the
+adapter has set the job's thread limits.
+
+Examples
+--------
+>>> p = StepParams.from_config(config)  # doctest: +SKIP
+>>> p.rna_qc.max_pct_mt  # doctest: +SKIP
+20
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+IntegrationMethod = Literal["scvi", "harmony", "none"]
+AnnotationMethod = Literal["markers", "celltypist", "scanvi"]
+TransformMethod = Literal["arcsinh", "logicle"]
+NormalizationMethod = Literal["quantile", "cytonorm", "cytovi", "none"]
+DAScale = Literal["log_ratio", "logit", "asin"]
+
+
+class ConfigError(ValueError):
+    """The configuration and the step parameters disagree (a key one has and the other lacks)."""
+
+
+def _fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def build(
+    cls,
+    section: Mapping[str, Any],
+    *,
+    where: str,
+    files: tuple[str, ...] = (),
+    **extra: Any,
+):
+    """``cls`` from the config ``section`` (every key used, none missing) plus ``extra``.
+
+    Keys in ``files`` are rule inputs and are skipped. Lists become tuples (the dataclasses
+    are frozen and hashable).
+    """
+    names = set(_fields(cls))
+    given = {k for k in section if k not in files}
+    unknown = sorted(given - names)
+    missing = sorted(names - given - set(extra))
+    if unknown or missing:
+        raise ConfigError(
+            f"config '{where}': keys {unknown} have no parameter and parameters {missing} no "
+            f"key (the schema and immunoprofiler.params disagree)"
+        )
+    return cls(**{k: _frozen(section[k]) for k in given}, **extra)
+
+
+@dataclass(frozen=True)
+class BamCountParams:
+    """Tags and read filters of :func:`immunoprofiler.io.bam.count_bam` (the defaults are
+    Cell Ranger ≥ 2's, as in the schema's ``rna.bam_count``)."""
+
+    cell_tag: str = "CB"
+    cell_fallback_tag: str | None = None  # e.g. "CR" (uncorrected barcode)
+    umi_tag: str = "UB"
+    umi_fallback_tag: str | None = None  # e.g. "UR"
+    gene_tags: tuple[str, ...] = ("GX", "GE")  # gene id; GE = Drop-seq / Optimus
+    gene_name_tags: tuple[str, ...] = ("GN",)
+    min_mapq: int = 255
+    skip_duplicates: bool = False
+    buffer_reads: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class RnaIngest:
+    """``rna_ingest``: which genome to read from multi-genome 10x files."""
+
+    genome: str | None
+
+
+@dataclass(frozen=True)
+class RnaBamCount:
+    """``rna_bam_count``: read filters and tags, UMI correction, cell calling."""
+
+    reads: BamCountParams
+    umi_correction: Literal["exact", "directional"]
+    cell_calling: Literal["inflection", "knee", "expected", "emptydrops"]
+    expected_cells: int | None
+    lower: int
+    fdr: float
+    n_iter: int
+    seed: int
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, seed: int) -> RnaBamCount:
+        """The BAM reader's keys go to :class:`~immunoprofiler.io.bam.BamCountParams`."""
+        read_keys = _fields(BamCountParams)
+        reads = build(
+            BamCountParams,
+            {k: section[k] for k in read_keys if k in section},
+            where="rna.bam_count",
+        )
+        rest = {k: v for k, v in section.items() if k not in read_keys}
+        return build(cls, rest, where="rna.bam_count", reads=reads, seed=seed)
+
+
+@dataclass(frozen=True)
+class RnaQc:
+    """``rna_qc``: per-sample outlier and doublet removal (see :func:`immunoprofiler.pp.qc`)."""
+
+    n_mads_counts: float
+    n_mads_genes: float
+    n_mads_mt: float
+    max_pct_mt: float
+    min_genes: int
+    min_cells: int
+    doublets: bool
+    remove_doublets: bool
+    expected_doublet_rate: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class RnaNormalize:
+    """``rna_normalize``: shifted log and batch-aware seurat_v3 highly variable genes."""
+
+    n_top_genes: int
+    target_sum: float
+
+
+@dataclass(frozen=True)
+class RnaIntegrate:
+    """``rna_integrate`` (see :func:`immunoprofiler.tl.integrate`)."""
+
+    method: IntegrationMethod
+    n_latent: int
+    n_layers: int
+    n_pcs: int
+    max_epochs: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class RnaCluster:
+    """``rna_cluster``: neighbours, Leiden and UMAP on the integrated space."""
+
+    n_neighbors: int
+    resolution: float
+    umap_min_dist: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class RnaAnnotate:
+    """``rna_annotate``: the method and its settings (files are rule inputs)."""
+
+    method: AnnotationMethod
+    min_score: float
+    min_expression: float
+    split_fraction: float
+    reference_label_key: str
+    max_epochs: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class Logicle:
+    """Logicle parameters (Parks et al. 2006)."""
+
+    t: float
+    w: float
+    m: float
+    a: float
+
+
+@dataclass(frozen=True)
+class CytoTransform:
+    """``cyto_transform``: arcsinh with the panel's cofactors, or logicle."""
+
+    method: TransformMethod
+    logicle: Logicle
+
+
+@dataclass(frozen=True)
+class CytoClean:
+    """``cyto_clean``: data-driven gates, or the gate of a gating file whose events are kept."""
+
+    population: str | None
+    mad: float
+    bead_min: float
+
+
+@dataclass(frozen=True)
+class CytoNormalize:
+    """``cyto_normalize``: batch normalisation fitted on a seeded subsample."""
+
+    method: NormalizationMethod
+    reference_column: str
+    n_quantiles: int
+    fit_events: int
+    som_grid: int
+    n_metaclusters: int
+    max_epochs: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class CytoCluster:
+    """``cyto_cluster``: FlowSOM fitted on a seeded subsample, UMAP of a subsample."""
+
+    xdim: int
+    ydim: int
+    n_metaclusters: int
+    rlen: int
+    fit_events: int
+    umap_events: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class CytoAnnotate:
+    """``cyto_annotate``: protein gate-rule annotation of metaclusters."""
+
+    min_score: float
+    min_expression: float
+    split_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Plots:
+    """``rna_plots`` / ``cyto_plots``: the seed of the subsamples and embeddings drawn."""
+
+    seed: int
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """The groups compared by the cohort's differential analyses."""
+
+    column: str
+    groups: tuple[str, str]
+    paired_by: str | None
+
+
+@dataclass(frozen=True)
+class DifferentialAbundance:
+    """``profile_differential_abundance``: the contrast and the scale of the linear model."""
+
+    contrast: Contrast
+    transform: DAScale
+
+
+@dataclass(frozen=True)
+class QcStatus:
+    """``profile_qc_status``: per-sample pass / fail thresholds."""
+
+    min_cells: int
+    min_events: int
+    min_fraction_retained: float
+    max_fraction_unknown: float
+
+
+@dataclass(frozen=True)
+class Demo:
+    """``demo_data``: the size of the simulated cohort."""
+
+    n_cells: int
+    n_events: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class StepParams:
+    """Every step's parameters (see :meth:`from_config`)."""
+
+    demo_data: Demo
+    rna_ingest: RnaIngest
+    rna_bam_count: RnaBamCount
+    rna_qc: RnaQc
+    rna_normalize: RnaNormalize
+    rna_integrate: RnaIntegrate
+    rna_cluster: RnaCluster
+    rna_annotate: RnaAnnotate
+    cyto_transform: CytoTransform
+    cyto_clean: CytoClean
+    cyto_normalize: CytoNormalize
+    cyto_cluster: CytoCluster
+    cyto_annotate: CytoAnnotate
+    plots: Plots
+    profile_differential_abundance: DifferentialAbundance | None
+    profile_qc_status: QcStatus
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> StepParams:
+        """Build every step's parameters from a config validated (defaults filled in) with
+        ``workflow/schemas/config.schema.yaml``."""
+        seed = int(config["seed"])
+        rna, cyto, prof = config["rna"], config["cyto"], config["profile"]
+        demo = {k: v for k, v in config["demo"].items() if k != "outdir"}
+        transform = dict(cyto["transform"])
+        logicle = build(Logicle, transform.pop("logicle"), where="cyto.transform.logicle")
+        contrast = prof["contrast"]
+        da = None
+        if contrast:
+            da = DifferentialAbundance(
+                contrast=build(Contrast, {"paired_by": None, **contrast}, where="profile.contrast"),
+                transform=prof["transform"],
+            )
+        return cls(
+            demo_data=build(Demo, demo, where="demo", seed=seed),
+            rna_ingest=RnaIngest(genome=rna["genome"]),
+            rna_bam_count=RnaBamCount.from_section(rna["bam_count"], seed=seed),
+            rna_qc=build(RnaQc, rna["qc"], where="rna.qc", seed=seed),
+            rna_normalize=build(RnaNormalize, rna["normalize"], where="rna.normalize"),
+            rna_integrate=build(RnaIntegrate, rna["integrate"], where="rna.integrate", seed=seed),
+            rna_cluster=build(RnaCluster, rna["cluster"], where="rna.cluster", seed=seed),
+            rna_annotate=build(
+                RnaAnnotate,
+                rna["annotate"],
+                where="rna.annotate",
+                files=("markers", "reference", "celltypist_model"),
+                seed=seed,
+            ),
+            cyto_transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),
+            cyto_clean=build(CytoClean, cyto["clean"], where="cyto.clean", files=("gating",)),
+            cyto_normalize=build(
+                CytoNormalize, cyto["normalize"], where="cyto.normalize", seed=seed
+            ),
+            cyto_cluster=build(CytoCluster, cyto["cluster"], where="cyto.cluster", seed=seed),
+            cyto_annotate=build(
+                CytoAnnotate, cyto["annotate"], where="cyto.annotate", files=("markers",), seed=seed
+            ),
+            plots=Plots(seed=seed),
+            profile_differential_abundance=da,
+            profile_qc_status=build(QcStatus, prof["qc"], where="profile.qc"),
+        )
