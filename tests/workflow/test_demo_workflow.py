@@ -114,13 +114,17 @@ def test_composition(demo_run):
 
 
 def test_rerun_is_identical(demo_run):
-    before = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
-    run_snakemake(demo_run, "--forcerun", "rna_integrate")
-    after = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad")
+    """scVI retrained from scratch (the one step whose result could drift between runs on the
+    CPU) gives the same embedding and provenance; the steps after it are deterministic given
+    their inputs (tested in tests/unit)."""
+    path = demo_run / "results/rna/integrated.h5ad"
+    before = ad.read_h5ad(path)
+    run_snakemake(demo_run, "--forcerun", "rna_integrate", "--until", "rna_integrate")
+    after = ad.read_h5ad(path)
+    assert after.uns["provenance"]["rna_integrate"] == before.uns["provenance"]["rna_integrate"]
     np.testing.assert_array_equal(before.obsm["X_scVI"], after.obsm["X_scVI"])
-    np.testing.assert_array_equal(before.obsm["X_umap"], after.obsm["X_umap"])
-    assert list(before.obs["cell_type"]) == list(after.obs["cell_type"])
-    assert before.uns["provenance"]["rna_annotate"] == after.uns["provenance"]["rna_annotate"]
+    annotated = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r")
+    np.testing.assert_array_equal(np.asarray(annotated.obsm["X_scVI"]), after.obsm["X_scVI"])
 
 
 @pytest.mark.parametrize("modality", ["cytof", "flow"])

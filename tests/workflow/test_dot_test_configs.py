@@ -1,11 +1,11 @@
-"""The small configurations in .test/: each single-modality config plans only its own chain,
-and one of them (flow) runs end to end into a cohort profile of one modality."""
+"""The small configurations in .test/: each single-modality config plans only its own chain.
+(The whole demo and the failing batch run end to end in test_demo_*.py / test_failures.py; a
+one-modality cohort profile runs end to end in test_pbmc8_profile.py.)"""
 
 from __future__ import annotations
 
 import re
 
-import pandas as pd
 import pytest
 
 from tests.conftest import make_workdir
@@ -38,18 +38,3 @@ def test_single_modality_config_plans_only_its_chain(name, tmp_path):
     others = {r for m, rules in CHAINS.items() if m != name for r in rules} - set(CHAINS[name])
     assert not others & set(jobs), jobs
     assert "profile_differential_abundance" not in jobs  # no contrast in these configs
-
-
-def test_flow_config_runs_to_a_one_modality_profile(tmp_path):
-    work = make_workdir(tmp_path, "flow")
-    run_snakemake(work)
-    comp = pd.read_csv(work / "results/profile/composition.tsv", sep="\t")
-    assert set(comp["modality"]) == {"flow"}
-    assert set(comp["sample_id"]) == {"P1_pre", "P2_pre", "P1_post", "P2_post"}
-    wide = pd.read_csv(work / "results/profile/composition_wide.tsv", sep="\t")
-    assert len(wide) == 4 and {"patient", "response"} <= set(wide.columns)
-    status = pd.read_csv(work / "results/profile/qc_status.tsv", sep="\t")
-    assert set(status["modality"]) == {"flow"} and len(status) == 4
-    assert not (work / "results/rna").exists() and not (work / "results/cyto/cytof").exists()
-    for fig in ("umap", "umap_uncorrected", "metacluster_heatmap", "abundance"):
-        assert (work / f"results/cyto/flow/figures/{fig}.png").read_bytes()[:4] == b"\x89PNG"
