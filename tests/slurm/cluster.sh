@@ -48,9 +48,19 @@ stop_pid() { # name pidfile
 
 wait_for() { # description command...
     local what=$1; shift
-    for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.3; done
+    for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.3; done
     log "timed out waiting for $what"
+    diagnose
     return 1
+}
+
+diagnose() { # what an operator needs to see when the cluster does not come up
+    sinfo -N -l 2>&1 | sed 's/^/[cluster] sinfo: /' >&2 || true
+    local f
+    for f in slurmctld slurmd slurmdbd; do
+        [[ -s $DIR/log/$f.log ]] && tail -n 15 "$DIR/log/$f.log" | sed "s/^/[cluster] $f.log: /" >&2
+    done
+    return 0
 }
 
 write_conf() {
@@ -108,6 +118,12 @@ EOF
 }
 
 up() {
+    # A cluster killed with its jobs (a CI machine stopped mid-run) leaves daemons' PID files and
+    # the controller's saved state behind; restored, its jobs hold the node `allocated` forever.
+    # The test cluster starts clean: stale daemons stopped, scheduler state discarded (the
+    # accounting database is kept: it only holds history).
+    down
+    rm -rf "$DIR/spool"
     write_conf
     # munge
     mkdir -p /run/munge && chown munge:munge /run/munge
