@@ -9,7 +9,6 @@ from immunoprofiler.pipeline import rna_plots  # noqa: E402
 rna_plots(
     snakemake.input.annotated,
     snakemake.input.normalized_hvg,
-    markers=snakemake.input.markers,
     umap=snakemake.output.umap,
     umap_uncorrected=snakemake.output.umap_uncorrected,
     dotplot=snakemake.output.dotplot,

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +35,32 @@ DAScale = Literal["log_ratio", "logit", "asin"]
 
 class ConfigError(ValueError):
     """The configuration and the step parameters disagree (a key one has and the other lacks)."""
+
+
+def unknown_keys(
+    config: Mapping[str, Any], schema: Mapping[str, Any], path: tuple[str, ...] = ()
+) -> list[str]:
+    """Every key of ``config`` the JSON ``schema`` does not know (where it allows no others),
+    each with the nearest valid key: a typo must not silently fall back to a default.
+
+    Examples
+    --------
+    >>> schema = {"properties": {"seed": {}}, "additionalProperties": False}
+    >>> unknown_keys({"sead": 1}, schema)
+    ["config key 'sead' is not known (did you mean 'seed'?)"]
+    """
+    props = schema.get("properties", {})
+    problems = []
+    for key, value in config.items():
+        where = ".".join((*path, str(key)))
+        if key in props:
+            if isinstance(value, Mapping) and "properties" in props[key]:
+                problems += unknown_keys(value, props[key], (*path, str(key)))
+        elif schema.get("additionalProperties", True) is False:
+            near = difflib.get_close_matches(str(key), list(props), n=1, cutoff=0.6)
+            hint = f"did you mean '{near[0]}'?" if near else f"valid here: {', '.join(props)}"
+            problems.append(f"config key '{where}' is not known ({hint})")
+    return problems
 
 
 def _fields(cls) -> list[str]:
@@ -140,6 +167,7 @@ class RnaNormalize:
 
     n_top_genes: int
     target_sum: float
+    proteins: Literal["union", "intersection"]
 
 
 @dataclass(frozen=True)
@@ -172,8 +200,10 @@ class RnaAnnotate:
     min_score: float
     min_expression: float
     split_fraction: float
+    min_markers_found: float
     reference_label_key: str
     max_epochs: int | None
+    species: Literal["human", "mouse"]
     seed: int
 
 
@@ -323,7 +353,7 @@ class StepParams:
             )
         return cls(
             demo_data=build(Demo, demo, where="demo", seed=seed),
-            rna_ingest=RnaIngest(genome=rna["genome"]),
+            rna_ingest=RnaIngest(genome=rna["genome"]),  # rna.species: see rna_annotate
             rna_bam_count=RnaBamCount.from_section(rna["bam_count"], seed=seed),
             rna_qc=build(RnaQc, rna["qc"], where="rna.qc", seed=seed),
             rna_normalize=build(RnaNormalize, rna["normalize"], where="rna.normalize"),
@@ -334,6 +364,7 @@ class StepParams:
                 rna["annotate"],
                 where="rna.annotate",
                 files=("markers", "reference", "celltypist_model"),
+                species=rna["species"],
                 seed=seed,
             ),
             cyto_transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),

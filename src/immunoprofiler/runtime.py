@@ -8,6 +8,14 @@ import sys
 from pathlib import Path
 
 
+class _OneLine(logging.Formatter):
+    """Console format: the message only, no traceback (that is in the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
 def configure(
     *, log: str | Path | None, threads: int = 1, numba_cache: str | Path = ".snakemake/numba_cache"
 ) -> None:
@@ -22,7 +30,9 @@ def configure(
         os.environ[var] = str(threads)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(numba_cache).resolve()))
     os.environ.setdefault("MPLBACKEND", "Agg")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [console]
     if log:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log, mode="w"))
@@ -36,6 +46,8 @@ def configure(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def _hook(exc_type, exc, tb):  # pragma: no cover - exercised by failing workflow jobs
+        # one line on the console (the message names the sample, file and cause); the
+        # traceback goes to the rule's log only
         logging.getLogger("immunoprofiler").critical(
             "failed: %s", exc, exc_info=(exc_type, exc, tb)
         )

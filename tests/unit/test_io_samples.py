@@ -12,6 +12,7 @@ from immunoprofiler.io.samples import (
     add_metadata,
     check_contrast,
     is_reference,
+    locate_sheet,
     metadata_table,
     read_sample_sheet,
     sample_metadata,
@@ -192,3 +193,21 @@ def test_metadata_table_and_obs(tmp_path):
     add_metadata(a, sample_metadata(df, "C", "rna"))
     assert list(a.obs.columns) == ["sample_id", "modality", "batch", "patient", "arm"]
     assert (a.obs["arm"] == "drug").all() and list(a.obs["arm"].cat.categories) == ["drug"]
+
+
+def test_sheet_is_found_where_snakemake_was_started(tmp_path, monkeypatch):
+    start, work = tmp_path / "start", tmp_path / "work"
+    start.mkdir()
+    work.mkdir()
+    (start / "my.tsv").write_text("x")
+    monkeypatch.chdir(work)  # snakemake --directory work, started in start/
+    assert locate_sheet("my.tsv", start_dir=start) == (start / "my.tsv").resolve()
+    (work / "my.tsv").write_text("y")  # a sheet in the working directory comes first
+    assert locate_sheet("my.tsv", start_dir=start) == (work / "my.tsv").resolve()
+    assert locate_sheet(start / "my.tsv", start_dir=None) == (start / "my.tsv").resolve()
+    with pytest.raises(SampleSheetError) as err:
+        locate_sheet("none.tsv", start_dir=start)
+    assert str(err.value) == (
+        f"sample sheet none.tsv: file does not exist (looked for {work / 'none.tsv'} or "
+        f"{start / 'none.tsv'})"
+    )

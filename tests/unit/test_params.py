@@ -104,7 +104,7 @@ def test_parameter_fields_are_the_schema_keys():
     }
     files = {"markers", "reference", "celltypist_model", "gating"}
     for cls, path in pairs.items():
-        fields = {f.name for f in dataclasses.fields(cls)} - {"seed"}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"seed", "species"}
         assert fields == set(section(*path)) - files, cls.__name__
 
 
@@ -208,3 +208,45 @@ def test_importing_params_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_unknown_keys_anywhere_are_named_with_the_nearest_valid_key():
+    config = {
+        "sead": 1,
+        "rna": {"integration": {"method": "harmony"}, "qc": {"max_pct_mito": 3}},
+        "cyto": {"clean": {"bead_min": 3.0}},
+        "profile": {"contrast": {"column": "arm", "groups": ["a", "b"], "pared_by": "patient"}},
+        "zzz": 1,
+    }
+    assert P.unknown_keys(config, SCHEMA) == [
+        "config key 'sead' is not known (did you mean 'seed'?)",
+        "config key 'rna.integration' is not known (did you mean 'integrate'?)",
+        "config key 'rna.qc.max_pct_mito' is not known (did you mean 'max_pct_mt'?)",
+        "config key 'profile.contrast.pared_by' is not known (did you mean 'paired_by'?)",
+        "config key 'zzz' is not known (valid here: samples, seed, demo, rna, cyto, profile)",
+    ]
+    assert P.unknown_keys(default_config(), SCHEMA) == []
+
+
+def test_every_object_is_closed_and_every_number_has_a_range():
+    def walk(node, path=()):
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, ".".join(path) or "top level"
+            for key, sub in node["properties"].items():
+                walk(sub, (*path, key))
+            return
+        types = node.get("type")
+        types = types if isinstance(types, list) else [types]
+        if {"number", "integer"} & set(types):
+            assert {"minimum", "exclusiveMinimum"} & set(node), ".".join(path)
+
+    walk(SCHEMA)
+
+
+def test_schema_refuses_out_of_range_thresholds():
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="bead_min"):
+        default_config(cyto={"clean": {"bead_min": -100}})
+    with pytest.raises(WorkflowError, match="seed"):
+        default_config(seed=-1)

@@ -52,9 +52,7 @@ def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     assert list(comp.columns) == COLUMNS
     np.testing.assert_allclose(comp.groupby("sample_id")["fraction"].sum(), 1)
     figs = {k: tmp_path / f"{k}.png" for k in ("umap", "umap_uncorrected", "dotplot", "abundance")}
-    pipeline.rna_plots(
-        out, demo_cohort["hvg"], markers=MARKERS, **figs, params=step_params("plots")
-    )
+    pipeline.rna_plots(out, demo_cohort["hvg"], **figs, params=step_params("plots"))
     for path in figs.values():
         assert path.read_bytes()[:4] == b"\x89PNG"
     both = pipeline.concat_tables(

@@ -65,7 +65,12 @@ def test_rna_normalize_cohort_files(demo_cohort):
     assert cohort.X.dtype == np.float32
     assert "rna_normalize" in cohort.uns["provenance"]
     assert any(k.startswith("rna_qc:") for k in cohort.uns["provenance"])
-    assert "protein" not in cohort.obsm  # only one demo sample has ADT: not carried half-filled
+    # one demo sample has antibody capture: the others' antibodies are missing (NaN), not 0
+    stained = np.isfinite(cohort.obsm["protein"]).all(axis=1)
+    with_adt = {s for s, m in cohort.uns["protein_panel"]["missing"].items() if len(m) == 0}
+    assert len(with_adt) == 1
+    np.testing.assert_array_equal(stained, cohort.obs["sample_id"].isin(with_adt).to_numpy())
+    assert np.isnan(cohort.obsm["protein"][~stained]).all()
 
 
 def test_common_genes_keeps_shared_in_first_order_and_fails_without_any():
@@ -76,3 +81,72 @@ def test_common_genes_keeps_shared_in_first_order_and_fails_without_any():
 
     with pytest.raises(ValueError, match="share no genes"):
         common_genes({"a": a, "c": pd.Index(["x"])})
+
+
+def test_protein_panel_union_and_intersection():
+    from immunoprofiler.pp.normalization import align_proteins, protein_panel
+
+    names = {"A": ["CD3", "CD4", "CD8"], "B": ["CD4", "CD3", "CD19"], "C": []}
+    assert protein_panel(names, mode="union") == ["CD3", "CD4", "CD8", "CD19"]
+    assert protein_panel({k: v for k, v in names.items() if v}, mode="intersection") == [
+        "CD3",
+        "CD4",
+    ]
+    assert protein_panel(names, mode="intersection") == []  # C has no antibody capture
+    X = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+    out = align_proteins(X, ["CD4", "CD3", "CD19"], ["CD3", "CD4", "CD8", "CD19"], n_obs=2)
+    np.testing.assert_array_equal(out, [[2, 1, np.nan, 3], [5, 4, np.nan, 6]])
+    assert np.isnan(align_proteins(None, [], ["CD3"], n_obs=3)).all()  # not stained: missing
+
+
+def test_cite_seq_samples_with_different_antibody_panels(tmp_path):
+    """Two samples of the real pbmc10k CITE-seq data, one stained with 5 fewer antibodies:
+    normalisation keeps every antibody (NaN where not stained) or only the shared ones."""
+    from immunoprofiler import pipeline
+    from immunoprofiler.io.tenx import write_10x_mtx
+    from tests.conftest import shared, step_params
+
+    full = sc.read_10x_mtx(
+        shared("scrna_10x_pbmc10k_protein_v3_subset_with_adt", "filtered_feature_bc_matrix"),
+        gex_only=False,
+    )
+    adt = np.flatnonzero(full.var["feature_types"] == "Antibody Capture")
+    dropped = full.var_names[adt[:5]]
+    a = full[:500]
+    b = full[500:, ~full.var_names.isin(dropped)]
+    files = []
+    for name, part, batch in (("A", a, "b1"), ("B", b, "b2")):
+        write_10x_mtx(part, tmp_path / name)
+        out = tmp_path / f"{name}.h5ad"
+        pipeline.rna_ingest(
+            tmp_path / name,
+            out,
+            sample_id=name,
+            metadata={"sample_id": name, "batch": batch},
+            params=step_params("rna_ingest"),
+        )
+        files.append(out)
+    assert len(ad.read_h5ad(files[0]).uns["protein_names"]) == len(adt)
+    assert len(ad.read_h5ad(files[1]).uns["protein_names"]) == len(adt) - 5
+
+    for mode, n in (("union", len(adt)), ("intersection", len(adt) - 5)):
+        out, hvg = tmp_path / f"{mode}.h5ad", tmp_path / f"{mode}_hvg.h5ad"
+        pipeline.rna_normalize(
+            files, out, out_hvg=hvg, params=step_params("rna_normalize", proteins=mode)
+        )
+        c = ad.read_h5ad(out)
+        names = list(c.uns["protein_names"])
+        assert len(names) == n and c.obsm["protein"].shape == (c.n_obs, n)
+        assert c.uns["protein_panel"]["mode"] == mode
+        in_b = c.obs["sample_id"].to_numpy() == "B"
+        P = c.obsm["protein"]
+        missing = [names.index(d) for d in dropped if d in names]
+        assert np.isnan(P[np.ix_(in_b, missing)]).all()  # not stained: missing, not zero
+        assert not np.isnan(P[~in_b]).any() and not np.isnan(np.delete(P[in_b], missing, 1)).any()
+        assert sorted(c.uns["protein_panel"]["missing"]["B"]) == (
+            sorted(dropped) if mode == "union" else []
+        )
+        # the counts of an antibody both samples have are the sample's own
+        k = names.index(next(x for x in names if x not in dropped))
+        np.testing.assert_array_equal(P[~in_b, k], a[:, names[k]].X.toarray().ravel())
+        assert "protein" not in ad.read_h5ad(hvg).obsm  # the integration input: genes only

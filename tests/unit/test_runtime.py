@@ -42,3 +42,6 @@ def test_configure_logs_and_caps_threads(tmp_path):
     assert "hello from a step" in text
     # an uncaught error is logged with its message (the job then fails)
     assert proc.returncode != 0 and "failed: sample S1: something is wrong" in text
+    assert "Traceback (most recent call last)" in text  # the log has the traceback...
+    lines = [ln for ln in proc.stderr.splitlines() if "sample S1" in ln or "Traceback" in ln]
+    assert len(lines) == 1 and lines[0].endswith("failed: sample S1: something is wrong")

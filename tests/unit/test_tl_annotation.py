@@ -210,3 +210,48 @@ def test_gate_rule_needs_every_positive_and_no_negative():
         "dp": "unknown",
         "nil": "unknown",
     }
+
+
+def _mouse(symbol: str) -> str:
+    """The demo's human symbols as a mouse data set would spell them."""
+    from immunoprofiler.tl.annotation import MOUSE_ALIASES
+
+    if symbol in MOUSE_ALIASES:
+        return MOUSE_ALIASES[symbol][0]
+    return symbol[:1] + symbol[1:].lower()
+
+
+def test_mouse_symbols_are_annotated_like_human(clustered, table):
+    from immunoprofiler.tl.annotation import localize_markers
+
+    human = clustered.copy()
+    annotate(human, markers=table, seed=0)
+    mouse = clustered.copy()
+    mouse.var_names = [_mouse(g) for g in clustered.var_names]
+    assert "Cd3e" in mouse.var_names and "Lyz2" in mouse.var_names
+    local = localize_markers(table, mouse.var_names, species="mouse", min_found=0.25)
+    assert "Cd3e" in local.loc["CD4 T cell", "positive"]
+    assert local.loc["classical monocyte", "positive"].startswith("Cd14,Lyz2")
+    annotate(mouse, markers=local, seed=0)
+    assert (mouse.obs["cell_type"] == human.obs["cell_type"]).all()
+    with pytest.raises(ValueError, match="wrong species or gene ids"):
+        # without the orthologs and with a strict threshold: too few genes are found
+        localize_markers(
+            table,
+            pd.Index([g.lower() + "x" for g in clustered.var_names]),
+            species="mouse",
+            min_found=0.25,
+        )
+
+
+def test_gene_ids_instead_of_symbols_stop_with_the_reason(table):
+    from immunoprofiler.tl.annotation import MarkerCoverageError, localize_markers
+
+    ids = pd.Index([f"ENSG{i:011d}" for i in range(2000)])
+    with pytest.raises(MarkerCoverageError) as err:
+        localize_markers(table, ids, species="human", min_found=0.25)
+    msg = str(err.value)
+    assert msg.startswith("only 0 of the 73 marker genes (0%) are in the data")
+    assert "ENSG00000000000" in msg and "rna.species (now human)" in msg
+    same = localize_markers(table, pd.Index(marker_genes(table)), species="human", min_found=1)
+    pd.testing.assert_frame_equal(same, table)  # human symbols: the table unchanged

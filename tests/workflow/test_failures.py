@@ -173,3 +173,20 @@ def test_contrast_naming_what_the_sheet_lacks_stops_before_any_job(tmp_path):
     err = proc.stdout + proc.stderr
     assert "paired_by 'patient' is not a sheet column" in err
     assert "group(s) ['placebo'] never appear in column 'arm'" in err
+
+
+def test_config_typos_stop_before_any_job(tmp_path):
+    good_sample(tmp_path / "a.h5", 0, n=300)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample_id\tmodality\tpath\tbatch\nA\trna\ta.h5\tb1\n")
+    proc = run_snakemake(
+        tmp_path,
+        "-n",
+        config={"samples": str(sheet), "sead": 1, "rna": {"integration": {"method": "harmony"}}},
+        check=False,
+    )
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "config key 'sead' is not known (did you mean 'seed'?)" in err
+    assert "config key 'rna.integration' is not known (did you mean 'integrate'?)" in err
+    assert not (tmp_path / "results").exists()

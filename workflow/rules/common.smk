@@ -1,5 +1,6 @@
 # Helpers for the rules: config and sample-sheet validation, the step parameters, sample
 # lookup, input functions and resource functions. No rules here.
+import os
 from pathlib import Path
 
 import yaml
@@ -8,12 +9,19 @@ from snakemake.utils import validate
 from immunoprofiler.datasets import demo_paths
 from immunoprofiler.io.samples import (
     SampleSheetError,
+    locate_sheet,
     metadata_table,
     read_sample_sheet,
     sample_metadata,
 )
-from immunoprofiler.params import ConfigError, StepParams
+from immunoprofiler.params import ConfigError, StepParams, unknown_keys
 
+CONFIG_SCHEMA = yaml.safe_load(
+    open(workflow.source_path("../schemas/config.schema.yaml"), encoding="utf-8")
+)
+# a mistyped key would otherwise fall back to its default without a word
+if TYPOS := unknown_keys(config, CONFIG_SCHEMA):
+    raise WorkflowError("\n".join(TYPOS))
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 REPO = Path(workflow.basedir)
@@ -23,10 +31,14 @@ SAMPLE_SCHEMA = yaml.safe_load(
 DEMO_PATHS = demo_paths(config["demo"]["outdir"])
 # The one place the step parameters are built (typed, every key used; defaults: the schema)
 # and the one place the sample sheet is read and validated (contrast included).
+# Where snakemake was started (differs from the working directory with --directory): a
+# relative sheet path the user typed there is found; jobs started by this run inherit it.
+START_DIR = os.environ.setdefault("IMMUNOPROFILER_START_DIR", os.environ.get("PWD", os.getcwd()))
 try:
     PARAMS = StepParams.from_config(config)
+    SHEET = locate_sheet(config["samples"], start_dir=START_DIR)
     SAMPLES = read_sample_sheet(
-        config["samples"],
+        SHEET,
         schema=SAMPLE_SCHEMA,
         pending=DEMO_PATHS.values(),
         contrast=config["profile"]["contrast"],
@@ -234,3 +246,9 @@ def mem_bam(wildcards, attempt):
 
 def mem_small(wildcards, attempt):
     return 1000 * attempt
+
+
+def config_used():
+    """The configuration as the run used it: schema defaults filled in, the sheet's absolute
+    path."""
+    return {**config, "samples": str(SHEET)}

@@ -222,6 +222,6 @@ rule profile_provenance:
         mem_mb=mem_small,
         runtime=5,
     params:
-        config=config,
+        config=config_used(),
     script:
         "../../scripts/profile_provenance.py"

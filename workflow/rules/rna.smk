@@ -233,7 +233,6 @@ rule rna_plots:
     input:
         annotated=rules.rna_annotate.output[0],
         normalized_hvg=rules.rna_normalize.output.hvg,
-        markers=rna_markers(),
     output:
         umap=report(
             "results/rna/figures/umap.png",

@@ -56,6 +56,59 @@ def spillover_from_keywords(keywords: dict[str, str]) -> pd.DataFrame | None:
     return pd.DataFrame(values.reshape(n, n), index=names, columns=names)
 
 
+#: a channel whose values lie this many times beyond its $PnR (log-amplified channels reach
+#: 10 × $PnR in real files) or below 1e-20 in magnitude is not measured data
+BEYOND_RANGE = 1000.0
+#: the share of such values in one channel that marks a misread data segment
+GARBAGE_FRACTION = 0.01
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value) if value not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def check_values(
+    events: np.ndarray, channels: list[str], ranges: list[float], *, path: str | Path
+) -> None:
+    """Refuse data that cannot be measurements: a channel where more than
+    :data:`GARBAGE_FRACTION` of the events are non-finite, lie :data:`BEYOND_RANGE` times
+    beyond the channel's ``$PnR`` or are tiny non-zero numbers (< 1e-20) — what a data
+    segment read from a misaligned offset decodes to —, or any non-finite value (NaN, ±inf)
+    at all.
+
+    Raises
+    ------
+    FCSError
+        Naming the file, the channels and how many values.
+    """
+    finite = np.isfinite(events)
+    limit = BEYOND_RANGE * np.maximum(np.nan_to_num(np.asarray(ranges), nan=1.0), 1.0)
+    with np.errstate(invalid="ignore"):
+        absx = np.abs(events)
+        absurd = (~finite | (absx > limit) | ((absx < 1e-20) & (events != 0))).mean(axis=0)
+    if (absurd > GARBAGE_FRACTION).any():
+        worst = {
+            c: f"{f:.0%}"
+            for c, f in sorted(zip(channels, absurd, strict=True), key=lambda t: -t[1])
+            if f > GARBAGE_FRACTION
+        }
+        raise FCSError(
+            f"{path}: values implausible for the channels' ranges ($PnR) — share of events "
+            f"non-finite, beyond {BEYOND_RANGE:g}x the range or below 1e-20: {worst}; the data "
+            "segment is misread (misaligned DATA offset or wrong $DATATYPE/$BYTEORD?)"
+        )
+    if not finite.all():
+        bad = (~finite).sum(axis=0)
+        where = {c: int(n) for c, n in zip(channels, bad, strict=True) if n}
+        raise FCSError(
+            f"{path}: {int(bad.sum())} non-finite values (NaN or ±inf) in the data, per channel "
+            f"{where}: the file is damaged or was exported with invalid values"
+        )
+
+
 def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
     """Read one FCS file.
 
@@ -91,11 +144,14 @@ def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
             f"{path}: $TOT says {declared} events but the data segment holds {events.shape[0]} "
             "(truncated file?)"
         )
+    if events.shape[0] == 0:
+        raise FCSError(f"{path}: the file holds no events ($TOT 0)")
     channels = [str(c).strip() for c in sample.pnn_labels]
     if len(set(channels)) != len(channels):
         raise FCSError(f"{path}: channel names ($PnN) are not unique: {channels}")
     desc = [str(d or "").strip() for d in sample.pns_labels]
-    ranges = [float(keywords.get(f"p{i + 1}r", "nan") or "nan") for i in range(len(channels))]
+    ranges = [_number(keywords.get(f"p{i + 1}r")) for i in range(len(channels))]
+    check_values(events, channels, ranges, path=path)
     var = pd.DataFrame({"channel": channels, "description": desc, "range": ranges}, index=channels)
     adata = ad.AnnData(
         obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in range(events.shape[0])]),

@@ -40,6 +40,29 @@ def resolve_path(value: str, sheet_dir: Path) -> str:
     return absolute
 
 
+def locate_sheet(value: str | Path, *, start_dir: str | Path | None) -> Path:
+    """The sample sheet named by config ``samples``, as an absolute path.
+
+    A relative path is looked up in the working directory first (Snakemake's convention for
+    paths in a config file), then in ``start_dir``, where Snakemake was started (they differ
+    with ``--directory``: ``--config samples=my.tsv`` means the ``my.tsv`` the user sees).
+
+    Raises
+    ------
+    SampleSheetError
+        Naming every place looked in.
+    """
+    p = Path(value).expanduser()
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p]
+    if not p.is_absolute() and start_dir and Path(start_dir).resolve() != Path.cwd().resolve():
+        candidates.append(Path(start_dir) / p)
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    where = " or ".join(str(c.absolute()) for c in candidates)
+    raise SampleSheetError(f"sample sheet {value}: file does not exist (looked for {where})")
+
+
 def is_10x_dir(path: Path) -> bool:
     """True if ``path`` is (or holds exactly below it) a 10x matrix folder."""
     return any(path.rglob("matrix.mtx")) or any(path.rglob("matrix.mtx.gz"))

@@ -63,6 +63,64 @@ def _matrix_folder(path: Path, genome: str | None) -> Path:
     return found[0]
 
 
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", header=None, dtype=str, compression="infer")
+    except pd.errors.EmptyDataError:
+        raise InputFormatError(f"{path}: holds no {what} (empty file)") from None
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise InputFormatError(f"{path}: cannot be read ({type(err).__name__}: {err})") from err
+
+
+def read_mtx(path: str | Path) -> sp.coo_matrix:
+    """A MatrixMarket coordinate file (plain or gzipped) as a sparse matrix.
+
+    The values are parsed as numbers whatever the header's field says, so a file declared
+    ``integer`` that holds fractions is seen as such (``scipy.io.mmread`` truncates them).
+    Entries outside the declared shape, or fewer / more entries than declared, are errors.
+    """
+    path = Path(path)
+    try:
+        with _open(path) as fh:
+            header = fh.readline().decode("latin-1").split()
+            if (
+                len(header) < 4
+                or header[0].lower() != "%%matrixmarket"
+                or header[2].lower() != "coordinate"
+            ):
+                raise InputFormatError(
+                    f"{path}: not a MatrixMarket coordinate file (header {' '.join(header)!r})"
+                )
+            line = fh.readline()
+            while line.startswith(b"%"):
+                line = fh.readline()
+            n_rows, n_cols, nnz = (int(x) for x in line.split())
+            pattern = header[3].lower() == "pattern"
+            entries = (
+                pd.read_csv(
+                    fh, sep=r"\s+", header=None, comment="%", dtype=np.float64, engine="c"
+                ).to_numpy()
+                if nnz
+                else np.zeros((0, 2 if pattern else 3))
+            )
+    except InputFormatError:
+        raise
+    except (OSError, EOFError, ValueError, pd.errors.ParserError) as err:
+        raise InputFormatError(
+            f"{path}: not a readable MatrixMarket file ({type(err).__name__}: {err})"
+        ) from err
+    if len(entries) != nnz or entries.shape[1] != (2 if pattern else 3):
+        raise InputFormatError(
+            f"{path}: the header declares {nnz} entries of {2 if pattern else 3} columns, the "
+            f"file holds {len(entries)} of {entries.shape[1]} (truncated or damaged?)"
+        )
+    rows, cols = entries[:, 0].astype(np.int64) - 1, entries[:, 1].astype(np.int64) - 1
+    if nnz and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n_rows or cols.max() >= n_cols):
+        raise InputFormatError(f"{path}: entries lie outside the declared {n_rows} x {n_cols}")
+    values = np.ones(nnz) if pattern else entries[:, 2]
+    return sp.coo_matrix((values, (rows, cols)), shape=(n_rows, n_cols))
+
+
 def read_10x_mtx(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
     """Read a 10x matrix folder: v2 (``genes.tsv``) or v3 (``features.tsv.gz``), gzipped or not.
 
@@ -77,13 +135,8 @@ def read_10x_mtx(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
         raise InputFormatError(
             f"{folder}: matrix.mtx found but features/genes.tsv or barcodes.tsv missing"
         )
-    try:
-        with _open(mtx) as fh:
-            m = scipy.io.mmread(fh)
-    except Exception as err:
-        raise InputFormatError(f"{mtx}: not a readable MatrixMarket file ({err})") from err
-    feat = pd.read_csv(features, sep="\t", header=None, dtype=str, compression="infer")
-    bcs = pd.read_csv(barcodes, sep="\t", header=None, dtype=str, compression="infer")[0]
+    m = read_mtx(mtx)
+    feat, bcs = _read_table(features, "features"), _read_table(barcodes, "barcodes")[0]
     if m.shape != (len(feat), len(bcs)):
         raise InputFormatError(
             f"{folder}: matrix is {m.shape[0]} x {m.shape[1]} but there are {len(feat)} features "
@@ -130,7 +183,12 @@ def read_10x_h5(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
         genome = genome or genomes[0]
         if genome not in genomes:
             raise InputFormatError(f"{path}: genome '{genome}' not in file ({', '.join(genomes)})")
-    a = sc.read_10x_h5(path, genome=genome, gex_only=False)
+    try:
+        a = sc.read_10x_h5(path, genome=genome, gex_only=False)
+    except Exception as err:  # scanpy / h5py raise several types for damaged files
+        raise InputFormatError(
+            f"{path}: not a readable 10x HDF5 file ({type(err).__name__}: {err})"
+        ) from err
     var = pd.DataFrame(
         {
             "gene_ids": a.var["gene_ids"].astype(str).to_numpy(),
@@ -151,7 +209,12 @@ def read_10x_h5(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
 def read_counts_h5ad(path: str | Path) -> ad.AnnData:
     """Read raw counts from an ``.h5ad`` (``layers["counts"]`` if present, else ``X``)."""
     path = Path(path)
-    a = ad.read_h5ad(path)
+    try:
+        a = ad.read_h5ad(path)
+    except Exception as err:  # anndata / h5py raise several types for damaged files
+        raise InputFormatError(
+            f"{path}: not a readable .h5ad file ({type(err).__name__}: {err})"
+        ) from err
     counts = a.layers["counts"] if "counts" in a.layers else a.X
     if counts is None:
         raise InputFormatError(f"{path}: neither layers['counts'] nor X holds a matrix")

@@ -134,7 +134,15 @@ def rna_normalize(
     import scipy.sparse as sp
 
     from ..io.h5ad import StreamedH5ad, read_obs, read_uns, read_var
-    from ..pp.normalization import BATCH_KEY, combine_hvg, common_genes, hvg_stats, normalize
+    from ..pp.normalization import (
+        BATCH_KEY,
+        align_proteins,
+        combine_hvg,
+        common_genes,
+        hvg_stats,
+        normalize,
+        protein_panel,
+    )
 
     paths = list(inputs)
     genes = common_genes({str(p): read_var(p).index for p in paths})
@@ -144,8 +152,11 @@ def rna_normalize(
         return a if a.var_names.equals(genes) else a[:, genes].copy()
 
     batch_of: dict[str, list[str | Path]] = {}
+    sample_of: dict[str, str] = {}
     for p in paths:
-        batches = read_obs(p, columns=[BATCH_KEY])[BATCH_KEY].astype(str).unique()
+        obs = read_obs(p, columns=[BATCH_KEY, "sample_id"])
+        sample_of[str(p)] = str(obs["sample_id"].iloc[0]) if len(obs) else str(p)
+        batches = obs[BATCH_KEY].astype(str).unique()
         if len(batches) != 1:
             raise ValueError(
                 f"{p}: expected one value of '{BATCH_KEY}' per sample, got {list(batches)}"
@@ -169,15 +180,27 @@ def rna_normalize(
         ),
         "hvg": {"flavor": "seurat_v3", "batch_key": BATCH_KEY},
     }
-    proteins = {tuple(read_uns(p).get("protein_names", [])) for p in paths}
-    if len(proteins) == 1 and (names := next(iter(proteins))):
-        uns["protein_names"] = list(names)
+    antibodies = {str(p): list(read_uns(p).get("protein_names", [])) for p in paths}
+    panel = protein_panel(antibodies, mode=params.proteins)
+    if panel:  # antibody capture: one column per antibody of the panel, NaN where not stained
+        uns["protein_names"] = panel
+        uns["protein_panel"] = {
+            "mode": params.proteins,
+            "missing": {
+                sample_of[p]: [a for a in panel if a not in n] for p, n in antibodies.items()
+            },
+        }
+        logger.info("antibody panel (%s): %d antibodies", params.proteins, len(panel))
     with (
         StreamedH5ad(out, var=var, uns=uns) as full,
         StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns) as small,
     ):
         for p in paths:
             a = load(p)
+            protein = a.obsm.pop("protein", None)
+            if panel:
+                names = antibodies[str(p)]
+                a.obsm["protein"] = align_proteins(protein, names, panel, n_obs=a.n_obs)
             normalize(a, target_sum=params.target_sum)
             full.append(a)
             h = a[:, hvg].copy()
@@ -244,15 +267,23 @@ def rna_annotate(
 ) -> pd.DataFrame:
     """Label cells and write the annotated cohort (the normalised file plus labels)."""
     from ..io.h5ad import read_columns, read_var
-    from ..tl.annotation import annotate_cells, annotation_genes, read_marker_table
+    from ..tl.annotation import (
+        annotate_cells,
+        annotation_genes,
+        localize_markers,
+        read_marker_table,
+    )
 
-    table = read_marker_table(markers)
+    var_names = read_var(normalized).index
+    table = localize_markers(
+        read_marker_table(markers),
+        var_names,
+        species=params.species,
+        min_found=params.min_markers_found,
+    )
     hv = ad.read_h5ad(clustered)
     genes = annotation_genes(
-        params.method,
-        markers=table,
-        var_names=read_var(normalized).index,
-        celltypist_model=celltypist_model,
+        params.method, markers=table, var_names=var_names, celltypist_model=celltypist_model
     )
     if genes is None:  # scANVI models the HVG counts
         sub = hv.copy()
@@ -277,6 +308,9 @@ def rna_annotate(
         target_sum=norm["target_sum"],
         accelerator=accelerator,
     )
+    sub.uns["annotation"]["markers_used"] = table[
+        ["cell_type", "positive", "negative"]
+    ].reset_index(drop=True)
     keep = ("integration", "leiden", "umap", "neighbors")
     return write_annotation(
         out,
@@ -305,7 +339,6 @@ def rna_plots(
     annotated: str | Path,
     normalized_hvg: str | Path,
     *,
-    markers: str | Path,
     umap: str | Path,
     umap_uncorrected: str | Path,
     dotplot: str | Path,
@@ -313,11 +346,12 @@ def rna_plots(
     params: P.Plots,
 ) -> None:
     """UMAP after integration (cell type, batch, sample) and before it (PCA of the HVGs on a
-    seeded subsample: the batch effect integration removed), marker dot plot, composition."""
-    from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
+    seeded subsample: the batch effect integration removed), marker dot plot (the marker table
+    as annotation used it, in the data's gene names), composition."""
+    from ..io.h5ad import read_columns, read_obs, read_obsm, read_uns, read_var
     from ..pl import abundance_bars, marker_dotplot, umap_scatter
     from ..tl.abundance import composition
-    from ..tl.annotation import read_marker_table, split_markers
+    from ..tl.annotation import split_markers
     from ..tl.embedding import pca
     from ..tl.embedding import umap as embed
     from ..tl.subsample import balanced_subsample
@@ -336,7 +370,7 @@ def rna_plots(
     emb[rows] = embed(pca(X, n_comps=30, seed=params.seed), min_dist=0.5, seed=params.seed)
     save_figure(umap_scatter(emb, obs, keys=keys), umap_uncorrected)
 
-    table = read_marker_table(markers)
+    table = read_uns(annotated)["annotation"]["markers_used"]
     var = read_var(annotated).index
     marker_map = {
         t: [g for g in split_markers(p) if g in var][:4]

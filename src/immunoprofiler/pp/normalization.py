@@ -10,7 +10,8 @@ batch_key=...)``: scanpy computes each batch's normalised variances, and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -110,3 +111,33 @@ def common_genes(genes_of: Mapping[str, pd.Index]) -> pd.Index:
             "the samples share no genes: were they quantified against different references?"
         )
     return genes
+
+
+ProteinPanel = Literal["union", "intersection"]
+
+
+def protein_panel(names: Mapping[str, Sequence[str]], *, mode: ProteinPanel) -> list[str]:
+    """The antibodies of a cohort from each sample's (``{sample: names}``, empty for a sample
+    without antibody capture): every antibody any sample has (``union``, first-seen order) or
+    those every sample has (``intersection``)."""
+    lists = [list(n) for n in names.values()]
+    if mode == "union":
+        return list(dict.fromkeys(a for n in lists for a in n))
+    if mode == "intersection":
+        shared = set.intersection(*map(set, lists)) if lists else set()
+        return [a for a in (lists[0] if lists else []) if a in shared]
+    raise ValueError(f"unknown protein panel mode {mode!r} (union, intersection)")
+
+
+def align_proteins(
+    X: np.ndarray | None, names: Sequence[str], panel: Sequence[str], *, n_obs: int
+) -> np.ndarray:
+    """One sample's antibody counts ``X`` (cells × ``names``) on the cohort's ``panel``
+    columns; an antibody the sample was not stained with is ``NaN`` (missing), not 0."""
+    out = np.full((n_obs, len(panel)), np.nan, dtype=np.float32)
+    if X is not None and len(names):
+        col = {n: j for j, n in enumerate(names)}
+        for k, name in enumerate(panel):
+            if name in col:
+                out[:, k] = np.asarray(X)[:, col[name]]
+    return out

@@ -480,6 +480,67 @@ def annotate_scanvi(
     adata.obsm["X_scANVI"] = lvae.get_latent_representation(q).astype(np.float32)
 
 
+Species = Literal["human", "mouse"]
+#: human marker symbols whose mouse ortholog is not the same name in title case
+#: (alternatives in order; every other symbol is matched without regard to case)
+MOUSE_ALIASES: dict[str, tuple[str, ...]] = {
+    "LYZ": ("Lyz2", "Lyz1"),
+    "FCGR3A": ("Fcgr4", "Fcgr3"),
+    "TRGC1": ("Tcrg-C1",),
+    "TRGC2": ("Tcrg-C2",),
+    "IGHA1": ("Igha",),
+    "HBB": ("Hbb-bs", "Hbb-bt"),
+    "HBA1": ("Hba-a1",),
+    "HBA2": ("Hba-a2",),
+    "CLEC4C": ("Siglech",),
+}
+
+
+class MarkerCoverageError(ValueError):
+    """Too few of the marker genes are in the data: another species or other gene ids."""
+
+
+def localize_markers(
+    markers: pd.DataFrame, var_names: pd.Index, *, species: Species, min_found: float
+) -> pd.DataFrame:
+    """The marker table in the data's gene names: symbols matched without regard to case
+    (``CD3E`` = ``Cd3e``) and, for ``mouse``, through :data:`MOUSE_ALIASES`; genes not in the
+    data keep their name (they are left out when scoring).
+
+    Raises
+    ------
+    MarkerCoverageError
+        When fewer than ``min_found`` of the table's genes are in the data.
+    """
+    lookup: dict[str, str] = {}
+    for v in map(str, var_names):
+        lookup.setdefault(v.upper(), v)
+    aliases = MOUSE_ALIASES if species == "mouse" else {}
+
+    def find(gene: str) -> str | None:
+        for cand in (*aliases.get(gene.upper(), ()), gene):
+            if (hit := lookup.get(cand.upper())) is not None:
+                return hit
+        return None
+
+    genes = marker_genes(markers)
+    found = {g: h for g in genes if (h := find(g)) is not None}
+    share = len(found) / max(len(genes), 1)
+    if share < min_found:
+        example = ", ".join(list(map(str, var_names[:5])))
+        raise MarkerCoverageError(
+            f"only {len(found)} of the {len(genes)} marker genes ({share:.0%}) are in the data "
+            f"(its genes look like: {example}): wrong species or gene ids? Set rna.species "
+            f"(now {species}), give gene symbols, or a marker table for these genes "
+            f"(rna.annotate.markers); rna.annotate.min_markers_found is {min_found:g}"
+        )
+    out = markers.copy()
+    for col in ("positive", "negative"):
+        out[col] = [",".join(found.get(g, g) for g in split_markers(v)) for v in markers[col]]
+    logger.info("%d of %d marker genes found in the data (%s)", len(found), len(genes), species)
+    return out
+
+
 Method = Literal["markers", "celltypist", "scanvi"]
 #: the config key (``rna.annotate.<key>``) each method needs a file for
 NEEDS = {"celltypist": "celltypist_model", "scanvi": "reference"}

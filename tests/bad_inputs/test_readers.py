@@ -1,0 +1,204 @@
+"""Damaged inputs at the readers: each is refused with a message that names the file and the
+cause (never read as data), files generated in the test from the project's simulator."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from immunoprofiler.datasets import simulate_pbmc
+from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
+from immunoprofiler.io.fcs import FCSError, read_fcs
+from immunoprofiler.io.tenx import InputFormatError, read_rna, write_10x_h5, write_10x_mtx
+
+
+@pytest.fixture(scope="module")
+def good_fcs(tmp_path_factory) -> Path:
+    X, names, desc, _, spill = simulate_cytometry(2000, modality="flow", batch=0, seed=1)
+    path = tmp_path_factory.mktemp("fcs") / "good.fcs"
+    write_fcs(path, X, names, desc, spillover=spill)
+    return path
+
+
+def _offsets(b: bytes) -> tuple[int, int, int, int]:
+    return int(b[10:18]), int(b[18:26]), int(b[26:34]), int(b[34:42])
+
+
+def misalign(src: Path, dst: Path, shift: int) -> Path:
+    """Move the DATA offsets (HEADER and TEXT alike, so no reader notices) by ``shift`` bytes."""
+    b = bytearray(src.read_bytes())
+    ts, te, ds, de = _offsets(b)
+    b[26:34] = str(ds + shift).rjust(8).encode()
+    b[34:42] = str(de + shift).rjust(8).encode()
+    text = b[ts : te + 1].decode("latin-1")
+    for key in ("BEGINDATA", "ENDDATA"):
+        text = re.sub(rf"(\${key}.)(\d+)", lambda m: m[1] + str(int(m[2]) + shift), text)
+    b[ts : te + 1] = text.encode("latin-1")
+    dst.write_bytes(b)
+    return dst
+
+
+def fcs_with(tmp_path: Path, name: str, edit) -> Path:
+    X, names, desc, _, spill = simulate_cytometry(1500, modality="flow", batch=0, seed=2)
+    X = np.asarray(X, dtype=np.float32)
+    X = edit(X)
+    write_fcs(tmp_path / name, X, names, desc, spillover=spill)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("shift", [-1, -2, -3, -6])
+def test_fcs_misaligned_data_offset_is_named(good_fcs, tmp_path, shift):
+    bad = misalign(good_fcs, tmp_path / "shifted.fcs", shift)
+    with pytest.raises(FCSError, match=r"shifted\.fcs: values implausible .*\(misaligned DATA"):
+        read_fcs(bad, sample_id="s")
+
+
+def test_fcs_non_finite_values_are_refused(tmp_path):
+    def put_nan(X):
+        X[5, 3], X[9, 4], X[11, 4] = np.nan, np.inf, -np.inf
+        return X
+
+    bad = fcs_with(tmp_path, "nan.fcs", put_nan)
+    with pytest.raises(FCSError, match=r"nan\.fcs: 3 non-finite values \(NaN or ±inf\)"):
+        read_fcs(bad, sample_id="s")
+
+
+def test_fcs_without_events(tmp_path):
+    bad = fcs_with(tmp_path, "empty.fcs", lambda X: X[:0])
+    with pytest.raises(FCSError, match=r"empty\.fcs: the file holds no events"):
+        read_fcs(bad, sample_id="s")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", r"zero\.fcs: not an FCS file"),
+        (b"sample_id,CD3\nA,1\n", r"zero\.fcs: not an FCS file"),
+        (b"FCS3.1    garbage" + b"\0" * 40, r"zero\.fcs: cannot be read as FCS"),
+    ],
+)
+def test_fcs_not_an_fcs(tmp_path, content, match):
+    (tmp_path / "zero.fcs").write_bytes(content)
+    with pytest.raises(FCSError, match=match):
+        read_fcs(tmp_path / "zero.fcs", sample_id="s")
+
+
+def test_fcs_truncated(good_fcs, tmp_path):
+    b = good_fcs.read_bytes()
+    (tmp_path / "cut.fcs").write_bytes(b[: len(b) // 2])
+    with pytest.raises(FCSError, match=r"cut\.fcs: cannot be read as FCS"):
+        read_fcs(tmp_path / "cut.fcs", sample_id="s")
+
+
+def test_real_fcs_files_pass_the_value_checks():
+    """Every FCS file of the shared data reads (the checks do not refuse real data)."""
+    from tests.conftest import DATA, shared
+
+    shared()  # skip with the reason when the shared data is absent
+    files = sorted(DATA.glob("*/**/*.fcs"))
+    assert len(files) >= 19
+    for f in files:
+        assert read_fcs(f, sample_id="s").n_obs > 0, f
+
+
+# --- scRNA-seq counts --------------------------------------------------------------------
+
+
+def _mex(folder: Path, n: int = 300) -> Path:
+    write_10x_mtx(simulate_pbmc(n, batch=0, seed=1), folder)
+    return folder
+
+
+def _rewrite_gz(path: Path, text: str) -> None:
+    with gzip.open(path, "wt") as fh:
+        fh.write(text)
+
+
+def test_mtx_declared_integer_holding_fractions(tmp_path):
+    folder = _mex(tmp_path / "frac")
+    mtx = folder / "matrix.mtx.gz"
+    lines = gzip.open(mtx, "rt").read().splitlines()
+    i = next(k for k, ln in enumerate(lines) if not ln.startswith("%")) + 1  # first entry
+    r, c, _ = lines[i].split()
+    lines[i] = f"{r} {c} 0.5"
+    assert "integer" in lines[0]
+    _rewrite_gz(mtx, "\n".join(lines) + "\n")
+    with pytest.raises(InputFormatError, match="non-integer values"):
+        read_rna(folder, sample_id="s")
+
+
+def test_mtx_entries_do_not_match_the_header(tmp_path):
+    folder = _mex(tmp_path / "short")
+    mtx = folder / "matrix.mtx.gz"
+    lines = gzip.open(mtx, "rt").read().splitlines()
+    _rewrite_gz(mtx, "\n".join(lines[:-10]) + "\n")  # ten entries lost
+    with pytest.raises(InputFormatError, match=r"matrix\.mtx\.gz: the header declares"):
+        read_rna(folder, sample_id="s")
+
+
+def test_mex_without_barcodes(tmp_path):
+    folder = _mex(tmp_path / "nobc")
+    _rewrite_gz(folder / "barcodes.tsv.gz", "")
+    with pytest.raises(InputFormatError, match=r"barcodes\.tsv\.gz: holds no barcodes"):
+        read_rna(folder, sample_id="s")
+
+
+def test_mex_dimensions_mismatch(tmp_path):
+    folder = _mex(tmp_path / "dims")
+    bcs = gzip.open(folder / "barcodes.tsv.gz", "rt").read().splitlines()
+    _rewrite_gz(folder / "barcodes.tsv.gz", "\n".join(bcs[:-5]) + "\n")
+    with pytest.raises(InputFormatError, match="barcodes"):
+        read_rna(folder, sample_id="s")
+
+
+def test_mex_gz_that_is_not_gzip(tmp_path):
+    folder = _mex(tmp_path / "notgz")
+    data = gzip.open(folder / "matrix.mtx.gz").read()
+    (folder / "matrix.mtx.gz").write_bytes(data)  # plain text under a .gz name
+    with pytest.raises(InputFormatError, match=r"matrix\.mtx\.gz: not a readable MatrixMarket"):
+        read_rna(folder, sample_id="s")
+
+
+def test_h5_missing_a_dataset(tmp_path):
+    path = tmp_path / "x.h5"
+    write_10x_h5(simulate_pbmc(200, batch=0, seed=1), path)
+    with h5py.File(path, "r+") as f:
+        del f["matrix/indptr"]
+    with pytest.raises(InputFormatError, match=r"x\.h5: not a readable 10x HDF5 file"):
+        read_rna(path, sample_id="s")
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".h5ad"])
+def test_zero_byte_files(tmp_path, suffix):
+    path = tmp_path / f"empty{suffix}"
+    path.write_bytes(b"")
+    with pytest.raises(InputFormatError, match=rf"sample 's': .*empty\{suffix}: not a readable"):
+        read_rna(path, sample_id="s")
+
+
+@pytest.mark.parametrize(
+    ("values", "match"), [(-1.0, "negative or non-integer"), (2.5, "negative or non-integer")]
+)
+def test_h5ad_counts_that_are_not_counts(tmp_path, values, match):
+    a = simulate_pbmc(200, batch=0, seed=1)
+    X = sp.csr_matrix(a.X, dtype=np.float32)
+    X.data[0] = values
+    ad.AnnData(X=X, obs=a.obs[[]], var=a.var[[]]).write_h5ad(tmp_path / "x.h5ad")
+    with pytest.raises(InputFormatError, match=match):
+        read_rna(tmp_path / "x.h5ad", sample_id="s")
+
+
+def test_duplicate_barcodes(tmp_path):
+    folder = _mex(tmp_path / "dup")
+    bcs = gzip.open(folder / "barcodes.tsv.gz", "rt").read().splitlines()
+    bcs[1] = bcs[0]
+    _rewrite_gz(folder / "barcodes.tsv.gz", "\n".join(bcs) + "\n")
+    with pytest.raises(InputFormatError, match="duplicated barcodes"):
+        read_rna(folder, sample_id="s")
