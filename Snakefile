@@ -28,3 +28,7 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+onsuccess:
+    report_excluded()

@@ -15,4 +15,5 @@ cyto_clean(
     params=snakemake.params.clean,
     fcs_path=snakemake.input.fcs,
     gating=snakemake.input.gating or None,
+    on_failure=snakemake.params.on_failure,
 )

@@ -10,5 +10,7 @@ cyto_compensate(
     snakemake.input.h5ad,
     snakemake.output[0],
     sample_id=snakemake.wildcards.sample,
+    modality=snakemake.wildcards.modality,
     spillover=snakemake.input.spillover or None,
+    on_failure=snakemake.params.on_failure,
 )

@@ -14,4 +14,5 @@ cyto_ingest(
     modality=snakemake.wildcards.modality,
     metadata=snakemake.params.metadata,
     panel=snakemake.input.panel or None,
+    on_failure=snakemake.params.on_failure,
 )

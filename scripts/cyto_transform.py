@@ -10,5 +10,7 @@ cyto_transform(
     snakemake.input[0],
     snakemake.output[0],
     sample_id=snakemake.wildcards.sample,
+    modality=snakemake.wildcards.modality,
     params=snakemake.params.transform,
+    on_failure=snakemake.params.on_failure,
 )

@@ -14,4 +14,5 @@ rna_bam_count(
     sample_id=snakemake.wildcards.sample,
     params=snakemake.params.bam_count,
     threads=snakemake.threads,
+    on_failure=snakemake.params.on_failure,
 )

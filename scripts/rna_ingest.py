@@ -12,4 +12,5 @@ rna_ingest(
     sample_id=snakemake.wildcards.sample,
     metadata=snakemake.params.metadata,
     params=snakemake.params.ingest,
+    on_failure=snakemake.params.on_failure,
 )

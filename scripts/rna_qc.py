@@ -13,4 +13,5 @@ rna_qc(
     plot=snakemake.output.plot,
     sample_id=snakemake.wildcards.sample,
     params=snakemake.params.qc,
+    on_failure=snakemake.params.on_failure,
 )

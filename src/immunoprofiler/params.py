@@ -334,6 +334,7 @@ class StepParams:
     plots: Plots
     profile_differential_abundance: DifferentialAbundance | None
     profile_qc_status: QcStatus
+    on_sample_failure: Literal["exclude", "stop"]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> StepParams:
@@ -379,4 +380,5 @@ class StepParams:
             plots=Plots(seed=seed),
             profile_differential_abundance=da,
             profile_qc_status=build(QcStatus, prof["qc"], where="profile.qc"),
+            on_sample_failure=config["on_sample_failure"],
         )

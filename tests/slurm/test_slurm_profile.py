@@ -139,7 +139,8 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_others(slurm_cluster
         "cyto_clean",
         "--retries",
         "0",
-        config={"samples": str(sheet)},
+        # strict mode: the bad file's job fails (the default would exclude the sample)
+        config={"samples": str(sheet), "on_sample_failure": "stop"},
         check=False,
         timeout=900,
     )

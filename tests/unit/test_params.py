@@ -44,10 +44,10 @@ def test_every_step_gets_the_schema_defaults():
     assert p.rna_bam_count.reads.gene_tags == ("GX", "GE")  # lists become tuples (frozen)
     assert p.cyto_transform.logicle == P.Logicle(**section("cyto", "transform", "logicle"))
     assert p.profile_differential_abundance is None  # no contrast, no DA step
-    # every field of every step comes from a config key (or is the cohort seed)
-    for step in dataclasses.fields(p):
+    assert p.on_sample_failure == "exclude"  # a batch run goes on without its bad samples
+    for step in dataclasses.fields(p):  # every step's parameters are a typed dataclass
         value = getattr(p, step.name)
-        if value is not None:
+        if value is not None and step.name != "on_sample_failure":
             assert dataclasses.is_dataclass(value), step.name
 
 
@@ -223,7 +223,8 @@ def test_unknown_keys_anywhere_are_named_with_the_nearest_valid_key():
         "config key 'rna.integration' is not known (did you mean 'integrate'?)",
         "config key 'rna.qc.max_pct_mito' is not known (did you mean 'max_pct_mt'?)",
         "config key 'profile.contrast.pared_by' is not known (did you mean 'paired_by'?)",
-        "config key 'zzz' is not known (valid here: samples, seed, demo, rna, cyto, profile)",
+        "config key 'zzz' is not known (valid here: samples, seed, on_sample_failure, demo, rna, cyto, "
+        "profile)",
     ]
     assert P.unknown_keys(default_config(), SCHEMA) == []
 

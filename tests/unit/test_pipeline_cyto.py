@@ -41,11 +41,14 @@ def run_chain(work, files, *, modality, batches, extra=None, **normalize):
             modality=modality,
             metadata=meta,
         )
-        pipeline.cyto_compensate(work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid)
+        pipeline.cyto_compensate(
+            work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid, modality=modality
+        )
         pipeline.cyto_transform(
             work / f"{sid}.c.h5ad",
             work / f"{sid}.t.h5ad",
             sample_id=sid,
+            modality=modality,
             params=step_params("cyto_transform"),
         )
         pipeline.cyto_clean(

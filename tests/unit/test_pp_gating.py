@@ -70,11 +70,12 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
         modality="flow",
         metadata={"sample_id": "bal", "batch": "b1"},
     )
-    pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal")
+    pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal", modality="flow")
     pipeline.cyto_transform(
         tmp_path / "c.h5ad",
         tmp_path / "t.h5ad",
         sample_id="bal",
+        modality="flow",
         params=step_params("cyto_transform"),
     )
     counts = pipeline.cyto_clean(
@@ -133,11 +134,14 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
         modality=modality,
         metadata={"sample_id": "x", "batch": "b"},
     )
-    pipeline.cyto_compensate(tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x")
+    pipeline.cyto_compensate(
+        tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x", modality=modality
+    )
     pipeline.cyto_transform(
         tmp_path / "c.h5ad",
         tmp_path / "t.h5ad",
         sample_id="x",
+        modality=modality,
         params=step_params("cyto_transform"),
     )
     counts = pipeline.cyto_clean(

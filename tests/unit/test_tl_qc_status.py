@@ -58,3 +58,26 @@ def test_thresholds_and_single_modality():
         max_fraction_unknown=0.6,
     )
     assert st["passed"].all() and set(st["modality"]) == {"rna"}
+
+
+def test_excluded_samples_are_listed_with_their_cause():
+    failed_rna = pd.DataFrame(
+        [
+            {
+                "sample_id": "X",
+                "modality": "rna",
+                "step": "rna_ingest",
+                "file": "x.h5",
+                "reason": "cannot be read",
+                "status": "failed",
+            }
+        ]
+    )
+    rna = pd.concat([RNA_QC, failed_rna], ignore_index=True)
+    st = qc_status(rna_qc=rna, cyto_qc=CYTO_QC, composition=COMP).set_index(
+        ["modality", "sample_id"]
+    )
+    x = st.loc[("rna", "X")]
+    assert bool(x["excluded"]) and not bool(x["passed"])
+    assert x["reasons"] == "excluded: cannot be read (rna_ingest, x.h5)"
+    assert not st.drop(index=("rna", "X"))["excluded"].any()

@@ -3,6 +3,8 @@ others under --keep-going; a GPU request without a GPU fails at once with a clea
 
 from __future__ import annotations
 
+import anndata as ad
+import pandas as pd
 import pytest
 
 from immunoprofiler.datasets import simulate_pbmc
@@ -37,7 +39,9 @@ def test_bad_sheet_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_sample_failing_qc_keeps_going(tmp_path):
+def test_sample_failing_qc_min_cells_is_excluded(tmp_path):
+    from immunoprofiler.failures import read_record
+
     good_sample(tmp_path / "good1.h5", 0)
     good_sample(tmp_path / "good2.h5", 1)
     good_sample(tmp_path / "tiny.h5", 1, n=160)  # fewer than min_cells=150 pass QC
@@ -48,39 +52,73 @@ def test_sample_failing_qc_keeps_going(tmp_path):
         "good2\trna\tgood2.h5\tb2\n"
         "tiny\trna\ttiny.h5\tb2\n"
     )
-    proc = run_snakemake(
+    run_snakemake(
         tmp_path,
+        "--until",
+        "rna_qc_summary",
+        config={"samples": str(sheet), "rna": {"qc": {"min_cells": 150}}},
+    )
+    for sample in ("good1", "good2"):  # the good samples are fully processed per sample
+        assert read_record(tmp_path / f"results/rna/qc/{sample}.h5ad") is None
+    failure = read_record(tmp_path / "results/rna/qc/tiny.h5ad")
+    assert failure.step == "rna_qc" and "min_cells=150" in failure.reason
+    assert "sample 'tiny': only" in (tmp_path / "logs/rna_qc/tiny.log").read_text()
+    qc = pd.read_csv(tmp_path / "results/qc/rna_qc.tsv", sep="\t").set_index("sample_id")
+    assert qc.loc["tiny", "status"] == "failed" and qc.loc["good1", "n_cells_after"] > 150
+
+
+def test_three_broken_samples_are_excluded_and_seven_profiled(tmp_path):
+    """.test/failing: 10 samples, 3 broken (unreadable, every cell removed by QC, no event
+    passes cleaning): the run succeeds, the 7 others get the full cohort profile and the 3 are
+    listed with step, file and cause (qc_status.tsv and the run's last message)."""
+    work = make_workdir(tmp_path, "failing")
+    proc = run_snakemake(work)
+    out = proc.stdout + proc.stderr
+    assert "3 sample(s) excluded from the cohort profile" in out
+    comp = pd.read_csv(work / "results/profile/composition.tsv", sep="\t")
+    good = {("rna", s) for s in ("P1_pre", "P2_pre", "P1_post")}
+    good |= {("flow", s) for s in ("P1_pre", "P2_pre", "P1_post", "P2_post")}
+    assert set(zip(comp["modality"], comp["sample_id"], strict=True)) == good
+    status = pd.read_csv(work / "results/profile/qc_status.tsv", sep="\t").set_index(
+        ["modality", "sample_id"]
+    )
+    excluded = status[status["excluded"]]
+    assert set(excluded.index) == {("rna", "broken"), ("rna", "noqc"), ("flow", "saturated")}
+    reasons = excluded["reasons"]
+    assert "rna_ingest" in reasons["rna", "broken"] and "corrupt.h5" in reasons["rna", "broken"]
+    assert "pass QC" in reasons["rna", "noqc"] and "rna_qc" in reasons["rna", "noqc"]
+    assert "no event passes the gates" in reasons["flow", "saturated"]
+    assert "saturated.fcs" in reasons["flow", "saturated"]
+    for line in ("rna broken: excluded:", "rna noqc: excluded:", "flow saturated: excluded:"):
+        assert line in out
+    # the cohort files say whom they left out; the failed sample's own log names the file
+    uns = ad.read_h5ad(work / "results/rna/annotated.h5ad", backed="r").uns
+    assert set(uns["excluded_samples"]["sample_id"]) == {"broken", "noqc"}
+    assert "corrupt.h5" in (work / "logs/rna_ingest/broken.log").read_text()
+    pb = pd.read_csv(work / "results/profile/pseudobulk/rna_cells.tsv", sep="\t")
+    assert set(pb["sample_id"]) == {"P1_pre", "P2_pre", "P1_post"}
+
+
+def test_stop_on_sample_failure_fails_the_sample_jobs(tmp_path):
+    work = make_workdir(tmp_path, "failing")
+    proc = run_snakemake(
+        work,
         "--keep-going",
         "--until",
+        "cyto_clean",
         "rna_qc",
-        config={"samples": str(sheet), "rna": {"qc": {"min_cells": 150}}},
+        config={"on_sample_failure": "stop"},
         check=False,
     )
     assert proc.returncode != 0
-    for sample in ("good1", "good2"):  # the good samples are fully processed per sample
-        assert (tmp_path / f"results/rna/qc/{sample}.h5ad").exists()
-        assert (tmp_path / f"results/qc/rna/{sample}.tsv").exists()
-    assert not (tmp_path / "results/rna/qc/tiny.h5ad").exists()
-    tiny_log = (tmp_path / "logs/rna_qc/tiny.log").read_text()
-    assert "sample 'tiny': only" in tiny_log and "min_cells=150" in tiny_log
-
-
-def test_failing_config_keeps_the_good_samples(tmp_path):
-    """.test/failing: a truncated FCS file and a corrupt 10x .h5 among good demo samples."""
-    work = make_workdir(tmp_path, "failing")
-    proc = run_snakemake(work, "--keep-going", "--until", "cyto_clean", "rna_qc", check=False)
-    assert proc.returncode != 0
-    log = (work / "logs/cyto_ingest/flow/cut.log").read_text()
-    assert "truncated.fcs" in log
-    assert "truncated" in log.lower() or "cannot be read as FCS" in log
     log = (work / "logs/rna_ingest/broken.log").read_text()
     assert "sample 'broken'" in log and "corrupt.h5" in log
-    for s in ("P1_pre", "P2_pre", "P1_post"):
-        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists()
-        assert (work / f"results/qc/cyto/flow/{s}.tsv").exists()
-        assert (work / f"results/rna/qc/{s}.h5ad").exists()
-    assert not (work / "results/cyto/flow/ingest/cut.h5ad").exists()
+    assert "no event passes the gates" in (work / "logs/cyto_clean/flow/saturated.log").read_text()
     assert not (work / "results/rna/ingest/broken.h5ad").exists()
+    assert not (work / "results/cyto/flow/clean/saturated.h5ad").exists()
+    for s in ("P1_pre", "P2_pre", "P1_post"):  # --keep-going: the others are processed
+        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists()
+        assert (work / f"results/rna/qc/{s}.h5ad").exists()
 
 
 def test_gpu_requested_without_gpu_fails_fast(tmp_path):
@@ -139,9 +177,8 @@ def test_bam_rows_are_counted_then_ingested_and_bad_bams_fail_clearly(tmp_path):
     sheet.write_text(
         "sample_id\tmodality\tpath\tbatch\ngood\trna\tgood.bam\tb1\nbad\trna\tbad.bam\tb1\n"
     )
-    proc = run_snakemake(
+    run_snakemake(
         tmp_path,
-        "--keep-going",
         "--until",
         "rna_qc",
         "rna_bam_summary",
@@ -149,13 +186,18 @@ def test_bam_rows_are_counted_then_ingested_and_bad_bams_fail_clearly(tmp_path):
             "samples": str(sheet),
             "rna": {"bam_count": {"lower": 20}, "qc": {"min_cells": 50}},
         },
-        check=False,
     )
-    assert proc.returncode != 0  # the bad BAM
+    from immunoprofiler.failures import read_record
+
     assert (tmp_path / "results/rna/bam_counts/good/raw_feature_bc_matrix.h5").exists()
-    assert (tmp_path / "results/rna/qc/good.h5ad").exists()
+    assert read_record(tmp_path / "results/rna/qc/good.h5ad") is None
     log = (tmp_path / "logs/rna_bam_count/bad.log").read_text()
     assert "sample bad" in log and "bad.bam" in log
+    # the bad BAM is excluded, and the steps after the counting pass its reason on
+    failure = read_record(tmp_path / "results/rna/qc/bad.h5ad")
+    assert failure.step == "rna_bam_count" and failure.file.endswith("bad.bam")
+    summary = pd.read_csv(tmp_path / "results/qc/bam_counts.tsv", sep="\t").set_index("sample_id")
+    assert summary.loc["bad", "status"] == "failed" and summary.loc["good", "cells"] > 0
 
 
 def test_contrast_naming_what_the_sheet_lacks_stops_before_any_job(tmp_path):

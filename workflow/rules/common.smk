@@ -252,3 +252,24 @@ def config_used():
     """The configuration as the run used it: schema defaults filled in, the sheet's absolute
     path."""
     return {**config, "samples": str(SHEET)}
+
+
+def report_excluded():
+    """The run's last message: every sample left out of the cohort, with step, file and cause
+    (from results/profile/qc_status.tsv, when this run wrote it)."""
+    import pandas as pd
+    from snakemake.logging import logger
+
+    path = Path("results/profile/qc_status.tsv")
+    if not path.is_file():
+        return
+    status = pd.read_csv(path, sep="\t")
+    if "excluded" not in status:
+        return
+    excluded = status[status["excluded"].astype(bool)]
+    if len(excluded):
+        lines = [f"  {r.modality} {r.sample_id}: {r.reasons}" for r in excluded.itertuples()]
+        logger.warning(
+            f"{len(excluded)} sample(s) excluded from the cohort profile "
+            f"(results/profile/qc_status.tsv):\n" + "\n".join(lines)
+        )

@@ -20,6 +20,7 @@ rule cyto_ingest:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
+        on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
     script:
         "../../scripts/cyto_ingest.py"
@@ -41,6 +42,8 @@ rule cyto_compensate:
     resources:
         mem_mb=mem_per_sample,
         runtime=10,
+    params:
+        on_failure=PARAMS.on_sample_failure,
     script:
         "../../scripts/cyto_compensate.py"
 
@@ -61,6 +64,7 @@ rule cyto_transform:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
+        on_failure=PARAMS.on_sample_failure,
         transform=PARAMS.cyto_transform,
     script:
         "../../scripts/cyto_transform.py"
@@ -85,6 +89,7 @@ rule cyto_clean:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
+        on_failure=PARAMS.on_sample_failure,
         clean=PARAMS.cyto_clean,
     script:
         "../../scripts/cyto_clean.py"

@@ -20,6 +20,7 @@ rule rna_bam_count:
         mem_mb=mem_bam,
         runtime=240,
     params:
+        on_failure=PARAMS.on_sample_failure,
         bam_count=PARAMS.rna_bam_count,
     script:
         "../../scripts/rna_bam_count.py"
@@ -60,6 +61,7 @@ rule rna_ingest:
         mem_mb=mem_per_sample,
         runtime=30,
     params:
+        on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
         ingest=PARAMS.rna_ingest,
     script:
@@ -90,6 +92,7 @@ rule rna_qc:
         mem_mb=mem_per_sample,
         runtime=60,
     params:
+        on_failure=PARAMS.on_sample_failure,
         qc=PARAMS.rna_qc,
     script:
         "../../scripts/rna_qc.py"

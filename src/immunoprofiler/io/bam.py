@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..failures import SampleError
 from ..params import BamCountParams
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ UMI_BITS, GENE_BITS, CELL_BITS = 24, 17, 22  # 12-base UMIs, 131k genes, 4M barc
 _ACGT = str.maketrans("ACGT", "0123")
 
 
-class BamError(ValueError):
+class BamError(SampleError):
     """A BAM file cannot be read or lacks the tags the counting needs."""
 
 

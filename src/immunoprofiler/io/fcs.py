@@ -16,12 +16,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from ..failures import SampleError
+
 logger = logging.getLogger(__name__)
 
 SPILL_KEYS = ("spill", "spillover", "$spill", "$spillover")
 
 
-class FCSError(ValueError):
+class FCSError(SampleError):
     """An FCS file cannot be read or is internally inconsistent."""
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..failures import SampleError
+
 PANEL_COLUMNS = ("channel", "marker", "marker_class", "cofactor", "role")
 MARKER_CLASSES = ("type", "state", "none")
 ROLES = (
@@ -88,7 +90,7 @@ _ROLE_PATTERNS = (
 )
 
 
-class PanelError(ValueError):
+class PanelError(SampleError):
     """A panel file is malformed or does not match the FCS file."""
 
 

@@ -24,13 +24,15 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
+from ..failures import SampleError
+
 logger = logging.getLogger(__name__)
 
 GEX = "Gene Expression"
 ADT = "Antibody Capture"
 
 
-class InputFormatError(ValueError):
+class InputFormatError(SampleError):
     """An input file is not in a supported format or does not hold raw counts."""
 
 

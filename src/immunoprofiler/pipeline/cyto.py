@@ -22,6 +22,7 @@ import pandas as pd
 from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
+from ..failures import SampleError, excluded_table, per_sample, split_failed
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def _add_entry(adata: ad.AnnData, step: str, **kwargs) -> None:
     )
 
 
+@per_sample("cyto_ingest", inputs=("path",), outputs=("out", "panel_out"))
 def cyto_ingest(
     path: str | Path,
     out: str | Path,
@@ -70,8 +72,14 @@ def cyto_ingest(
     return adata
 
 
+@per_sample("cyto_compensate", inputs=("inp",), outputs=("out",))
 def cyto_compensate(
-    inp: str | Path, out: str | Path, *, sample_id: str, spillover: str | Path | None = None
+    inp: str | Path,
+    out: str | Path,
+    *,
+    sample_id: str,
+    modality: str,
+    spillover: str | Path | None = None,
 ) -> str:
     """``layers["compensated"]`` from the user's spillover matrix or the file's."""
     from ..pp.cytometry import compensate, read_spillover
@@ -81,7 +89,7 @@ def cyto_compensate(
     try:
         source = compensate(adata, matrix)
     except ValueError as err:
-        raise ValueError(f"sample {sample_id} ({inp}): {err}") from err
+        raise SampleError(f"sample {sample_id} ({inp}): {err}") from err
     _add_entry(
         adata,
         f"cyto_compensate:{sample_id}",
@@ -92,8 +100,9 @@ def cyto_compensate(
     return source
 
 
+@per_sample("cyto_transform", inputs=("inp",), outputs=("out",))
 def cyto_transform(
-    inp: str | Path, out: str | Path, *, sample_id: str, params: P.CytoTransform
+    inp: str | Path, out: str | Path, *, sample_id: str, modality: str, params: P.CytoTransform
 ) -> None:
     """``layers["transformed"]`` (arcsinh with the panel's cofactors, or logicle)."""
     from ..pp.cytometry import transform
@@ -104,6 +113,7 @@ def cyto_transform(
     adata.write_h5ad(out)
 
 
+@per_sample("cyto_clean", inputs=("inp",), outputs=("out", "table"), file="fcs_path")
 def cyto_clean(
     inp: str | Path,
     out: str | Path,
@@ -130,10 +140,11 @@ def cyto_clean(
             bead_min=params.bead_min,
         )
     except (ValueError, KeyError) as err:
-        raise ValueError(f"sample {sample_id} ({fcs_path or inp}): {err}") from err
+        raise SampleError(f"sample {sample_id} ({fcs_path or inp}): {err}") from err
     if counts["events"].iloc[-1] == 0:
-        raise ValueError(
-            f"sample {sample_id}: no event passes the gates ({counts.to_dict('records')})"
+        passed = ", ".join(f"{r.gate}: {r.events}" for r in counts.itertuples())
+        raise SampleError(
+            f"sample {sample_id} ({fcs_path or inp}): no event passes the gates ({passed})"
         )
     counts.insert(0, "modality", modality)
     counts.insert(0, "sample_id", sample_id)
@@ -169,7 +180,7 @@ def cyto_normalize(
     from ..pp.batchnorm import batch_distance_table, fit_normalizer
     from ..tl.subsample import per_file_subsample
 
-    files = [str(f) for f in inputs]
+    files, excluded = split_failed(inputs)
     var = shared_markers([read_var(f) for f in files], names=files)
     channels = list(var["channel"])
     files_info = []  # (file, retained rows, batch, is reference)
@@ -229,6 +240,7 @@ def cyto_normalize(
             provenance.read(*files), provenance.entry("cyto_normalize", params=settings)
         ),
         "batch_normalization": {"method": params.method},
+        "excluded_samples": excluded_table(excluded),
     }
     n_obs = sum(len(k) for _, k, _, _ in files_info)
     write_dense_h5ad(out, blocks(), n_obs=n_obs, var=var, uns=uns, layers=("transformed",))

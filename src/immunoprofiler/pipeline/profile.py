@@ -79,12 +79,16 @@ def profile_differential_abundance(
 
 def rna_pseudobulk(
     qc: str | Path, annotated: str | Path, out: str | Path, *, metadata: Mapping[str, str]
-) -> ad.AnnData:
+) -> ad.AnnData | None:
     """One sample's raw counts (all genes, from its QC'd file) summed per annotated cell type,
     with the sample's sheet metadata in ``obs``."""
+    from ..failures import read_record, write_record
     from ..io.h5ad import read_obs
     from ..tl.pseudobulk import pseudobulk
 
+    if (failed := read_record(qc)) is not None:  # the sample was excluded: nothing to sum
+        write_record(out, failed)
+        return None
     adata = ad.read_h5ad(qc)
     labels = read_obs(annotated, columns=["sample_id", "cell_type", "lineage"])
     labels = labels.reindex(adata.obs_names)  # cells removed after QC (doublets) get no label
@@ -104,7 +108,9 @@ def profile_pseudobulk(
 ) -> ad.AnnData:
     """All samples' pseudobulk profiles in one AnnData (sample × cell type rows), and the cells
     behind each row as a table."""
-    parts = [ad.read_h5ad(p) for p in samples]
+    from ..failures import split_failed
+
+    parts = [ad.read_h5ad(p) for p in split_failed(samples)[0]]
     pb = ad.concat(parts, join="outer", fill_value=0)
     pb.obs = pb.obs.astype({c: str for c in pb.obs if not pd.api.types.is_numeric_dtype(pb.obs[c])})
     pb.uns["provenance"] = provenance.merge(*(p.uns.get("provenance") for p in parts))

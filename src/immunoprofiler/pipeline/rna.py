@@ -23,6 +23,7 @@ import pandas as pd
 from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
+from ..failures import excluded_table, per_sample, split_failed
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 UNCORRECTED_UMAP_CELLS = 30_000
 
 
+@per_sample(
+    "rna_bam_count", inputs=("bam",), outputs=("out_raw", "out_filtered", "table"), modality="rna"
+)
 def rna_bam_count(
     bam: str | Path,
     *,
@@ -78,6 +82,7 @@ def rna_bam_count(
     return row
 
 
+@per_sample("rna_ingest", inputs=("path",), outputs=("out",), modality="rna")
 def rna_ingest(
     path: str | Path,
     out: str | Path,
@@ -101,6 +106,7 @@ def rna_ingest(
     return adata
 
 
+@per_sample("rna_qc", inputs=("inp",), outputs=("out", "table", "plot"), modality="rna")
 def rna_qc(
     inp: str | Path,
     out: str | Path,
@@ -144,7 +150,7 @@ def rna_normalize(
         protein_panel,
     )
 
-    paths = list(inputs)
+    paths, excluded = split_failed(inputs)
     genes = common_genes({str(p): read_var(p).index for p in paths})
 
     def load(path) -> ad.AnnData:
@@ -179,6 +185,7 @@ def rna_normalize(
             provenance.read(*paths), provenance.entry("rna_normalize", params=params)
         ),
         "hvg": {"flavor": "seurat_v3", "batch_key": BATCH_KEY},
+        "excluded_samples": excluded_table(excluded),
     }
     antibodies = {str(p): list(read_uns(p).get("protein_names", [])) for p in paths}
     panel = protein_panel(antibodies, mode=params.proteins)

@@ -35,6 +35,8 @@ _DT = "{http://www.isac-net.org/std/Gating-ML/v2.0/datatypes}"
 
 
 def _mad_limits(x: np.ndarray, k: float, floor: float = 0.0) -> tuple[float, float]:
+    if len(x) == 0:  # an earlier gate left nothing: this gate has nothing to bound
+        return -np.inf, np.inf
     med = float(np.median(x))
     mad = max(1.4826 * float(np.median(np.abs(x - med))), floor)
     return med - k * mad, med + k * mad
@@ -54,6 +56,8 @@ def valley(x: np.ndarray, *, side: str, depth: float = 0.5) -> float | None:
     """Threshold at the deepest density valley on one ``side`` (``"low"``/``"high"``) of
     the main peak, if a second peak there makes it a real valley (density at the valley
     below ``depth`` × the smaller peak); ``None`` if the distribution is unimodal."""
+    if len(x) < 10:  # no distribution to find a valley in (e.g. an earlier gate left none)
+        return None
     centers, dens = _smoothed_density(np.asarray(x, dtype=np.float64))
     if len(dens) < 5:
         return None

@@ -11,6 +11,8 @@ import scanpy as sc
 from anndata import AnnData
 from scipy.stats import median_abs_deviation
 
+from ..failures import SampleError
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ QC_COLUMNS = (
 )
 
 
-class QCError(RuntimeError):
+class QCError(SampleError):
     """A sample cannot pass quality control (e.g. too few cells left)."""
 
 

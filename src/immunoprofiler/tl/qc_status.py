@@ -13,6 +13,7 @@ STATUS_COLUMNS = [
     "fraction_retained",
     "fraction_unknown",
     "passed",
+    "excluded",
     "reasons",
 ]
 
@@ -27,7 +28,9 @@ def qc_status(
     min_fraction_retained: float = 0.5,
     max_fraction_unknown: float = 0.3,
 ) -> pd.DataFrame:
-    """One row per sample and modality with ``passed`` and, when it fails, every reason.
+    """One row per sample and modality with ``passed`` and, when it fails, every reason;
+    samples excluded from the cohort (their per-sample QC row has ``status`` ``failed``) are
+    ``excluded`` with the step, file and cause.
 
     ``rna_qc`` is ``results/qc/rna_qc.tsv`` (``n_cells_before``/``n_cells_after``),
     ``cyto_qc`` the gate counts of ``results/qc/cyto_qc.tsv`` (``all events``/``retained``),
@@ -38,6 +41,18 @@ def qc_status(
     >>> qc_status(rna_qc=rna, cyto_qc=None, composition=comp)  # doctest: +SKIP
     """
     rows = []
+    failed = []  # samples excluded from the cohort (on_sample_failure: exclude)
+    for table in (rna_qc, cyto_qc):
+        if table is not None and "status" in table:
+            bad = table["status"].eq("failed")
+            for r in table[bad].drop_duplicates(["modality", "sample_id"]).itertuples():
+                failed.append(
+                    (r.sample_id, r.modality, f"excluded: {r.reason} ({r.step}, {r.file})")
+                )
+    if rna_qc is not None and "status" in rna_qc:
+        rna_qc = rna_qc[~rna_qc["status"].eq("failed")]
+    if cyto_qc is not None and "status" in cyto_qc:
+        cyto_qc = cyto_qc[~cyto_qc["status"].eq("failed")]
     if rna_qc is not None and len(rna_qc):
         for r in rna_qc.itertuples():
             rows.append(
@@ -66,6 +81,10 @@ def qc_status(
             reasons.append(f"{frac:.0%} of {unit} kept by QC (< {min_fraction_retained:.0%})")
         if unk > max_fraction_unknown:
             reasons.append(f"{unk:.0%} of {unit} not annotated (> {max_fraction_unknown:.0%})")
-        out.append((sample, modality, n_in, n_kept, frac, unk, not reasons, "; ".join(reasons)))
+        out.append(
+            (sample, modality, n_in, n_kept, frac, unk, not reasons, False, "; ".join(reasons))
+        )
+    for sample, modality, reason in failed:
+        out.append((sample, modality, 0, 0, 0.0, float("nan"), False, True, reason))
     df = pd.DataFrame(out, columns=STATUS_COLUMNS)
     return df.sort_values(["modality", "sample_id"], ignore_index=True)
