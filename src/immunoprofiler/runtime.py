@@ -28,6 +28,11 @@ def configure(
     threads = max(int(threads), 1)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # OpenMP threads that wait yield the core instead of spinning on it: on a node where
+    # another job holds a core, spinning threads slow training many times over
+    # (bench/threads_bench.py); an explicit setting in the environment wins
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(numba_cache).resolve()))
     os.environ.setdefault("MPLBACKEND", "Agg")
     console = logging.StreamHandler(sys.stderr)

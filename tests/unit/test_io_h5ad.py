@@ -93,3 +93,30 @@ def test_read_columns_of_some_rows_sparse_and_dense(tmp_path):
     assert read_columns(tmp_path / "a.h5ad", cols, rows=np.array([], dtype=int)).shape == (0, 3)
     with pytest.raises(ValueError, match="increasing"):
         read_columns(tmp_path / "a.h5ad", cols, rows=np.array([3, 1]))
+
+
+def test_writes_are_atomic(tmp_path):
+    """Nothing at the output path until the file is complete; nothing left when a write fails."""
+    from immunoprofiler.io.h5ad import StreamedH5ad, write_h5ad
+
+    out = tmp_path / "a.h5ad"
+    good = ad.AnnData(X=np.ones((3, 2), dtype=np.float32))
+    write_h5ad(good, out)
+    assert ad.read_h5ad(out).shape == (3, 2) and not (tmp_path / "a.h5ad.partial").exists()
+    bad = ad.AnnData(X=np.ones((3, 2), dtype=np.float32), uns={"x": object()})
+    with pytest.raises(Exception):  # noqa: B017 - anndata raises its own write error type
+        write_h5ad(bad, tmp_path / "b.h5ad")
+    assert not list(tmp_path.glob("b.h5ad*"))
+    var = pd.DataFrame(index=["g1", "g2"])
+    part = ad.AnnData(X=sp.csr_matrix(np.ones((2, 2), dtype=np.float32)), var=var)
+    part.layers["counts"] = part.X.copy()
+    stream = StreamedH5ad(tmp_path / "c.h5ad", var=var)
+    stream.append(part)
+    assert not (tmp_path / "c.h5ad").exists()  # still being written: only the partial file
+    stream.close()
+    assert ad.read_h5ad(tmp_path / "c.h5ad").n_obs == 2
+    assert not (tmp_path / "c.h5ad.partial").exists()
+    with pytest.raises(ValueError), StreamedH5ad(tmp_path / "d.h5ad", var=var) as s2:
+        s2.append(part)
+        raise ValueError("killed")
+    assert not list(tmp_path.glob("d.h5ad*"))

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_info
 import torch
 print(json.dumps({
     "omp": os.environ["OMP_NUM_THREADS"],
+    "wait": os.environ["OMP_WAIT_POLICY"],
     "numba_cache": os.environ["NUMBA_CACHE_DIR"],
     "pools": [p["num_threads"] for p in threadpool_info()],
     "torch": torch.get_num_threads(),
@@ -27,7 +28,7 @@ raise ValueError("sample S1: something is wrong")
 
 def test_configure_logs_and_caps_threads(tmp_path):
     log = tmp_path / "logs" / "step.log"
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "OMP_WAIT_POLICY")}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(log), str(tmp_path / "numba")],
         capture_output=True,
@@ -37,6 +38,7 @@ def test_configure_logs_and_caps_threads(tmp_path):
     )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["omp"] == "1" and out["torch"] == 1 and set(out["pools"]) == {1}
+    assert out["wait"] == "PASSIVE"  # waiting threads yield the core (busy nodes)
     assert out["numba_cache"] == str((tmp_path / "numba").resolve())
     text = log.read_text()
     assert "hello from a step" in text

@@ -19,6 +19,19 @@ import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
 
+def write_h5ad(adata: ad.AnnData, path: str | Path) -> None:
+    """``adata.write_h5ad(path)``, atomically: written to ``<path>.partial`` and renamed, so a
+    job killed (or a disk filled) during the write never leaves a truncated file that looks
+    complete; the partial file is removed when the write fails."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        adata.write_h5ad(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def read_obs(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """``obs`` of an ``.h5ad`` without reading any matrix; only ``columns`` when given."""
     with h5py.File(path, "r") as f:
@@ -121,7 +134,10 @@ class StreamedH5ad:
         self._obs: list[pd.DataFrame] = []
         self.obs: pd.DataFrame | None = None  # set by close()
         self._obsm: dict[str, list[np.ndarray]] = {}
-        self._f = h5py.File(self.path, "w")
+        # written under a temporary name and renamed by close(): a killed job leaves no
+        # truncated file that looks complete
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._f = h5py.File(self._tmp, "w")
         self._f.attrs["encoding-type"] = "anndata"
         self._f.attrs["encoding-version"] = "0.1.0"
         write_elem(self._f, "layers", {})
@@ -163,9 +179,12 @@ class StreamedH5ad:
                 write_elem(f, key, {})
             write_elem(f, "uns", self.uns)
             self.obs = obs
+            f.close()
+            self._tmp.replace(self.path)
             return obs
         finally:
             f.close()
+            self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> StreamedH5ad:
         return self
@@ -175,7 +194,7 @@ class StreamedH5ad:
             self.close()
         else:  # leave no half-written file behind
             self._f.close()
-            self.path.unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_streamed(

@@ -23,6 +23,7 @@ from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
 from ..failures import SampleError, excluded_table, per_sample, split_failed
+from ..io.h5ad import write_h5ad
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def cyto_ingest(
         params={"modality": modality, "panel": str(panel or "derived")},
         inputs=[path, *([panel] if panel else [])],
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
     return adata
 
 
@@ -96,7 +97,7 @@ def cyto_compensate(
         params={"spillover": source},
         inputs=[spillover] if spillover else [],
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
     return source
 
 
@@ -110,7 +111,7 @@ def cyto_transform(
     adata = ad.read_h5ad(inp)
     transform(adata, method=params.method, logicle=dataclasses.asdict(params.logicle))
     _add_entry(adata, f"cyto_transform:{sample_id}", params=params)
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
 
 
 @per_sample("cyto_clean", inputs=("inp",), outputs=("out", "table"), file="fcs_path")
@@ -155,7 +156,7 @@ def cyto_clean(
         params={"gating": str(gating or "auto"), **dataclasses.asdict(params)},
         inputs=[gating] if gating else [],
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
     return counts
 
 
@@ -296,7 +297,7 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
         },
     }
     emb = umap(X, rows=rows, seed=params.seed)
-    ad.AnnData(obs=obs, obsm={"X_umap": emb}, uns=uns).write_h5ad(out)
+    write_h5ad(ad.AnnData(obs=obs, obsm={"X_umap": emb}, uns=uns), out)
 
 
 def cyto_annotate(

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import params as P
 from .. import provenance
+from ..io.h5ad import write_h5ad
 from .common import save_figure
 
 SampleRecords = Sequence[Mapping[str, str]] | pd.DataFrame
@@ -99,7 +100,7 @@ def rna_pseudobulk(
         if key not in pb.obs:
             pb.obs[key] = value
     pb.uns["provenance"] = provenance.entry(f"rna_pseudobulk:{sample_id}", inputs=[qc])
-    pb.write_h5ad(out)
+    write_h5ad(pb, out)
     return pb
 
 
@@ -114,7 +115,7 @@ def profile_pseudobulk(
     pb = ad.concat(parts, join="outer", fill_value=0)
     pb.obs = pb.obs.astype({c: str for c in pb.obs if not pd.api.types.is_numeric_dtype(pb.obs[c])})
     pb.uns["provenance"] = provenance.merge(*(p.uns.get("provenance") for p in parts))
-    pb.write_h5ad(counts)
+    write_h5ad(pb, counts)
     pb.obs.to_csv(cells, sep="\t", index=False)
     return pb
 

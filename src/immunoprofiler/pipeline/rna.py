@@ -24,6 +24,7 @@ from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
 from ..failures import excluded_table, per_sample, split_failed
+from ..io.h5ad import write_h5ad
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def rna_ingest(
         params={**dataclasses.asdict(params), "path": str(path)},
         inputs=[path],
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
     return adata
 
 
@@ -127,7 +128,7 @@ def rna_qc(
     )
     save_figure(qc_figure(cells, row, title=sample_id), plot)
     pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
-    kept.write_h5ad(out)
+    write_h5ad(kept, out)
     return row
 
 
@@ -245,7 +246,7 @@ def rna_integrate(
     adata.uns["provenance"] = provenance.merge(
         adata.uns.get("provenance"), provenance.entry("rna_integrate", params=settings)
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
     return key
 
 
@@ -258,7 +259,7 @@ def rna_cluster(inp: str | Path, out: str | Path, *, params: P.RnaCluster) -> No
     adata.uns["provenance"] = provenance.merge(
         adata.uns.get("provenance"), provenance.entry("rna_cluster", params=params)
     )
-    adata.write_h5ad(out)
+    write_h5ad(adata, out)
 
 
 def rna_annotate(
