@@ -12,5 +12,4 @@ cyto_plots(
     umap=snakemake.output.umap,
     umap_uncorrected=snakemake.output.umap_uncorrected,
     abundance=snakemake.output.abundance,
-    params=snakemake.params.plots,
 )

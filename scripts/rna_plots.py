@@ -8,10 +8,8 @@ from immunoprofiler.pipeline import rna_plots  # noqa: E402
 
 rna_plots(
     snakemake.input.annotated,
-    snakemake.input.normalized_hvg,
     umap=snakemake.output.umap,
     umap_uncorrected=snakemake.output.umap_uncorrected,
     dotplot=snakemake.output.dotplot,
     abundance=snakemake.output.abundance,
-    params=snakemake.params.plots,
 )

@@ -272,13 +272,6 @@ class CytoAnnotate:
 
 
 @dataclass(frozen=True)
-class Plots:
-    """``rna_plots`` / ``cyto_plots``: the seed of the subsamples and embeddings drawn."""
-
-    seed: int
-
-
-@dataclass(frozen=True)
 class Contrast:
     """The groups compared by the cohort's differential analyses."""
 
@@ -331,7 +324,6 @@ class StepParams:
     cyto_normalize: CytoNormalize
     cyto_cluster: CytoCluster
     cyto_annotate: CytoAnnotate
-    plots: Plots
     profile_differential_abundance: DifferentialAbundance | None
     profile_qc_status: QcStatus
     on_sample_failure: Literal["exclude", "stop"]
@@ -377,7 +369,6 @@ class StepParams:
             cyto_annotate=build(
                 CytoAnnotate, cyto["annotate"], where="cyto.annotate", files=("markers",), seed=seed
             ),
-            plots=Plots(seed=seed),
             profile_differential_abundance=da,
             profile_qc_status=build(QcStatus, prof["qc"], where="profile.qc"),
             on_sample_failure=config["on_sample_failure"],

@@ -58,7 +58,7 @@ def test_config_values_reach_the_steps_and_seed_is_shared():
     cfg["profile"]["contrast"] = {"column": "response", "groups": ["NR", "R"]}
     p = P.StepParams.from_config(cfg)
     assert p.rna_integrate.method == "harmony" and p.cyto_clean.bead_min == 5.5
-    assert {p.rna_qc.seed, p.cyto_cluster.seed, p.rna_bam_count.seed, p.plots.seed} == {7}
+    assert {p.rna_qc.seed, p.cyto_cluster.seed, p.rna_bam_count.seed, p.rna_cluster.seed} == {7}
     da = p.profile_differential_abundance
     assert da.contrast == P.Contrast(column="response", groups=("NR", "R"), paired_by=None)
     assert da.transform == "log_ratio"

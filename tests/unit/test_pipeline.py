@@ -38,7 +38,10 @@ def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     assert (
         abs(a.X - cohort.X).max() == 0 and "counts" in a.layers
     )  # matrices copied, not recomputed
-    assert {"X_umap", "X_pca_harmony"} <= set(a.obsm)
+    assert {"X_umap", "X_umap_uncorrected", "X_pca_harmony"} <= set(a.obsm)
+    # the demo has fewer than 30,000 cells: all embedded before integration too, differently
+    assert np.isfinite(a.obsm["X_umap_uncorrected"]).all()
+    assert not np.allclose(a.obsm["X_umap_uncorrected"], a.obsm["X_umap"])
     assert {"rna_integrate", "rna_cluster", "rna_annotate", "rna_normalize"} <= set(
         a.uns["provenance"]
     )
@@ -52,7 +55,7 @@ def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     assert list(comp.columns) == COLUMNS
     np.testing.assert_allclose(comp.groupby("sample_id")["fraction"].sum(), 1)
     figs = {k: tmp_path / f"{k}.png" for k in ("umap", "umap_uncorrected", "dotplot", "abundance")}
-    pipeline.rna_plots(out, demo_cohort["hvg"], **figs, params=step_params("plots"))
+    pipeline.rna_plots(out, **figs)
     for path in figs.values():
         assert path.read_bytes()[:4] == b"\x89PNG"
     both = pipeline.concat_tables(

@@ -144,6 +144,9 @@ def test_bal_outputs(bal):
         assert col in a.obs, col
     assert "transformed" in a.layers and a.X.dtype == np.float32
     assert "X_umap" in a.obsm and np.isfinite(a.obsm["X_umap"]).all(axis=1).sum() > 1000
+    for key in ("X_umap", "X_umap_uncorrected"):  # the same events, before and after
+        finite = np.isfinite(a.obsm[key]).all(axis=1)
+        np.testing.assert_array_equal(finite, a.obs["in_umap"].to_numpy(bool))
     for step in (
         "cyto_ingest:s0",
         "cyto_compensate:s0",

@@ -100,25 +100,44 @@ def test_three_broken_samples_are_excluded_and_seven_profiled(tmp_path):
 
 
 def test_stop_on_sample_failure_fails_the_sample_jobs(tmp_path):
-    work = make_workdir(tmp_path, "failing")
+    """on_sample_failure: stop: the broken samples of .test/failing fail their own jobs
+    (naming the file) while --keep-going processes a good one."""
+    import shutil
+
+    from tests.conftest import TEST_CONFIGS
+
+    for f in ("corrupt.h5", "no_cells_pass_qc.h5ad", "saturated.fcs"):
+        shutil.copy(TEST_CONFIGS / "failing" / f, tmp_path / f)
+    good_sample(tmp_path / "good.h5", 0)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\n"
+        "good\trna\tgood.h5\tb1\n"
+        "broken\trna\tcorrupt.h5\tb1\n"
+        "noqc\trna\tno_cells_pass_qc.h5ad\tb1\n"
+        "saturated\tflow\tsaturated.fcs\tb1\n"
+    )
     proc = run_snakemake(
-        work,
+        tmp_path,
         "--keep-going",
         "--until",
         "cyto_clean",
         "rna_qc",
-        config={"on_sample_failure": "stop"},
+        config={"samples": str(sheet), "on_sample_failure": "stop"},
         check=False,
     )
     assert proc.returncode != 0
-    log = (work / "logs/rna_ingest/broken.log").read_text()
+    log = (tmp_path / "logs/rna_ingest/broken.log").read_text()
     assert "sample 'broken'" in log and "corrupt.h5" in log
-    assert "no event passes the gates" in (work / "logs/cyto_clean/flow/saturated.log").read_text()
-    assert not (work / "results/rna/ingest/broken.h5ad").exists()
-    assert not (work / "results/cyto/flow/clean/saturated.h5ad").exists()
-    for s in ("P1_pre", "P2_pre", "P1_post"):  # --keep-going: the others are processed
-        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists()
-        assert (work / f"results/rna/qc/{s}.h5ad").exists()
+    assert (
+        "sample 'noqc': only 0 of 150 cells pass QC"
+        in (tmp_path / "logs/rna_qc/noqc.log").read_text()
+    )
+    log = (tmp_path / "logs/cyto_clean/flow/saturated.log").read_text()
+    assert "saturated.fcs" in log and "no event passes the gates" in log
+    for out in ("rna/ingest/broken", "rna/qc/noqc", "cyto/flow/clean/saturated"):
+        assert not (tmp_path / f"results/{out}.h5ad").exists(), out
+    assert (tmp_path / "results/rna/qc/good.h5ad").exists()  # --keep-going: the good one ran
 
 
 def test_gpu_requested_without_gpu_fails_fast(tmp_path):

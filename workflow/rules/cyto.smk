@@ -274,7 +274,5 @@ rule cyto_plots:
     resources:
         mem_mb=mem_cohort,
         runtime=30,
-    params:
-        plots=PARAMS.plots,
     script:
         "../../scripts/cyto_plots.py"

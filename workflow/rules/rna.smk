@@ -235,7 +235,6 @@ rule rna_composition:
 rule rna_plots:
     input:
         annotated=rules.rna_annotate.output[0],
-        normalized_hvg=rules.rna_normalize.output.hvg,
     output:
         umap=report(
             "results/rna/figures/umap.png",
@@ -271,7 +270,5 @@ rule rna_plots:
     resources:
         mem_mb=mem_embedding,
         runtime=30,
-    params:
-        plots=PARAMS.plots,
     script:
         "../../scripts/rna_plots.py"

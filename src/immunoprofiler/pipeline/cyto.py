@@ -257,7 +257,8 @@ def cyto_normalize(
 
 def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> None:
     """FlowSOM on the type markers (fitted on a seeded subsample, every event assigned), and
-    UMAP of a seeded subsample."""
+    UMAP of a seeded subsample after (``obsm["X_umap"]``) and before batch normalisation
+    (``obsm["X_umap_uncorrected"]``: the same events; NaN outside the subsample)."""
     from ..io.h5ad import read_columns, read_obs, read_var
     from ..tl.embedding import umap
     from ..tl.flowsom import flowsom
@@ -296,8 +297,13 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
             "fit_events": len(fit_idx),
         },
     }
-    emb = umap(X, rows=rows, seed=params.seed)
-    write_h5ad(ad.AnnData(obs=obs, obsm={"X_umap": emb}, uns=uns), out)
+    # the same events before batch normalisation, for the figure of what it removed
+    before = np.full((len(X), 2), np.nan, dtype=np.float32)
+    before[rows] = umap(
+        np.asarray(read_columns(inp, markers, layer="transformed", rows=rows)), seed=params.seed
+    )
+    obsm = {"X_umap": umap(X, rows=rows, seed=params.seed), "X_umap_uncorrected": before}
+    write_h5ad(ad.AnnData(obs=obs, obsm=obsm, uns=uns), out)
 
 
 def cyto_annotate(
@@ -343,7 +349,7 @@ def cyto_annotate(
         step="cyto_annotate",
         params=params,
         inputs=[markers],
-        obsm={"X_umap": cl.obsm["X_umap"]},
+        obsm={k: cl.obsm[k] for k in ("X_umap", "X_umap_uncorrected")},
         uns={"flowsom": cl.uns["flowsom"]},
     )
 
@@ -372,24 +378,18 @@ def cyto_plots(
     umap: str | Path,
     umap_uncorrected: str | Path,
     abundance: str | Path,
-    params: P.Plots,
 ) -> None:
     """UMAP after batch normalisation (cell type, batch) and before it (the same events),
     metacluster heatmap, per-sample composition."""
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
     from ..pl import abundance_bars, metacluster_heatmap, umap_scatter
     from ..tl.abundance import composition
-    from ..tl.embedding import umap as embed
 
     obs, var = read_obs(annotated), read_var(annotated)
     markers = list(var.index[var["marker_class"] == "type"])
     keys = ("cell_type", "batch")
-    save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=keys), umap)
-    rows = np.flatnonzero(obs["in_umap"].to_numpy(bool))
-    before = np.asarray(read_columns(annotated, markers, layer="transformed", rows=rows))
-    emb = np.full((len(obs), 2), np.nan, dtype=np.float32)
-    emb[rows] = embed(before, seed=params.seed)
-    save_figure(umap_scatter(emb, obs, keys=keys), umap_uncorrected)
+    for key, path in (("X_umap", umap), ("X_umap_uncorrected", umap_uncorrected)):
+        save_figure(umap_scatter(read_obsm(annotated, key), obs, keys=keys), path)
     X = np.asarray(read_columns(annotated, markers))
     save_figure(metacluster_heatmap(X, obs, markers), heatmap)
     save_figure(abundance_bars(composition(obs, modality="")), abundance)

@@ -251,11 +251,22 @@ def rna_integrate(
 
 
 def rna_cluster(inp: str | Path, out: str | Path, *, params: P.RnaCluster) -> None:
-    """Neighbours, Leiden and UMAP on the integrated embedding."""
+    """Neighbours, Leiden and UMAP on the integrated embedding; and, for the figure of the
+    batch effect integration removed, the UMAP of plain PCA on the HVGs (no batch correction)
+    of a seeded subsample evenly over samples (``obsm["X_umap_uncorrected"]``, NaN elsewhere),
+    computed here where the UMAP code is already compiled."""
     from ..tl.clustering import cluster
+    from ..tl.embedding import pca, umap
+    from ..tl.subsample import balanced_subsample
 
     adata = ad.read_h5ad(inp)
     cluster(adata, use_rep=adata.uns["integration"]["use_rep"], **dataclasses.asdict(params))
+    samples = adata.obs["sample_id"].astype(str).to_numpy()
+    rows = balanced_subsample(samples, UNCORRECTED_UMAP_CELLS, params.seed)
+    emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
+    pcs = pca(adata.X[rows], n_comps=30, seed=params.seed)
+    emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)
+    adata.obsm["X_umap_uncorrected"] = emb
     adata.uns["provenance"] = provenance.merge(
         adata.uns.get("provenance"), provenance.entry("rna_cluster", params=params)
     )
@@ -345,38 +356,24 @@ def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:
 
 def rna_plots(
     annotated: str | Path,
-    normalized_hvg: str | Path,
     *,
     umap: str | Path,
     umap_uncorrected: str | Path,
     dotplot: str | Path,
     abundance: str | Path,
-    params: P.Plots,
 ) -> None:
-    """UMAP after integration (cell type, batch, sample) and before it (PCA of the HVGs on a
-    seeded subsample: the batch effect integration removed), marker dot plot (the marker table
-    as annotation used it, in the data's gene names), composition."""
+    """UMAP after integration (cell type, batch, sample) and before it (plain PCA on the HVGs:
+    the batch effect integration removed), marker dot plot (the marker table as annotation
+    used it, in the data's gene names), composition."""
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_uns, read_var
     from ..pl import abundance_bars, marker_dotplot, umap_scatter
     from ..tl.abundance import composition
     from ..tl.annotation import split_markers
-    from ..tl.embedding import pca
-    from ..tl.embedding import umap as embed
-    from ..tl.subsample import balanced_subsample
 
     keys = ("cell_type", "batch", "sample_id")
     obs = read_obs(annotated)
-    save_figure(umap_scatter(read_obsm(annotated, "X_umap"), obs, keys=keys), umap)
-
-    rows = balanced_subsample(
-        obs["sample_id"].astype(str).to_numpy(), UNCORRECTED_UMAP_CELLS, params.seed
-    )
-    if not read_obs(normalized_hvg, columns=[]).index.equals(obs.index):
-        raise ValueError(f"{normalized_hvg} and {annotated} hold different cells")
-    X = read_columns(normalized_hvg, read_var(normalized_hvg).index, rows=rows)
-    emb = np.full((len(obs), 2), np.nan, dtype=np.float32)
-    emb[rows] = embed(pca(X, n_comps=30, seed=params.seed), min_dist=0.5, seed=params.seed)
-    save_figure(umap_scatter(emb, obs, keys=keys), umap_uncorrected)
+    for key, path in (("X_umap", umap), ("X_umap_uncorrected", umap_uncorrected)):
+        save_figure(umap_scatter(read_obsm(annotated, key), obs, keys=keys), path)
 
     table = read_uns(annotated)["annotation"]["markers_used"]
     var = read_var(annotated).index
