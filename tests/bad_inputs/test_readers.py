@@ -202,3 +202,53 @@ def test_duplicate_barcodes(tmp_path):
     _rewrite_gz(folder / "barcodes.tsv.gz", "\n".join(bcs) + "\n")
     with pytest.raises(InputFormatError, match="duplicated barcodes"):
         read_rna(folder, sample_id="s")
+
+
+def test_fcs_tot_disagrees_with_the_data(good_fcs, tmp_path):
+    b = bytearray(good_fcs.read_bytes())
+    ts, te, _, _ = _offsets(b)
+    text = b[ts : te + 1].decode("latin-1")
+    text = re.sub(r"(\$TOT.)(\d+)", lambda m: m[1] + str(int(m[2]) + 7).rjust(len(m[2])), text)
+    b[ts : te + 1] = text.encode("latin-1")
+    (tmp_path / "tot.fcs").write_bytes(b)
+    with pytest.raises(FCSError, match=r"tot\.fcs: "):
+        read_fcs(tmp_path / "tot.fcs", sample_id="s")
+
+
+def test_antibody_capture_only(tmp_path):
+    a = simulate_pbmc(200, batch=0, seed=1)
+    a.var["feature_types"] = "Antibody Capture"
+    write_10x_h5(a, tmp_path / "adt.h5")
+    with pytest.raises(InputFormatError, match=r"adt\.h5 has no Gene Expression features"):
+        read_rna(tmp_path / "adt.h5", sample_id="s")
+
+
+def test_no_cells(tmp_path):
+    a = simulate_pbmc(200, batch=0, seed=1)
+    write_10x_h5(a[:0], tmp_path / "none.h5")
+    with pytest.raises(InputFormatError, match=r"none\.h5 holds no cells"):
+        read_rna(tmp_path / "none.h5", sample_id="s")
+
+
+def test_bam_truncated_and_without_tags(tmp_path):
+    import pysam
+
+    from immunoprofiler.datasets.bam import write_synthetic_bam
+    from immunoprofiler.io.bam import BamError, count_bam
+
+    bam = tmp_path / "x.bam"
+    write_synthetic_bam(bam, n_reads=20_000, n_cells=50, n_genes=100, seed=1)
+    data = bam.read_bytes()
+    (tmp_path / "cut.bam").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BamError, match=r"cut\.bam: .*truncated"):
+        count_bam(tmp_path / "cut.bam")
+    header = {"HD": {"VN": "1.6"}, "SQ": [{"SN": "chr1", "LN": 1000}]}
+    with pysam.AlignmentFile(tmp_path / "untagged.bam", "wb", header=header) as out:
+        for i in range(10):
+            r = pysam.AlignedSegment()
+            r.query_name, r.query_sequence, r.flag = f"r{i}", "ACGT" * 10, 0
+            r.reference_id, r.reference_start, r.mapping_quality = 0, 10 * i, 255
+            r.cigar = [(0, 40)]
+            out.write(r)
+    with pytest.raises(BamError, match=r"untagged\.bam: no read has all of the configured tags"):
+        count_bam(tmp_path / "untagged.bam")

@@ -1,0 +1,105 @@
+"""Bad sample sheets and configs: refused before any job, each problem named (row, column,
+value; or the config key), the good rows beside them not blamed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from immunoprofiler.io.samples import SampleSheetError, read_sample_sheet
+from immunoprofiler.params import unknown_keys
+from tests.conftest import CONFIG_SCHEMA, ROOT, default_config
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/samples.schema.yaml").read_text())
+HEADER = "sample_id\tmodality\tpath\tbatch\n"
+
+
+def _sheet(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
+    (tmp_path / "ok.h5").write_bytes(b"")
+    (tmp_path / "ok.fcs").write_bytes(b"FCS3.1" + b" " * 60)
+    (tmp_path / "mex").mkdir(exist_ok=True)
+    (tmp_path / "empty_dir").mkdir(exist_ok=True)
+    (tmp_path / "mex" / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n"
+    )
+    p = tmp_path / "samples.tsv"
+    p.write_text(header + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return p
+
+
+GOOD = "good\trna\tok.h5\tb1"
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "why"),
+    [
+        ("../etc\trna\tok.h5\tb1", "sample_id", "does not match"),
+        ("a b\trna\tok.h5\tb1", "sample_id", "does not match"),
+        ("a;rm -rf\trna\tok.h5\tb1", "sample_id", "does not match"),
+        ("$(touch x)\trna\tok.h5\tb1", "sample_id", "does not match"),
+        ("Probe_ü\trna\tok.h5\tb1", "sample_id", "does not match"),
+        ("S1\tatac\tok.h5\tb1", "modality", "is not one of"),
+        ("S1\trna\tmissing.h5\tb1", "path", "file or folder does not exist"),
+        ("S1\trna\tempty_dir\tb1", "path", "folder holds no 10x matrix"),
+        ("S1\tflow\tmex\tb1", "path", "needs an FCS file, not a folder"),
+        ("S1\tcytof\tok.h5\tb1", "path", "not an FCS file"),
+        ("S1\trna\tok.fcs\tb1", "path", "unsupported scRNA-seq input"),
+        ("S1\trna\tok.h5\t", "batch", "is a required property"),
+    ],
+)
+def test_bad_rows_are_named_and_good_rows_are_not(tmp_path, row, column, why):
+    sheet = _sheet(tmp_path, GOOD, row)
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    msg = str(err.value)
+    assert "1 problem(s)" in msg, msg
+    assert f"row 3 (sample_id '{row.split(chr(9))[0]}'), column '{column}'" in msg, msg
+    assert why in msg, msg
+    assert "row 2" not in msg  # the good row is not blamed
+
+
+def test_duplicate_ids_and_missing_columns(tmp_path):
+    sheet = _sheet(tmp_path, GOOD, GOOD)
+    with pytest.raises(SampleSheetError, match=r"not unique within modality 'rna' \(rows 2, 3\)"):
+        read_sample_sheet(sheet, schema=SCHEMA)
+    sheet = _sheet(tmp_path, "good\trna\tok.h5", header="sample_id\tmodality\tpath\n")
+    with pytest.raises(SampleSheetError, match=r"missing required column\(s\): batch"):
+        read_sample_sheet(sheet, schema=SCHEMA)
+
+
+def test_panel_on_an_rna_row_and_a_missing_panel(tmp_path):
+    header = "sample_id\tmodality\tpath\tbatch\tpanel\n"
+    sheet = _sheet(
+        tmp_path, "r\trna\tok.h5\tb1\tp.tsv", "c\tcytof\tok.fcs\tb1\tnone.tsv", header=header
+    )
+    (tmp_path / "p.tsv").write_text("channel\tmarker\tmarker_class\n")
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    assert "a panel is for cytometry rows only" in str(err.value)
+    assert "panel file does not exist" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"rna": {"qc": {"max_pct_mt": "twenty"}}}, "max_pct_mt"),  # wrong type
+        ({"rna": {"qc": {"max_pct_mt": -5}}}, "max_pct_mt"),  # below its range
+        ({"cyto": {"clean": {"bead_min": -100}}}, "bead_min"),  # the issue's example
+        ({"rna": {"integrate": {"method": "magic"}}}, "magic"),  # not one of the methods
+        ({"profile": {"qc": {"min_fraction_retained": 1.5}}}, "min_fraction_retained"),
+    ],
+)
+def test_bad_config_values_are_refused(config, match):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match=match):
+        default_config(**config)
+
+
+def test_unknown_config_key_is_refused_with_a_suggestion():
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
+    assert unknown_keys({"cyto": {"normalise": {}}}, schema) == [
+        "config key 'cyto.normalise' is not known (did you mean 'normalize'?)"
+    ]
