@@ -103,3 +103,32 @@ def test_unknown_config_key_is_refused_with_a_suggestion():
     assert unknown_keys({"cyto": {"normalise": {}}}, schema) == [
         "config key 'cyto.normalise' is not known (did you mean 'normalize'?)"
     ]
+
+
+def test_panel_problems_are_found_with_the_sheet(tmp_path):
+    """A panel naming a channel the FCS file lacks (or with a bad class) stops the run before
+    any job: checked against the file's header."""
+    from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
+
+    X, names, desc, _, _ = simulate_cytometry(300, modality="cytof", seed=1)
+    write_fcs(tmp_path / "c.fcs", X, names, desc)
+    good = f"channel\tmarker\tmarker_class\n{names[5]}\t{desc[5]}\ttype\n"
+    (tmp_path / "good.tsv").write_text(good)
+    (tmp_path / "absent.tsv").write_text("channel\tmarker\tmarker_class\nXx999Di\tCD3\ttype\n")
+    (tmp_path / "class.tsv").write_text(
+        f"channel\tmarker\tmarker_class\n{names[5]}\tCD3\tlineage\n"
+    )
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\tpanel\n"
+        "a\tcytof\tc.fcs\tb1\tgood.tsv\n"
+        "b\tcytof\tc.fcs\tb1\tabsent.tsv\n"
+        "c\tcytof\tc.fcs\tb1\tclass.tsv\n"
+    )
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    msg = str(err.value)
+    assert "2 problem(s)" in msg
+    assert "row 3 (sample_id 'b'), column 'panel'" in msg
+    assert "channel(s) ['Xx999Di'] are not in the FCS file" in msg
+    assert "row 4 (sample_id 'c'), column 'panel'" in msg and "marker_class must be" in msg

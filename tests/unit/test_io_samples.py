@@ -86,7 +86,10 @@ def test_same_id_in_two_modalities_is_fine(tmp_path):
 
 
 def test_cytometry_rows_need_fcs_files_and_existing_panels(tmp_path):
-    (tmp_path / "a.fcs").write_bytes(b"FCS3.0    ")
+    from immunoprofiler.datasets.cytometry import simulate_cytometry, write_fcs
+
+    X, names, desc, _, _ = simulate_cytometry(200, modality="cytof", seed=1)
+    write_fcs(tmp_path / "a.fcs", X, names, desc)  # the panel is checked against its header
     (tmp_path / "b.fcs").write_text("not fcs")
     (tmp_path / "panels").mkdir()
     (tmp_path / "panels" / "p.tsv").write_text("channel\tmarker\tmarker_class\n")

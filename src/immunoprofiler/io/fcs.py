@@ -39,6 +39,23 @@ def _sample(path: Path):
     return sample
 
 
+def read_header_channels(path: str | Path) -> tuple[list[str], list[str]]:
+    """``$PnN`` and ``$PnS`` of an FCS file from its TEXT segment only (no event data read):
+    what the sheet validation needs to check a panel before any job runs."""
+    import flowio
+
+    try:
+        fd = flowio.FlowData(str(path), only_text=True, ignore_offset_error=True)
+    except Exception as err:  # FlowIO raises several types for damaged headers
+        raise FCSError(
+            f"{path}: the FCS header cannot be read ({type(err).__name__}: {err})"
+        ) from err
+    chans = [fd.channels[k] for k in sorted(fd.channels, key=int)]
+    return [str(c.get("pnn", "")).strip() for c in chans], [
+        str(c.get("pns", "") or "").strip() for c in chans
+    ]
+
+
 def spillover_from_keywords(keywords: dict[str, str]) -> pd.DataFrame | None:
     """The spillover matrix of ``$SPILL`` / ``$SPILLOVER`` (rows = detectors spilling from)."""
     text = next((keywords[k] for k in SPILL_KEYS if keywords.get(k, "").strip()), None)

@@ -97,6 +97,20 @@ def _check_file(path: str, modality: str) -> str | None:
     return None
 
 
+def _check_panel(panel: str, fcs: str, modality: str) -> str | None:
+    """The panel checked against the FCS file's header (channels present, classes, cofactors):
+    what would otherwise fail inside the file's first job."""
+    from .fcs import FCSError, read_header_channels
+    from .panel import PanelError, read_panel
+
+    try:
+        channels, descriptions = read_header_channels(fcs)
+        read_panel(panel, channels, descriptions, modality=modality)
+    except (FCSError, PanelError) as err:
+        return str(err)
+    return None
+
+
 def read_sample_sheet(
     path: str | Path,
     *,
@@ -160,6 +174,7 @@ def read_sample_sheet(
             problems.append(_problem(i, sid, str(column), record.get(str(column), ""), err.message))
         p = resolve_path(rec["path"], sheet_dir) if rec["path"] else ""
         resolved.append(p)
+        fcs_ok = False  # a readable FCS file here: its panel can be checked against it
         if (
             p
             and os.path.abspath(p) not in pending_set
@@ -168,6 +183,7 @@ def read_sample_sheet(
             why = _check_file(p, rec["modality"])
             if why:
                 problems.append(_problem(i, sid, "path", rec["path"], f"{why} (resolved: {p})"))
+            fcs_ok = why is None and rec["modality"] != "rna"
         panel = rec.get("panel", "")
         if panel:
             if rec["modality"] == "rna":
@@ -180,6 +196,9 @@ def read_sample_sheet(
                 problems.append(
                     _problem(i, sid, "panel", panel, f"panel file does not exist (resolved: {pp})")
                 )
+            elif rec["modality"] in ("cytof", "flow") and Path(pp).is_file() and fcs_ok:
+                if why := _check_panel(pp, p, rec["modality"]):
+                    problems.append(_problem(i, sid, "panel", panel, why))
         else:
             panels.append("")
     dup = df[df.duplicated(["modality", "sample_id"], keep=False)]
