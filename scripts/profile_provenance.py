@@ -7,8 +7,10 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.pipeline import profile_provenance  # noqa: E402
 
 profile_provenance(
-    snakemake.input,
+    snakemake.input.annotated,
     table=snakemake.output.table,
     config=snakemake.params.config,
     config_out=snakemake.output.config,
+    lock=snakemake.input.lock,
+    environment=snakemake.output.environment,
 )

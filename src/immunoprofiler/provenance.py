@@ -146,3 +146,28 @@ def read(*paths: str | Path) -> Provenance:
             if "uns/provenance" in f:
                 out.update(read_elem(f["uns/provenance"]))
     return out
+
+
+def read_lock(path: str | Path) -> dict[str, str]:
+    """``{package: version}`` pinned by a lock file (``name==version`` lines, hashes ignored)."""
+    import re
+
+    pins = {}
+    for line in Path(path).read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", line):
+            pins[m[1].lower().replace("_", "-")] = m[2]
+    return pins
+
+
+def environment_vs_lock(path: str | Path) -> list[dict[str, str]]:
+    """Every package of the lock file with the version installed here and whether they
+    match (``same``, ``different``, ``not installed``): what a rerun elsewhere would differ in."""
+    rows = []
+    for name, locked in sorted(read_lock(path).items()):
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = ""
+        status = "same" if installed == locked else "different" if installed else "not installed"
+        rows.append({"package": name, "locked": locked, "installed": installed, "status": status})
+    return rows

@@ -67,3 +67,41 @@ def test_merge_and_read_back_from_h5ad(tmp_path):
         "normalize",
         "other",
     ]
+
+
+def test_environment_compared_with_the_lock_file(tmp_path):
+    from importlib.metadata import version
+
+    from immunoprofiler.provenance import environment_vs_lock, read_lock
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "# a comment\n"
+        f"anndata=={version('anndata')} \\\n    --hash=sha256:abc\n"
+        "numpy==0.0.1 \\\n    --hash=sha256:def\n    # via scanpy\n"
+        "no_such_package==1.0\n"
+    )
+    assert read_lock(lock) == {
+        "anndata": version("anndata"),
+        "numpy": "0.0.1",
+        "no-such-package": "1.0",
+    }
+    status = {r["package"]: r["status"] for r in environment_vs_lock(lock)}
+    assert status == {"anndata": "same", "numpy": "different", "no-such-package": "not installed"}
+
+
+def test_the_committed_lock_pins_every_declared_dependency():
+    """The repository's lock file parses and pins every dependency pyproject declares."""
+    import re
+    import tomllib
+
+    from immunoprofiler.provenance import read_lock
+    from tests.conftest import ROOT
+
+    pins = read_lock(ROOT / "requirements.lock")
+    assert "torch" not in pins  # installed first, the CPU build (see tools/update-lock.sh)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in wanted}
+    # every declared dependency is locked: a change to pyproject needs tools/update-lock.sh
+    assert names - {"torch"} <= set(pins), sorted(names - {"torch"} - set(pins))

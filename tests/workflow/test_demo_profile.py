@@ -3,6 +3,8 @@ simulated response effect, pseudobulk, QC status, provenance."""
 
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -113,7 +115,16 @@ def test_qc_status_and_provenance(demo_run):
         "cyto_clean",
         "cyto_annotate",
     } <= steps
-    assert prov["versions"].str.contains("scanpy").all()
+    steps_only = prov[prov["step"] != "environment"]
+    assert steps_only["versions"].str.contains("scanpy").all()
+    # the installed packages against requirements.lock, its checksum in the table
+    env = _read(demo_run, "environment.tsv")
+    assert {"scanpy", "anndata", "snakemake"} <= set(env["package"])
+    assert set(env["status"]) <= {"same", "different", "not installed"}
+    row = prov.set_index("step").loc["environment"]
+    assert len(json.loads(row["inputs"])["requirements.lock"]) == 64
+    n_diff = json.loads(row["params"])["packages_differing_from_lock"]
+    assert n_diff == int((env["status"] != "same").sum())
     assert prov.loc[prov["step"].str.startswith("rna_ingest"), "inputs"].str.len().gt(10).all()
     cfg = yaml.safe_load((demo_run / "results/profile/config_used.yaml").read_text())
     assert cfg["profile"]["contrast"]["column"] == "response" and cfg["seed"] == 0

@@ -197,7 +197,8 @@ rule profile_qc_status:
 
 rule profile_provenance:
     input:
-        annotated_outputs(),
+        annotated=annotated_outputs(),
+        lock=str(REPO / "requirements.lock"),
     output:
         table=report(
             "results/profile/provenance.tsv",
@@ -210,6 +211,12 @@ rule profile_provenance:
             caption="../report/provenance.rst",
             category="Provenance",
             labels={"file": "configuration used"},
+        ),
+        environment=report(
+            "results/profile/environment.tsv",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"file": "installed packages vs requirements.lock"},
         ),
     log:
         "logs/profile_provenance/profile_provenance.log",

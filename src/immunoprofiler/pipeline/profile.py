@@ -155,11 +155,20 @@ def profile_provenance(
     table: str | Path,
     config: Mapping[str, Any],
     config_out: str | Path,
+    lock: str | Path,
+    environment: str | Path,
 ) -> pd.DataFrame:
     """Every step's library versions, parameters and input checksums, gathered from the
-    ``uns["provenance"]`` of the final files, and the configuration the run used."""
+    ``uns["provenance"]`` of the final files, and the configuration the run used; the installed
+    packages compared with the lock file (``environment``), whose checksum and differences are
+    the ``environment`` row of the table."""
     import yaml
 
+    env = pd.DataFrame(
+        provenance.environment_vs_lock(lock), columns=["package", "locked", "installed", "status"]
+    )
+    env.to_csv(environment, sep="\t", index=False)
+    differ = env[env["status"] != "same"]
     rows = [
         {
             "step": step,
@@ -169,6 +178,20 @@ def profile_provenance(
         }
         for step, rec in sorted(provenance.read(*annotated).items())
     ]
+    rows.append(
+        {
+            "step": "environment",
+            "params": json.dumps({"packages_differing_from_lock": len(differ)}),
+            "inputs": json.dumps({Path(lock).name: provenance.sha256sum(lock)}),
+            "versions": json.dumps(
+                {
+                    r.package: f"{r.installed or 'not installed'} (lock {r.locked})"
+                    for r in differ.itertuples()
+                },
+                sort_keys=True,
+            ),
+        }
+    )
     df = pd.DataFrame(rows, columns=["step", "params", "inputs", "versions"])
     df.to_csv(table, sep="\t", index=False)
     Path(config_out).write_text(yaml.safe_dump(dict(config), sort_keys=False))
