@@ -273,3 +273,32 @@ def report_excluded():
             f"{len(excluded)} sample(s) excluded from the cohort profile "
             f"(results/profile/qc_status.tsv):\n" + "\n".join(lines)
         )
+
+
+def cancel_left_over_slurm_jobs():
+    """On exit of the main Snakemake process, cancel this run's Slurm jobs still queued or
+    running (none after a normal end; those of an interrupted run).
+
+    The Slurm plugin cancels the jobs it holds as active when Snakemake is interrupted, but
+    the executor interface empties that list while it checks the jobs' status (sacct can take
+    seconds on a busy controller), so a Ctrl-C in that window cancelled nothing and left the
+    whole run queued (seen in CI). Every job of a run carries the run's id as its Slurm job
+    name ("SLURM run ID: ..." in the log), so ``scancel --name`` reaches all of them."""
+    import subprocess
+
+    executor = getattr(workflow.scheduler, "_executor", None)
+    run_id = getattr(executor, "run_uuid", None)
+    if run_id is None or workflow.remote_execution_settings.immediate_submit:
+        return  # not a Slurm run, or its jobs are meant to outlive Snakemake
+    try:
+        subprocess.run(
+            ["scancel", "--name", run_id], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"could not cancel the Slurm jobs of run {run_id}: {e}; scancel --name {run_id}")
+
+
+if workflow.is_main_process:
+    import atexit
+
+    atexit.register(cancel_left_over_slurm_jobs)
