@@ -14,5 +14,6 @@ cyto_ingest(
     modality=snakemake.wildcards.modality,
     metadata=snakemake.params.metadata,
     panel=snakemake.input.panel or None,
+    params=snakemake.params.step,
     on_failure=snakemake.params.on_failure,
 )

@@ -218,6 +218,13 @@ class Logicle:
 
 
 @dataclass(frozen=True)
+class CytoIngest:
+    """``cyto_ingest``: what to do with events holding a non-finite value."""
+
+    non_finite: Literal["error", "drop"]
+
+
+@dataclass(frozen=True)
 class CytoTransform:
     """``cyto_transform``: arcsinh with the panel's cofactors, or logicle."""
 
@@ -319,6 +326,7 @@ class StepParams:
     rna_integrate: RnaIntegrate
     rna_cluster: RnaCluster
     rna_annotate: RnaAnnotate
+    cyto_ingest: CytoIngest
     cyto_transform: CytoTransform
     cyto_clean: CytoClean
     cyto_normalize: CytoNormalize
@@ -360,6 +368,7 @@ class StepParams:
                 species=rna["species"],
                 seed=seed,
             ),
+            cyto_ingest=build(CytoIngest, cyto["ingest"], where="cyto.ingest"),
             cyto_transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),
             cyto_clean=build(CytoClean, cyto["clean"], where="cyto.clean", files=("gating",)),
             cyto_normalize=build(

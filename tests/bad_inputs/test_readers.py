@@ -69,6 +69,25 @@ def test_fcs_non_finite_values_are_refused(tmp_path):
     with pytest.raises(FCSError, match=r"nan\.fcs: 3 non-finite values \(NaN or ±inf\)"):
         read_fcs(bad, sample_id="s")
 
+    # config cyto.ingest.non_finite: drop — those events (rows 5, 9, 11) left out and counted,
+    # the others kept with their event numbers
+    good = read_fcs(fcs_with(tmp_path, "good.fcs", lambda X: X), sample_id="s")
+    kept = read_fcs(bad, sample_id="s", non_finite="drop")
+    assert kept.uns["fcs"]["non_finite_dropped"] == 3
+    assert kept.n_obs == good.n_obs - 3
+    assert {"s_5", "s_9", "s_11"}.isdisjoint(kept.obs_names) and "s_10" in kept.obs_names
+    np.testing.assert_array_equal(kept.layers["raw"], good[kept.obs_names].layers["raw"])
+
+
+def test_fcs_dropping_non_finite_events_keeps_the_garbage_check(good_fcs, tmp_path):
+    """Dropping NaN events never hides a misread data segment, nor leaves an empty file."""
+    bad = misalign(good_fcs, tmp_path / "shifted.fcs", -2)
+    with pytest.raises(FCSError, match=r"shifted\.fcs: values implausible"):
+        read_fcs(bad, sample_id="s", non_finite="drop")
+    all_nan = fcs_with(tmp_path, "allnan.fcs", lambda X: np.where(X == X, np.nan, X)[:5])
+    with pytest.raises(FCSError, match=r"allnan\.fcs: every event holds a non-finite value"):
+        read_fcs(all_nan, sample_id="s", non_finite="drop")
+
 
 def test_fcs_without_events(tmp_path):
     bad = fcs_with(tmp_path, "empty.fcs", lambda X: X[:0])

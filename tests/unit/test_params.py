@@ -95,6 +95,7 @@ def test_parameter_fields_are_the_schema_keys():
         P.RnaIntegrate: ("rna", "integrate"),
         P.RnaCluster: ("rna", "cluster"),
         P.RnaAnnotate: ("rna", "annotate"),
+        P.CytoIngest: ("cyto", "ingest"),
         P.CytoClean: ("cyto", "clean"),
         P.CytoNormalize: ("cyto", "normalize"),
         P.CytoCluster: ("cyto", "cluster"),
@@ -132,6 +133,7 @@ def test_package_defaults_agree_with_the_schema():
     and by a scan of every function for keys whose schema default is unambiguous."""
     from immunoprofiler.datasets import write_demo
     from immunoprofiler.io.bam import BamCountParams, count_matrix
+    from immunoprofiler.io.fcs import read_fcs
     from immunoprofiler.pp import batchnorm, cellcalling, cytometry, gating, normalization, quality
     from immunoprofiler.tl import annotation, clustering, differential, flowsom, integration
     from immunoprofiler.tl import qc_status as qcs
@@ -147,6 +149,7 @@ def test_package_defaults_agree_with_the_schema():
         (BamCountParams, ("rna", "bam_count"), {}),
         (count_matrix, ("rna", "bam_count"), {}),
         (cellcalling.call_cells, ("rna", "bam_count"), {"method": "cell_calling"}),
+        (read_fcs, ("cyto", "ingest"), {}),
         (gating.clean, ("cyto", "clean"), {}),
         (gating.auto_gates, ("cyto", "clean"), {}),
         (cytometry.transform, ("cyto", "transform"), {}),

@@ -40,6 +40,7 @@ def run_chain(work, files, *, modality, batches, extra=None, **normalize):
             sample_id=sid,
             modality=modality,
             metadata=meta,
+            params=step_params("cyto_ingest"),
         )
         pipeline.cyto_compensate(
             work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid, modality=modality

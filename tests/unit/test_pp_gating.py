@@ -69,6 +69,7 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
         sample_id="bal",
         modality="flow",
         metadata={"sample_id": "bal", "batch": "b1"},
+        params=step_params("cyto_ingest"),
     )
     pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal", modality="flow")
     pipeline.cyto_transform(
@@ -133,6 +134,7 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
         sample_id="x",
         modality=modality,
         metadata={"sample_id": "x", "batch": "b"},
+        params=step_params("cyto_ingest"),
     )
     pipeline.cyto_compensate(
         tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x", modality=modality

@@ -20,6 +20,7 @@ rule cyto_ingest:
         mem_mb=mem_per_sample,
         runtime=10,
     params:
+        step=PARAMS.cyto_ingest,
         on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
     script:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -80,6 +81,8 @@ def spillover_from_keywords(keywords: dict[str, str]) -> pd.DataFrame | None:
 BEYOND_RANGE = 1000.0
 #: the share of such values in one channel that marks a misread data segment
 GARBAGE_FRACTION = 0.01
+#: what to do with events holding a NaN or ±inf value (config ``cyto.ingest.non_finite``)
+NonFinite = Literal["error", "drop"]
 
 
 def _number(value: str | None) -> float:
@@ -90,13 +93,23 @@ def _number(value: str | None) -> float:
 
 
 def check_values(
-    events: np.ndarray, channels: list[str], ranges: list[float], *, path: str | Path
-) -> None:
+    events: np.ndarray,
+    channels: list[str],
+    ranges: list[float],
+    *,
+    path: str | Path,
+    non_finite: NonFinite = "error",
+) -> np.ndarray:
     """Refuse data that cannot be measurements: a channel where more than
-    :data:`GARBAGE_FRACTION` of the events are non-finite, lie :data:`BEYOND_RANGE` times
-    beyond the channel's ``$PnR`` or are tiny non-zero numbers (< 1e-20) — what a data
-    segment read from a misaligned offset decodes to —, or any non-finite value (NaN, ±inf)
-    at all.
+    :data:`GARBAGE_FRACTION` of the events lie :data:`BEYOND_RANGE` times beyond the
+    channel's ``$PnR`` or are tiny non-zero numbers (< 1e-20) — what a data segment read from
+    a misaligned offset decodes to —, or (``non_finite="error"``) are non-finite, or any
+    non-finite value (NaN, ±inf) at all. With ``non_finite="drop"`` the events holding a
+    non-finite value are left out instead (the caller records how many).
+
+    Returns
+    -------
+    The events to keep (boolean mask).
 
     Raises
     ------
@@ -107,7 +120,10 @@ def check_values(
     limit = BEYOND_RANGE * np.maximum(np.nan_to_num(np.asarray(ranges), nan=1.0), 1.0)
     with np.errstate(invalid="ignore"):
         absx = np.abs(events)
-        absurd = (~finite | (absx > limit) | ((absx < 1e-20) & (events != 0))).mean(axis=0)
+        absurd = (absx > limit) | ((absx < 1e-20) & (events != 0))
+        if non_finite == "error":
+            absurd |= ~finite
+        absurd = absurd.mean(axis=0)
     if (absurd > GARBAGE_FRACTION).any():
         worst = {
             c: f"{f:.0%}"
@@ -119,17 +135,31 @@ def check_values(
             f"non-finite, beyond {BEYOND_RANGE:g}x the range or below 1e-20: {worst}; the data "
             "segment is misread (misaligned DATA offset or wrong $DATATYPE/$BYTEORD?)"
         )
-    if not finite.all():
+    keep = finite.all(axis=1)
+    if not keep.all():
         bad = (~finite).sum(axis=0)
         where = {c: int(n) for c, n in zip(channels, bad, strict=True) if n}
-        raise FCSError(
-            f"{path}: {int(bad.sum())} non-finite values (NaN or ±inf) in the data, per channel "
-            f"{where}: the file is damaged or was exported with invalid values"
+        if non_finite == "error":
+            raise FCSError(
+                f"{path}: {int(bad.sum())} non-finite values (NaN or ±inf) in the data, per "
+                f"channel {where}: the file is damaged or was exported with invalid values "
+                "(config cyto.ingest.non_finite: drop leaves those events out instead)"
+            )
+        if not keep.any():
+            raise FCSError(f"{path}: every event holds a non-finite value (NaN or ±inf)")
+        logger.warning(
+            "%s: %d of %d events dropped for non-finite values, per channel %s",
+            path,
+            int((~keep).sum()),
+            keep.size,
+            where,
         )
+    return keep
 
 
-def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
-    """Read one FCS file.
+def read_fcs(path: str | Path, *, sample_id: str, non_finite: NonFinite = "error") -> ad.AnnData:
+    """Read one FCS file; events with a non-finite value are an error or, with
+    ``non_finite="drop"``, left out (counted in ``uns["fcs"]["non_finite_dropped"]``).
 
     Returns
     -------
@@ -170,14 +200,22 @@ def read_fcs(path: str | Path, *, sample_id: str) -> ad.AnnData:
         raise FCSError(f"{path}: channel names ($PnN) are not unique: {channels}")
     desc = [str(d or "").strip() for d in sample.pns_labels]
     ranges = [_number(keywords.get(f"p{i + 1}r")) for i in range(len(channels))]
-    check_values(events, channels, ranges, path=path)
+    keep = check_values(events, channels, ranges, path=path, non_finite=non_finite)
+    dropped = int((~keep).sum())
+    if dropped:
+        events = events[keep]
     var = pd.DataFrame({"channel": channels, "description": desc, "range": ranges}, index=channels)
     adata = ad.AnnData(
-        obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in range(events.shape[0])]),
+        obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in np.flatnonzero(keep)]),
         var=var,
         layers={"raw": np.ascontiguousarray(events, dtype=np.float32)},
     )
-    adata.uns["fcs"] = {"version": str(sample.version), "keywords": keywords, "file": path.name}
+    adata.uns["fcs"] = {
+        "version": str(sample.version),
+        "keywords": keywords,
+        "file": path.name,
+        "non_finite_dropped": dropped,
+    }
     spill = spillover_from_keywords(keywords)
     if spill is not None:
         unknown = sorted(set(spill.index) - set(channels))

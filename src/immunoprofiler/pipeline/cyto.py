@@ -44,14 +44,16 @@ def cyto_ingest(
     sample_id: str,
     modality: str,
     metadata: Mapping[str, str],
+    params: P.CytoIngest,
     panel: str | Path | None = None,
 ) -> ad.AnnData:
-    """Read one FCS file, attach its panel (given or derived) and the sheet metadata."""
+    """Read one FCS file (events with NaN/±inf: an error, or left out and counted), attach
+    its panel (given or derived) and the sheet metadata."""
     from ..io.fcs import read_fcs
     from ..io.panel import derive_panel, parse_channel, read_panel
     from ..io.samples import add_metadata
 
-    adata = read_fcs(path, sample_id=sample_id)
+    adata = read_fcs(path, sample_id=sample_id, non_finite=params.non_finite)
     channels, desc = list(adata.var["channel"]), list(adata.var["description"])
     if panel:
         table = read_panel(panel, channels, desc, modality=modality)
@@ -66,7 +68,12 @@ def cyto_ingest(
     _add_entry(
         adata,
         f"cyto_ingest:{sample_id}",
-        params={"modality": modality, "panel": str(panel or "derived")},
+        params={
+            "modality": modality,
+            "panel": str(panel or "derived"),
+            "non_finite": params.non_finite,
+            "non_finite_events_dropped": adata.uns["fcs"]["non_finite_dropped"],
+        },
         inputs=[path, *([panel] if panel else [])],
     )
     write_h5ad(adata, out)
