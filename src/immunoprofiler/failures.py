@@ -169,8 +169,7 @@ def per_sample(
                     file=str(arg[file] if file else ins[0]),
                     reason=str(err),
                 )
-                for out in outs:
-                    Path(f"{out}.partial").unlink(missing_ok=True)
+                for out in outs:  # (the writers leave no partial file: io.h5ad.atomic)
                     write_record(out, failure)
                 logger.warning("sample %s excluded from the cohort: %s", failure.sample_id, err)
                 return None

@@ -120,3 +120,62 @@ def test_writes_are_atomic(tmp_path):
         s2.append(part)
         raise ValueError("killed")
     assert not list(tmp_path.glob("d.h5ad*"))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root, as CI runs; skipped otherwise)."""
+    import os
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=False)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_path):
+    """Every writer (whole AnnData, streamed, dense, annotated copy) raises DiskFullError naming
+    the file and leaves neither it nor a partial file; a per-sample step fails its job rather
+    than excluding the sample."""
+    from immunoprofiler.failures import per_sample
+    from immunoprofiler.io.h5ad import (
+        DiskFullError,
+        write_annotated,
+        write_dense_h5ad,
+        write_h5ad,
+    )
+
+    rng = np.random.default_rng(0)
+    big = ad.AnnData(rng.normal(size=(4000, 100)).astype(np.float32))  # 1.6 MB
+    (tmp_path / "src.h5ad").unlink(missing_ok=True)
+    big.write_h5ad(tmp_path / "src.h5ad")
+    parts = blocks(n_blocks=30, n=400, g=200)
+    writers = {
+        "whole.h5ad": lambda out: write_h5ad(big, out),
+        "streamed.h5ad": lambda out: write_streamed(out, parts, var=parts[0].var),
+        "dense.h5ad": lambda out: write_dense_h5ad(
+            out, [(big.X, big.obs)], n_obs=big.n_obs, var=big.var
+        ),
+        "annotated.h5ad": lambda out: write_annotated(
+            tmp_path / "src.h5ad", out, obs=big.obs, obsm={}, uns={}
+        ),
+    }
+    for name, write in writers.items():
+        out = full_disk / name
+        with pytest.raises(DiskFullError, match=rf"{name}: no space left on the device"):
+            write(out)
+        assert list(full_disk.iterdir()) == [], name
+
+    @per_sample("step", inputs=(), outputs=("out",))
+    def step(out, *, sample_id, modality):
+        write_h5ad(big, out)
+
+    with pytest.raises(DiskFullError):
+        step(full_disk / "s.h5ad", sample_id="s", modality="flow", on_failure="exclude")
+    assert list(full_disk.iterdir()) == []  # no failure record: the sample is not to blame

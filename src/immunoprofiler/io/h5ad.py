@@ -7,7 +7,10 @@ sample's matrix, not the whole cohort's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import errno
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +22,56 @@ import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
 
-def write_h5ad(adata: ad.AnnData, path: str | Path) -> None:
-    """``adata.write_h5ad(path)``, atomically: written to ``<path>.partial`` and renamed, so a
-    job killed (or a disk filled) during the write never leaves a truncated file that looks
-    complete; the partial file is removed when the write fails."""
+class DiskFullError(OSError):
+    """The disk filled while an output was written (not a problem of the sample: the job
+    fails, whatever ``on_sample_failure`` says, and can be rerun once there is space)."""
+
+
+@contextmanager
+def atomic(path: str | Path) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the temporary ``<path>.partial`` it is
+    given, which is renamed to ``path`` when the block succeeds and removed when it fails, so
+    a job killed or a disk filled during the write never leaves a truncated file that looks
+    complete. A full disk becomes :class:`DiskFullError` naming the file and the free space.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     try:
-        adata.write_h5ad(tmp)
+        yield tmp
         tmp.replace(path)
+    except OSError as err:
+        if err.errno != errno.ENOSPC or isinstance(err, DiskFullError):
+            raise
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"{path}: no space left on the device while writing it ({free:.0f} MiB free "
+            f"there); nothing was kept of this file — free space and rerun the same command",
+        ) from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_space(path: str | Path, nbytes: int) -> None:
+    """Raise :class:`DiskFullError` before writing ``nbytes`` (plus a margin) to ``path`` where
+    the disk has less free: HDF5 reports a full disk during chunked writes only when the
+    dataset objects are freed (exceptions Python ignores, then a crash), so the writers that
+    append to an open HDF5 file check first."""
+    path = Path(path)
+    free = shutil.disk_usage(path.parent).free
+    if free < nbytes * 1.1 + 2**20:
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"{path}: no space left on the device for it ({free / 2**20:.1f} MiB free there, "
+            f"{nbytes / 2**20:.1f} MiB more to write); free space and rerun the same command",
+        )
+
+
+def write_h5ad(adata: ad.AnnData, path: str | Path) -> None:
+    """``adata.write_h5ad(path)``, atomically (:func:`atomic`)."""
+    with atomic(path) as tmp:
+        adata.write_h5ad(tmp)
 
 
 def read_obs(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -134,10 +176,10 @@ class StreamedH5ad:
         self._obs: list[pd.DataFrame] = []
         self.obs: pd.DataFrame | None = None  # set by close()
         self._obsm: dict[str, list[np.ndarray]] = {}
-        # written under a temporary name and renamed by close(): a killed job leaves no
-        # truncated file that looks complete
-        self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._f = h5py.File(self._tmp, "w")
+        # written under a temporary name and renamed by close() (:func:`atomic`): a killed
+        # job or a full disk leaves no truncated file that looks complete
+        self._atomic = atomic(self.path)
+        self._f = h5py.File(self._atomic.__enter__(), "w")
         self._f.attrs["encoding-type"] = "anndata"
         self._f.attrs["encoding-version"] = "0.1.0"
         write_elem(self._f, "layers", {})
@@ -147,9 +189,13 @@ class StreamedH5ad:
         if list(part.var_names) != list(self.var.index):
             raise ValueError(f"{self.path}: block {len(self._obs)} has different genes than var")
         first = not self._obs
-        mats = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in self.layers}}
+        given = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in self.layers}}
+        mats = {key: sp.csr_matrix(m, dtype=np.float32) for key, m in given.items()}
+        check_space(
+            self.path,
+            sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in mats.values()),
+        )
         for key, m in mats.items():
-            m = sp.csr_matrix(m, dtype=np.float32)
             if first:
                 parent, _, name = key.rpartition("/")
                 write_elem(self._f[parent] if parent else self._f, name, m)
@@ -161,30 +207,38 @@ class StreamedH5ad:
 
     def close(self) -> pd.DataFrame:
         """Write ``obs``, ``var``, ``obsm`` and ``uns``; return the ``obs`` written."""
-        f = self._f
         try:
-            if not self._obs:
-                raise ValueError(f"{self.path}: nothing to write")
-            obs = pd.concat(self._obs, join="outer")
-            for col in obs.columns:
-                if obs[col].dtype == object:
-                    obs[col] = obs[col].astype(str).astype("category")
-            write_elem(f, "obs", obs)
-            write_elem(f, "var", self.var)
-            n = len(self._obs)
-            write_elem(
-                f, "obsm", {k: np.concatenate(v) for k, v in self._obsm.items() if len(v) == n}
-            )
-            for key in ("varm", "obsp", "varp"):
-                write_elem(f, key, {})
-            write_elem(f, "uns", self.uns)
-            self.obs = obs
-            f.close()
-            self._tmp.replace(self.path)
-            return obs
-        finally:
-            f.close()
-            self._tmp.unlink(missing_ok=True)
+            obs = self._write_tail()
+            self._f.close()
+        except BaseException as err:
+            self._abort(err)
+            raise
+        self._atomic.__exit__(None, None, None)  # the rename
+        return obs
+
+    def _write_tail(self) -> pd.DataFrame:
+        f = self._f
+        if not self._obs:
+            raise ValueError(f"{self.path}: nothing to write")
+        obs = pd.concat(self._obs, join="outer")
+        for col in obs.columns:
+            if obs[col].dtype == object:
+                obs[col] = obs[col].astype(str).astype("category")
+        write_elem(f, "obs", obs)
+        write_elem(f, "var", self.var)
+        n = len(self._obs)
+        write_elem(f, "obsm", {k: np.concatenate(v) for k, v in self._obsm.items() if len(v) == n})
+        for key in ("varm", "obsp", "varp"):
+            write_elem(f, key, {})
+        write_elem(f, "uns", self.uns)
+        self.obs = obs
+        return obs
+
+    def _abort(self, err: BaseException) -> None:
+        """Close and remove the partial file (a full disk re-raised as DiskFullError)."""
+        with suppress(Exception):  # a close that failed once (full disk) may fail again
+            self._f.close()
+        self._atomic.__exit__(type(err), err, err.__traceback__)
 
     def __enter__(self) -> StreamedH5ad:
         return self
@@ -193,8 +247,7 @@ class StreamedH5ad:
         if exc_type is None:
             self.close()
         else:  # leave no half-written file behind
-            self._f.close()
-            self._tmp.unlink(missing_ok=True)
+            self._abort(exc)
 
 
 def write_streamed(
@@ -228,10 +281,9 @@ def write_dense_h5ad(
 
     A failure leaves no file behind.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
     obs_parts = []
-    try:
+    check_space(path, 4 * n_obs * len(var) * (1 + len(layers)))
+    with atomic(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["encoding-type"] = "anndata"
             f.attrs["encoding-version"] = "0.1.0"
@@ -266,9 +318,6 @@ def write_dense_h5ad(
             write_elem(f, "obsp", {})
             write_elem(f, "varp", {})
             write_elem(f, "uns", dict(uns or {}))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return obs
 
 
@@ -311,15 +360,8 @@ def write_annotated(
     """The annotated cohort file: ``source`` (the normalised cohort, matrices untouched) with
     ``obs`` replaced, ``obsm`` entries added and ``uns`` replaced.
 
-    Written to ``<out>.partial`` and renamed at the end, so a failure leaves neither ``out``
-    nor the partial file behind.
+    Written atomically (:func:`atomic`): a failure leaves neither ``out`` nor a partial file.
     """
-    import shutil
-
-    tmp = Path(f"{out}.partial")
-    try:
+    with atomic(out) as tmp:
         shutil.copyfile(source, tmp)
         update_h5ad(tmp, obs=obs, obsm=obsm, uns=uns)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
