@@ -3,7 +3,9 @@ local run, and GPU rules are routed to the GPU partition where they fail at once
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -184,6 +186,22 @@ def test_job_killed_for_memory_is_retried_with_more(slurm_cluster, tmp_path):
 
 
 def test_interrupting_snakemake_cancels_its_slurm_jobs(slurm_cluster, tmp_path):
+    """SIGINT while the executor checks its jobs' status — the moment its list of active jobs
+    is empty, so the plugin's own cancel reaches nothing — still leaves no job behind.
+
+    A ``sacct`` wrapper first on Snakemake's PATH holds each status check open for a few
+    seconds and marks it with a file; the interrupt is sent while the mark is there."""
+    real_sacct = shutil.which("sacct")
+    assert real_sacct, "sacct not on PATH"
+    checking = tmp_path / "status-check-running"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "sacct"
+    wrapper.write_text(
+        f'#!/bin/sh\ntouch "{checking}"\nsleep 5\nrm -f "{checking}"\nexec {real_sacct} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     sheet = _flow_sheet(tmp_path)
     cmd = snakemake_cmd(tmp_path / "run", *PROFILES, "--config", f"samples={sheet}")
     with open(tmp_path / "snakemake.log", "w") as out:
@@ -192,21 +210,29 @@ def test_interrupting_snakemake_cancels_its_slurm_jobs(slurm_cluster, tmp_path):
             cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         ids: set[str] = set()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             ids = set(SUBMITTED.findall((tmp_path / "snakemake.log").read_text()))
-            if ids and "RUNNING" in _squeue(ids).values():
+            if ids and "RUNNING" in _squeue(ids).values() and checking.exists():
                 break
-            time.sleep(1)
+            time.sleep(0.2)
         assert ids and proc.poll() is None, "no Slurm job started"
+        assert checking.exists(), "no status check in progress"
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=120)
     assert rc != 0
     time.sleep(3)
-    assert not _squeue(ids), _squeue(ids)  # nothing left queued or running
+    left = _squeue(ids)  # nothing left queued or running; cancelled ones may be completing
+    assert set(left.values()) <= {"COMPLETING"}, left
+    deadline = time.monotonic() + 60
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left = _squeue(ids)
+    assert not left, left
     states = {r["State"].split()[0] for r in sacct(*ids)}
     assert "CANCELLED" in states, states
 
