@@ -291,9 +291,7 @@ def cancel_left_over_slurm_jobs():
     if run_id is None or workflow.remote_execution_settings.immediate_submit:
         return  # not a Slurm run, or its jobs are meant to outlive Snakemake
     try:
-        subprocess.run(
-            ["scancel", "--name", run_id], capture_output=True, timeout=60, check=False
-        )
+        subprocess.run(["scancel", "--name", run_id], capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         print(f"could not cancel the Slurm jobs of run {run_id}: {e}; scancel --name {run_id}")
 
