@@ -31,6 +31,8 @@ AnnotationMethod = Literal["markers", "celltypist", "scanvi"]
 TransformMethod = Literal["arcsinh", "logicle"]
 NormalizationMethod = Literal["quantile", "cytonorm", "cytovi", "none"]
 DAScale = Literal["log_ratio", "logit", "asin"]
+#: events holding NaN/±inf: the file is refused, or they are left out and counted
+NonFinite = Literal["error", "drop"]
 
 
 class ConfigError(ValueError):
@@ -221,7 +223,7 @@ class Logicle:
 class CytoIngest:
     """``cyto_ingest``: what to do with events holding a non-finite value."""
 
-    non_finite: Literal["error", "drop"]
+    non_finite: NonFinite
 
 
 @dataclass(frozen=True)

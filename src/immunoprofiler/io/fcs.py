@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from ..failures import SampleError
+from ..params import NonFinite
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,6 @@ def spillover_from_keywords(keywords: dict[str, str]) -> pd.DataFrame | None:
 BEYOND_RANGE = 1000.0
 #: the share of such values in one channel that marks a misread data segment
 GARBAGE_FRACTION = 0.01
-#: what to do with events holding a NaN or ±inf value (config ``cyto.ingest.non_finite``)
-NonFinite = Literal["error", "drop"]
 
 
 def _number(value: str | None) -> float:

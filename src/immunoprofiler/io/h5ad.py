@@ -42,7 +42,7 @@ def atomic(path: str | Path) -> Iterator[Path]:
     except OSError as err:
         if err.errno != errno.ENOSPC or isinstance(err, DiskFullError):
             raise
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # before measuring: the free space once it is gone
         free = shutil.disk_usage(path.parent).free / 2**20
         raise DiskFullError(
             errno.ENOSPC,
