@@ -11,5 +11,6 @@ cyto_annotate(
     snakemake.input.normalized,
     snakemake.output[0],
     markers=snakemake.input.markers,
+    lineages=snakemake.input.lineages,
     params=snakemake.params.annotate,
 )

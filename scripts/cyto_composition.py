@@ -1,4 +1,4 @@
-"""Adapter for rule cyto_composition: composition and marker medians of one modality."""
+"""Adapter for rule cyto_composition: composition and marker medians of one panel group."""
 
 from immunoprofiler.runtime import configure
 
@@ -10,5 +10,5 @@ cyto_composition(
     snakemake.input[0],
     snakemake.output.composition,
     medians=snakemake.output.medians,
-    modality=snakemake.wildcards.modality,
+    modality=snakemake.params.modality,
 )

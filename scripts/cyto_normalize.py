@@ -1,4 +1,4 @@
-"""Adapter for rule cyto_normalize: batch normalisation of one modality's cohort.
+"""Adapter for rule cyto_normalize: batch normalisation of one panel group's files.
 
 The accelerator (CytoVI) follows the rule's `gpu` resource, as in rna_integrate: gpu>=1
 requires a visible CUDA device and fails at once without one.
@@ -17,5 +17,6 @@ cyto_normalize(
     table=snakemake.output.table,
     model_out=snakemake.output.model,
     params=snakemake.params.normalize,
+    group=snakemake.params.group,
     accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
 )

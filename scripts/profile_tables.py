@@ -1,4 +1,5 @@
-"""Adapter for rule profile_tables: wide composition tables and cross-modality concordance."""
+"""Adapter for rule profile_tables: wide composition tables, cross-modality and cross-panel
+concordance."""
 
 from immunoprofiler.runtime import configure
 
@@ -14,4 +15,6 @@ profile_tables(
     cross=snakemake.output.cross,
     scatter=snakemake.output.scatter,
     bars=snakemake.output.bars,
+    cross_panel=snakemake.output.cross_panel,
+    panel_scatter=snakemake.output.panel_scatter,
 )

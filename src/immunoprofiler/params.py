@@ -378,7 +378,11 @@ class StepParams:
             ),
             cyto_cluster=build(CytoCluster, cyto["cluster"], where="cyto.cluster", seed=seed),
             cyto_annotate=build(
-                CytoAnnotate, cyto["annotate"], where="cyto.annotate", files=("markers",), seed=seed
+                CytoAnnotate,
+                cyto["annotate"],
+                where="cyto.annotate",
+                files=("markers", "lineages"),
+                seed=seed,
             ),
             profile_differential_abundance=da,
             profile_qc_status=build(QcStatus, prof["qc"], where="profile.qc"),

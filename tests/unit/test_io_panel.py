@@ -137,17 +137,76 @@ def test_read_panel_completes_and_checks(tmp_path):
 def test_shared_markers_of_files_normalised_together():
     from immunoprofiler.io.panel import PanelError, shared_markers
 
-    def var(markers, classes):
+    def var(markers, classes, channels=None):
         return pd.DataFrame(
             {"marker": markers, "marker_class": classes},
-            index=[f"ch{i}" for i in range(len(markers))],
+            index=channels or [f"ch{i}" for i in range(len(markers))],
         )
 
     a = var(["DNA1", "CD3", "CD4", "pS6"], ["none", "type", "type", "state"])
     out = shared_markers([a, a.copy()], names=["a.h5ad", "b.h5ad"])
-    assert list(out.index) == ["CD3", "CD4", "pS6"]  # DNA etc. ('none') are not analysed
-    assert list(out["channel"]) == ["ch1", "ch2", "ch3"]
-    assert list(out["marker_class"]) == ["type", "type", "state"]
-    other = var(["DNA1", "CD3", "CD8", "pS6"], ["none", "type", "type", "state"])
-    with pytest.raises(PanelError, match=r"b\.h5ad: its panel markers .*CD8.* differ"):
-        shared_markers([a, other], names=["a.h5ad", "b.h5ad"])
+    assert list(out.var.index) == ["CD3", "CD4", "pS6"]  # DNA etc. ('none') are not analysed
+    assert list(out.var["channel"]) == ["ch1", "ch2", "ch3"]
+    assert list(out.var["marker_class"]) == ["type", "type", "state"]
+    assert out.channels == [["ch1", "ch2", "ch3"]] * 2 and out.dropped == {}
+    # another instrument / panel: markers matched by name whatever the channel, order and
+    # spelling; only the markers both have are kept, and what each file loses is said
+    other = var(
+        ["pS6", "CD8", "cd-3", "HLA-DR"], ["state", "type", "type", "type"], ["x", "y", "z", "w"]
+    )
+    out = shared_markers([a, other], names=["a.h5ad", "b.h5ad"])
+    assert list(out.var.index) == ["CD3", "pS6"]
+    assert out.channels == [["ch1", "ch3"], ["z", "x"]]
+    assert out.dropped == {"a.h5ad": ["CD4"], "b.h5ad": ["CD8", "HLA-DR"]}
+    # a marker used for clustering in one panel and reported as state in the other: state
+    typed = var(["CD3", "pS6"], ["type", "type"])
+    assert list(shared_markers([a, typed], names=["a", "b"]).var["marker_class"]) == [
+        "type",
+        "state",
+    ]
+    with pytest.raises(PanelError, match="share no 'type' marker"):
+        shared_markers([a, var(["CD19", "pS6"], ["type", "state"])], names=["a", "b"])
+
+
+def test_files_are_grouped_by_the_markers_of_their_panels():
+    from immunoprofiler.io.panel import assign_panel_groups, panel_signature
+
+    def sig(*markers, cls="type"):
+        return panel_signature(
+            pd.DataFrame({"marker": list(markers), "marker_class": [cls] * len(markers)})
+        )
+
+    lineage, myeloid = sig("CD3", "CD4", "CD19"), sig("CD14", "CD33", "HLA-DR")
+    assert sig("CD3", "CD4", "CD19") == sig("cd-4", "CD19", "CD3")  # order and spelling
+    assert sig("CD3") != sig("CD3", cls="state")
+    sigs = [lineage, myeloid, lineage, None, myeloid, lineage]
+    none = [""] * 6
+    # detected: named after the panel file all of a group's files share, else panelN
+    groups = assign_panel_groups(
+        sigs,
+        explicit=none,
+        panels=["", "/p/myeloid v2.tsv", "", "", "/p/myeloid v2.tsv", ""],
+        merge=False,
+    )
+    assert groups == ["panel1", "myeloid_v2", "panel1", "panel1", "myeloid_v2", "panel1"]
+    # an unreadable header (None) joins the largest group; its job will say what is wrong
+    assert assign_panel_groups(sigs, explicit=none, panels=none, merge=False)[3] == "panel1"
+    # one panel: one group, "all"; merging: one group whatever the panels
+    assert set(
+        assign_panel_groups([lineage] * 3, explicit=[""] * 3, panels=[""] * 3, merge=False)
+    ) == {"all"}
+    assert set(assign_panel_groups(sigs, explicit=none, panels=none, merge=True)) == {"all"}
+    # the sheet's panel_group wins over detection (a group may mix panels on purpose)
+    explicit = ["a", "a", "b", "", "", ""]
+    assert assign_panel_groups(sigs, explicit=explicit, panels=none, merge=False) == [
+        "a",
+        "a",
+        "b",
+        "a",
+        "panel1",
+        "panel2",
+    ]
+    assert assign_panel_groups([None, None], explicit=["", ""], panels=["", ""], merge=False) == [
+        "all",
+        "all",
+    ]

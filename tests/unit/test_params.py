@@ -103,7 +103,7 @@ def test_parameter_fields_are_the_schema_keys():
         P.QcStatus: ("profile", "qc"),
         P.Logicle: ("cyto", "transform", "logicle"),
     }
-    files = {"markers", "reference", "celltypist_model", "gating"}
+    files = {"markers", "lineages", "reference", "celltypist_model", "gating"}
     for cls, path in pairs.items():
         fields = {f.name for f in dataclasses.fields(cls)} - {"seed", "species"}
         assert fields == set(section(*path)) - files, cls.__name__

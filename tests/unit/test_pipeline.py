@@ -170,3 +170,40 @@ def test_rna_bam_count_writes_10x_h5_matrices(tmp_path):
         "sequencing_saturation",
     ):
         assert col in table, col
+
+
+def _normalized(path, n, *, batches=("b",)):
+    """A small normalised cytometry file: two populations on three type markers."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.3, (n // 2, 3)), rng.normal(3, 0.3, (n - n // 2, 3))])
+    X = X.astype(np.float32)
+    obs = pd.DataFrame(
+        {
+            "sample_id": pd.Categorical(["s1"] * n),
+            "batch": pd.Categorical([batches[i % len(batches)] for i in range(n)]),
+        },
+        index=[str(i) for i in range(n)],
+    )
+    var = pd.DataFrame(
+        {"channel": ["a", "b", "c"], "marker_class": "type"}, index=["CD3", "CD19", "CD14"]
+    )
+    ad.AnnData(X=X, obs=obs, var=var, layers={"transformed": X.copy()}).write_h5ad(path)
+
+
+@pytest.mark.slow  # fits FlowSOM, compiles UMAP
+def test_a_small_panel_group_is_clustered_on_a_smaller_som_and_says_so(tmp_path):
+    from immunoprofiler.failures import SampleError
+    from immunoprofiler.pipeline.cyto import som_grid
+
+    assert som_grid(100_000, 10, 10) == (10, 10, "")
+    _normalized(tmp_path / "n.h5ad", 150)
+    pipeline.cyto_cluster(
+        tmp_path / "n.h5ad", tmp_path / "c.h5ad", params=step_params("cyto_cluster")
+    )
+    c = ad.read_h5ad(tmp_path / "c.h5ad")
+    assert list(c.uns["flowsom"]["grid"]) == [3, 3]
+    assert "reduced to 3×3" in c.uns["flowsom"]["note"] and "150 events" in c.uns["flowsom"]["note"]
+    assert "reduced to 3×3" in json.loads(c.uns["provenance"]["cyto_cluster"]["params"])["note"]
+    assert c.obs["metacluster"].nunique() >= 2
+    with pytest.raises(SampleError, match="too few to cluster"):
+        som_grid(3, 10, 10)

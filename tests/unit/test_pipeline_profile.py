@@ -39,7 +39,7 @@ def _write(tmp_path, n_patients=3, effect=3.0):
             for modality in ("rna", "cytof"):
                 counts = rng.multinomial(3000, rng.dirichlet(200 * w / w.sum()))
                 for (t, lin), n in zip(types.items(), counts, strict=True):
-                    comp.append((f"P{p}_{tp}", modality, t, "CL:x", lin, n, n / counts.sum()))
+                    comp.append((f"P{p}_{tp}", modality, "", t, "CL:x", lin, n, n / counts.sum()))
                 sheet.append((f"P{p}_{tp}", modality, f"x{p}{tp}.fcs", "b1", f"P{p}", tp))
     comp = pd.DataFrame(
         comp,
@@ -62,13 +62,16 @@ def test_profile_tables_writes_every_output(tmp_path):
             ("cross", "tsv"),
             ("scatter", "png"),
             ("bars", "png"),
+            ("cross_panel", "tsv"),
+            ("panel_scatter", "png"),
         ]
     }
     profile_tables(comp, samples=sheet, **out)
     wide = pd.read_csv(out["wide"], sep="\t")
     assert len(wide) == 12 and "timepoint" in wide and "path" not in wide
     assert pd.read_csv(out["cross"], sep="\t")["sample_id"].nunique() == 6
-    for k in ("scatter", "bars"):
+    assert pd.read_csv(out["cross_panel"], sep="\t").empty  # one panel per modality here
+    for k in ("scatter", "bars", "panel_scatter"):
         assert out[k].read_bytes()[:4] == b"\x89PNG"
 
 

@@ -255,3 +255,43 @@ def test_gene_ids_instead_of_symbols_stop_with_the_reason(table):
     assert "ENSG00000000000" in msg and "rna.species (now human)" in msg
     same = localize_markers(table, pd.Index(marker_genes(table)), species="human", min_found=1)
     pd.testing.assert_frame_equal(same, table)  # human symbols: the table unchanged
+
+
+def test_a_panel_reports_the_lineage_it_can_resolve():
+    """Cell types a panel cannot identify fall back to the coarser label of the lineage table
+    (resources/cyto_lineages.tsv) only where the panel resolves no finer type."""
+    from immunoprofiler.tl.annotation import read_lineage_table, resolve_panel_markers
+
+    cyto = read_marker_table(ROOT / "resources" / "cyto_cell_types.tsv")
+    lineages = read_lineage_table(ROOT / "resources" / "cyto_lineages.tsv")
+    myeloid = ["CD45", "CD14", "CD16", "CD33", "CD11c", "HLA-DR", "CD123"]
+    r = resolve_panel_markers(cyto, myeloid, lineages)
+    assert {"classical monocyte", "non-classical monocyte", "conventional dendritic cell"} <= set(
+        r.index
+    )
+    assert "non-myeloid cell" in r.index and "T cell" not in r.index
+    assert r.loc["non-myeloid cell", "positive"] == "CD45"
+    assert set(r.loc["non-myeloid cell", "negative"].split(",")) == {"CD14", "CD33"}
+    assert "myeloid cell" not in r.index  # monocytes and DCs are resolved finer
+    assert "stands_for" not in r.columns
+    # CD3 without CD4 / CD8 / TCRgd / CD56: "T cell"; T cells found: no "non-myeloid"
+    r = resolve_panel_markers(cyto, ["CD45", "CD3", "CD14", "CD20"], lineages)
+    assert "T cell" in r.index and "non-myeloid cell" not in r.index
+    assert "CD4 T cell" not in r.index
+    # a full lineage panel gets no fallback label at all
+    pbmc8 = ["CD3", "CD45", "CD4", "CD20", "CD33", "CD123", "CD14", "IgM", "HLA-DR", "CD7"]
+    assert not {"T cell", "myeloid cell", "non-myeloid cell"} & set(
+        resolve_panel_markers(cyto, pbmc8, lineages).index
+    )
+
+
+def test_lineage_table_is_checked(tmp_path):
+    from immunoprofiler.tl.annotation import read_lineage_table
+
+    bad = tmp_path / "l.tsv"
+    bad.write_text(
+        "cell_type\tcell_ontology_id\tlineage\tpositive\tnegative\tstands_for\n"
+        "x\tCL:1\tT cell\tCD3\t\tT-cells\n"
+    )
+    with pytest.raises(ValueError, match="unknown lineage"):
+        read_lineage_table(bad)

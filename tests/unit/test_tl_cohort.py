@@ -26,7 +26,7 @@ def _comp():
     for (s, m), counts in fr.items():
         total = sum(counts.values())
         for t, n in counts.items():
-            rows.append((s, m, t, "", lineage[t], n, n / total))
+            rows.append((s, m, "", t, "", lineage[t], n, n / total))
     return pd.DataFrame(
         rows,
         columns=COLUMNS,
@@ -104,3 +104,55 @@ def test_cross_modality_matches_by_patient_and_timepoint_when_ids_differ():
     # two CyTOF samples of one patient and time point would be ambiguous: no match
     sheet.loc[4, "timepoint"] = "pre"
     assert set(cross_modality(comp, sheet)["sample_id"]) == {"p1|pre"}
+
+
+def test_a_sample_measured_with_two_panels_is_compared_panel_to_panel():
+    """One patient sample stained with a lineage and a myeloid panel: two cytometry samples
+    in two panel groups, matched by patient and time point; each panel is one side of the
+    comparisons (never pooled), and within=True gives the cross-panel concordance on the
+    lineages both panels resolve."""
+    from immunoprofiler.tl.abundance import views
+    from immunoprofiler.tl.differential import differential_abundance_table
+
+    lineage = {"CD4 T cell": "T cell", "B cell": "B cell", "classical monocyte": "monocyte"}
+    lineage |= {"non-myeloid cell": "non-myeloid cell", "cDC": "dendritic cell"}
+    fr = {
+        ("S1", "rna", ""): {"CD4 T cell": 50, "B cell": 20, "classical monocyte": 30},
+        ("S1_lin", "cytof", "lineage"): {"CD4 T cell": 55, "B cell": 15, "classical monocyte": 30},
+        ("S1_mye", "cytof", "myeloid"): {
+            "non-myeloid cell": 68,
+            "classical monocyte": 28,
+            "cDC": 4,
+        },
+    }
+    rows = [
+        (s, m, g, t, "", lineage[t], n, n / sum(c.values()))
+        for (s, m, g), c in fr.items()
+        for t, n in c.items()
+    ]
+    comp = pd.DataFrame(rows, columns=COLUMNS)
+    assert list(views(comp).unique()) == ["rna", "cytof:lineage", "cytof:myeloid"]
+    sheet = pd.DataFrame(
+        {
+            "sample_id": ["S1", "S1_lin", "S1_mye"],
+            "modality": ["rna", "cytof", "cytof"],
+            "patient": ["p1"] * 3,
+            "timepoint": ["pre"] * 3,
+        }
+    )
+    across = cross_modality(comp, sheet, within=False)
+    assert set(zip(across["modality_a"], across["modality_b"], strict=True)) == {
+        ("cytof:lineage", "rna"),
+        ("cytof:myeloid", "rna"),
+    }
+    panels = cross_modality(comp, sheet, level="lineage", within=True)
+    assert set(panels["modality_a"]) == {"cytof:lineage"} and set(panels["modality_b"]) == {
+        "cytof:myeloid"
+    }
+    assert list(panels["cell_type"]) == ["monocyte"]  # the only lineage both resolve
+    assert panels["fraction_a"].iloc[0] == pytest.approx(0.30)
+    assert panels["fraction_b"].iloc[0] == pytest.approx(0.28)
+    # differential abundance is per panel group too
+    sheet["condition"] = ["a"] * 3
+    da = differential_abundance_table(comp, sheet, column="condition", groups=["a", "b"])
+    assert set(da["modality"]) <= {"rna", "cytof:lineage", "cytof:myeloid"}

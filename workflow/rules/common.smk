@@ -11,6 +11,7 @@ from immunoprofiler.io.samples import (
     SampleSheetError,
     locate_sheet,
     metadata_table,
+    panel_groups,
     read_sample_sheet,
     sample_metadata,
 )
@@ -46,15 +47,26 @@ try:
 except (ConfigError, SampleSheetError) as err:
     raise WorkflowError(str(err)) from None
 RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
-CYTO = SAMPLES[SAMPLES["modality"].isin(["cytof", "flow"])].set_index(
-    ["modality", "sample_id"], drop=False
+# Cytometry files are analysed per panel group (the files' type/state markers, or the sheet's
+# panel_group column; read from the FCS headers, no event data). {group} of the cohort rules
+# is the modality, or <modality>-<panel group> when a modality's files have several panels.
+_GROUPS = panel_groups(
+    SAMPLES, merge=config["cyto"]["merge_panels"] == "shared", pending=DEMO_PATHS.values()
 )
+CYTO = SAMPLES.loc[_GROUPS.index].assign(panel_group=_GROUPS)
+_N_GROUPS = CYTO.groupby("modality")["panel_group"].nunique()
+CYTO["group"] = [
+    m if _N_GROUPS[m] == 1 else f"{m}-{g}" for m, g in zip(CYTO["modality"], CYTO["panel_group"])
+]
+CYTO = CYTO.set_index(["modality", "sample_id"], drop=False)
 CYTO_MODALITIES = sorted(set(CYTO["modality"]))
+CYTO_GROUPS = sorted(set(CYTO["group"]))
 
 
 wildcard_constraints:
     sample=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     modality=r"cytof|flow",
+    group=r"(cytof|flow)(-[A-Za-z0-9_]+)?",
 
 
 def all_outputs():
@@ -71,12 +83,12 @@ def all_outputs():
         ]
     if bam_samples():
         out.append("results/qc/bam_counts.tsv")
-    for m in CYTO_MODALITIES:
+    for g in CYTO_GROUPS:
         out += [
-            f"results/cyto/{m}/annotated.h5ad",
-            f"results/cyto/{m}/figures/metacluster_heatmap.png",
-            f"results/cyto/{m}/figures/umap.png",
-            f"results/cyto/{m}/figures/abundance.png",
+            f"results/cyto/{g}/annotated.h5ad",
+            f"results/cyto/{g}/figures/metacluster_heatmap.png",
+            f"results/cyto/{g}/figures/umap.png",
+            f"results/cyto/{g}/figures/abundance.png",
         ]
     if CYTO_MODALITIES:
         out += [
@@ -154,12 +166,27 @@ def cyto_panel(wildcards):
     return CYTO.loc[(wildcards.modality, wildcards.sample), "panel"] or []
 
 
+def cyto_group(group):
+    """The modality, panel group name and samples of one {group}."""
+    from types import SimpleNamespace
+
+    rows = CYTO[CYTO["group"] == group]
+    if rows.empty:
+        raise WorkflowError(f"no cytometry panel group '{group}' (groups: {CYTO_GROUPS})")
+    return SimpleNamespace(
+        modality=rows["modality"].iloc[0],
+        name=rows["panel_group"].iloc[0],
+        samples=list(rows["sample_id"]),
+    )
+
+
 def cyto_files(step):
     """Input function: the per-file outputs of ``step`` (a rule's output pattern) for every
-    file of the modality."""
+    file of the panel group."""
 
     def files(wildcards):
-        return expand(step, modality=wildcards.modality, sample=cyto_samples(wildcards.modality))
+        g = cyto_group(wildcards.group)
+        return expand(step, modality=g.modality, sample=g.samples)
 
     return files
 
@@ -177,6 +204,11 @@ def rna_markers():
 def cyto_markers():
     """The protein marker table: config cyto.annotate.markers, else the workflow's own."""
     return config["cyto"]["annotate"]["markers"] or str(REPO / "resources" / "cyto_cell_types.tsv")
+
+
+def cyto_lineages():
+    """The lineage fallback table: config cyto.annotate.lineages, else the workflow's own."""
+    return config["cyto"]["annotate"]["lineages"] or str(REPO / "resources" / "cyto_lineages.tsv")
 
 
 def annotation_inputs(wildcards):
@@ -203,13 +235,13 @@ def qc_status_inputs(wildcards):
 def annotated_outputs():
     """The final annotated file of each modality present (their uns holds the provenance)."""
     out = ["results/rna/annotated.h5ad"] if len(RNA) else []
-    return out + [f"results/cyto/{m}/annotated.h5ad" for m in CYTO_MODALITIES]
+    return out + [f"results/cyto/{g}/annotated.h5ad" for g in CYTO_GROUPS]
 
 
 def composition_tables():
     """Per-modality composition tables that make up results/profile/composition.tsv."""
     tables = ["results/rna/composition.tsv"] if len(RNA) else []
-    return tables + [f"results/cyto/{m}/composition.tsv" for m in CYTO_MODALITIES]
+    return tables + [f"results/cyto/{g}/composition.tsv" for g in CYTO_GROUPS]
 
 
 def demo_outputs():

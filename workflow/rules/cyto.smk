@@ -1,5 +1,6 @@
-# The cytometry chain: per file ingest → compensate → transform → clean, then per
-# modality normalise → cluster → annotate → composition / figures.
+# The cytometry chain: per file ingest → compensate → transform → clean, then per panel
+# group ({group}: the modality, or <modality>-<panel group> when its files come from several
+# panels) normalise → cluster → annotate → composition / figures.
 
 
 rule cyto_ingest:
@@ -129,13 +130,13 @@ rule cyto_normalize:
     input:
         cyto_files(rules.cyto_clean.output.h5ad),
     output:
-        h5ad="results/cyto/{modality}/normalized.h5ad",
-        model="results/cyto/{modality}/normalize_model.json",
-        table="results/qc/cyto_batch/{modality}.tsv",
+        h5ad="results/cyto/{group}/normalized.h5ad",
+        model="results/cyto/{group}/normalize_model.json",
+        table="results/qc/cyto_batch/{group}.tsv",
     log:
-        "logs/cyto_normalize/{modality}.log",
+        "logs/cyto_normalize/{group}.log",
     benchmark:
-        "benchmarks/cyto_normalize/{modality}.tsv"
+        "benchmarks/cyto_normalize/{group}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 1
@@ -145,13 +146,14 @@ rule cyto_normalize:
         gpu=0,
     params:
         normalize=PARAMS.cyto_normalize,
+        group=lambda wildcards: cyto_group(wildcards.group).name,
     script:
         "../../scripts/cyto_normalize.py"
 
 
 rule cyto_batch_summary:
     input:
-        expand(rules.cyto_normalize.output.table, modality=CYTO_MODALITIES),
+        expand(rules.cyto_normalize.output.table, group=CYTO_GROUPS),
     output:
         report(
             "results/qc/cyto_batch.tsv",
@@ -177,11 +179,11 @@ rule cyto_cluster:
     input:
         rules.cyto_normalize.output.h5ad,
     output:
-        "results/cyto/{modality}/clustered.h5ad",
+        "results/cyto/{group}/clustered.h5ad",
     log:
-        "logs/cyto_cluster/{modality}.log",
+        "logs/cyto_cluster/{group}.log",
     benchmark:
-        "benchmarks/cyto_cluster/{modality}.tsv"
+        "benchmarks/cyto_cluster/{group}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 2
@@ -199,12 +201,13 @@ rule cyto_annotate:
         clustered=rules.cyto_cluster.output[0],
         normalized=rules.cyto_normalize.output.h5ad,
         markers=cyto_markers(),
+        lineages=cyto_lineages(),
     output:
-        "results/cyto/{modality}/annotated.h5ad",
+        "results/cyto/{group}/annotated.h5ad",
     log:
-        "logs/cyto_annotate/{modality}.log",
+        "logs/cyto_annotate/{group}.log",
     benchmark:
-        "benchmarks/cyto_annotate/{modality}.tsv"
+        "benchmarks/cyto_annotate/{group}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 1
@@ -221,18 +224,20 @@ rule cyto_composition:
     input:
         rules.cyto_annotate.output[0],
     output:
-        composition="results/cyto/{modality}/composition.tsv",
-        medians="results/cyto/{modality}/marker_medians.tsv",
+        composition="results/cyto/{group}/composition.tsv",
+        medians="results/cyto/{group}/marker_medians.tsv",
     log:
-        "logs/cyto_composition/{modality}.log",
+        "logs/cyto_composition/{group}.log",
     benchmark:
-        "benchmarks/cyto_composition/{modality}.tsv"
+        "benchmarks/cyto_composition/{group}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
         mem_mb=mem_cohort,
         runtime=30,
+    params:
+        modality=lambda wildcards: cyto_group(wildcards.group).modality,
     script:
         "../../scripts/cyto_composition.py"
 
@@ -242,33 +247,33 @@ rule cyto_plots:
         rules.cyto_annotate.output[0],
     output:
         heatmap=report(
-            "results/cyto/{modality}/figures/metacluster_heatmap.png",
+            "results/cyto/{group}/figures/metacluster_heatmap.png",
             caption="../report/cyto_heatmap.rst",
             category="Cytometry",
-            labels={"modality": "{modality}", "figure": "metacluster heatmap"},
+            labels={"modality": "{group}", "figure": "metacluster heatmap"},
         ),
         umap=report(
-            "results/cyto/{modality}/figures/umap.png",
+            "results/cyto/{group}/figures/umap.png",
             caption="../report/cyto_umap.rst",
             category="Cytometry",
-            labels={"modality": "{modality}", "figure": "UMAP after normalisation"},
+            labels={"modality": "{group}", "figure": "UMAP after normalisation"},
         ),
         umap_uncorrected=report(
-            "results/cyto/{modality}/figures/umap_uncorrected.png",
+            "results/cyto/{group}/figures/umap_uncorrected.png",
             caption="../report/cyto_umap_uncorrected.rst",
             category="Cytometry",
-            labels={"modality": "{modality}", "figure": "UMAP before normalisation"},
+            labels={"modality": "{group}", "figure": "UMAP before normalisation"},
         ),
         abundance=report(
-            "results/cyto/{modality}/figures/abundance.png",
+            "results/cyto/{group}/figures/abundance.png",
             caption="../report/abundance.rst",
             category="Cytometry",
-            labels={"modality": "{modality}", "figure": "composition per sample"},
+            labels={"modality": "{group}", "figure": "composition per sample"},
         ),
     log:
-        "logs/cyto_plots/{modality}.log",
+        "logs/cyto_plots/{group}.log",
     benchmark:
-        "benchmarks/cyto_plots/{modality}.tsv"
+        "benchmarks/cyto_plots/{group}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 1

@@ -24,7 +24,7 @@ rule profile_composition:
 
 rule profile_marker_medians:
     input:
-        expand(rules.cyto_composition.output.medians, modality=CYTO_MODALITIES),
+        expand(rules.cyto_composition.output.medians, group=CYTO_GROUPS),
     output:
         "results/profile/pseudobulk/marker_medians.tsv",
     log:
@@ -63,6 +63,18 @@ rule profile_tables:
             caption="../report/cross_modality.rst",
             category="Immune profile",
             labels={"result": "cross-modality concordance"},
+        ),
+        cross_panel=report(
+            "results/profile/cross_panel.tsv",
+            caption="../report/cross_panel.rst",
+            category="Immune profile",
+            labels={"result": "cross-panel concordance (table)"},
+        ),
+        panel_scatter=report(
+            "results/profile/figures/cross_panel.png",
+            caption="../report/cross_panel.rst",
+            category="Immune profile",
+            labels={"result": "cross-panel concordance"},
         ),
         bars=report(
             "results/profile/figures/composition.png",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -261,20 +262,144 @@ def read_panel(
 ANALYSED_CLASSES = ("type", "state")
 
 
-def shared_markers(vars_: Sequence[pd.DataFrame], *, names: Sequence[str]) -> pd.DataFrame:
-    """The ``type`` / ``state`` marker channels of files normalised together, indexed by marker
-    name (``channel``, ``marker_class``); raise :class:`PanelError` naming the file whose
-    panel differs from the first's (``vars_``: each file's ``var``, ``names``: the files)."""
-    first = vars_[0]
-    var = first[first["marker_class"].isin(ANALYSED_CLASSES)]
-    for name, other in zip(names[1:], vars_[1:], strict=True):
-        other = other[other["marker_class"].isin(ANALYSED_CLASSES)]
-        if list(other["marker"]) != list(var["marker"]) or list(other.index) != list(var.index):
-            raise PanelError(
-                f"{name}: its panel markers {list(other['marker'])} differ from those of "
-                f"{names[0]} ({list(var['marker'])}); files normalised together need one panel"
-            )
-    return pd.DataFrame(
-        {"channel": var.index, "marker_class": var["marker_class"].to_numpy()},
-        index=pd.Index(var["marker"].astype(str), name=None),
+@dataclass(frozen=True)
+class SharedPanel:
+    """The markers files analysed together share (:func:`shared_markers`)."""
+
+    #: one row per shared marker (index: the first file's marker name): ``channel`` (the
+    #: first file's), ``marker_class``
+    var: pd.DataFrame
+    #: per file, its channel of each shared marker (in ``var``'s order)
+    channels: list[list[str]]
+    #: per file, its analysed markers left out because another file lacks them
+    dropped: dict[str, list[str]]
+
+
+def shared_markers(vars_: Sequence[pd.DataFrame], *, names: Sequence[str]) -> SharedPanel:
+    """The ``type`` / ``state`` markers every file of a panel group has (``vars_``: each
+    file's ``var`` indexed by channel, ``names``: the files).
+
+    Markers are matched by :func:`canonical_marker` name, so ``HLA-DR`` on one panel is
+    ``HLADR`` on another and the channel may differ between instruments. Files of one panel
+    share every marker; panels merged on purpose (``cyto.merge_panels: shared``, or one sheet
+    ``panel_group`` holding several panels) keep the intersection, cyCombine-style, and each
+    file's left-out markers are returned. A marker that is ``type`` in one file and
+    ``state`` in another is ``state``. Raise :class:`PanelError` when no ``type`` marker is
+    shared (nothing to cluster on).
+    """
+    analysed = [v[v["marker_class"].isin(ANALYSED_CLASSES)] for v in vars_]
+    keys = [[canonical_marker(str(m)) for m in v["marker"]] for v in analysed]
+    common = set(keys[0]).intersection(*map(set, keys[1:]))
+    first = analysed[0]
+    order = [k for k in keys[0] if k in common]
+    classes = {
+        k: "type"
+        if all(
+            v["marker_class"].iloc[ks.index(k)] == "type"
+            for v, ks in zip(analysed, keys, strict=True)
+        )
+        else "state"
+        for k in order
+    }
+    if not any(c == "type" for c in classes.values()):
+        panels = "; ".join(
+            f"{n}: {list(v['marker'])}" for n, v in zip(names, analysed, strict=True)
+        )
+        raise PanelError(
+            f"the files of this panel group share no 'type' marker to cluster on ({panels}); "
+            "give them different panel_group values in the sheet"
+        )
+    var = pd.DataFrame(
+        {
+            "channel": [str(first.index[keys[0].index(k)]) for k in order],
+            "marker_class": [classes[k] for k in order],
+        },
+        index=pd.Index([str(first["marker"].iloc[keys[0].index(k)]) for k in order], name=None),
     )
+    channels = [
+        [str(v.index[ks.index(k)]) for k in order] for v, ks in zip(analysed, keys, strict=True)
+    ]
+    dropped = {
+        str(n): [str(m) for m, k in zip(v["marker"], ks, strict=True) if k not in common]
+        for n, v, ks in zip(names, analysed, keys, strict=True)
+    }
+    return SharedPanel(var, channels, {n: d for n, d in dropped.items() if d})
+
+
+# --- panel groups: files analysed together ----------------------------------------------
+
+#: a panel group name (sheet column ``panel_group``): it becomes part of output paths
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+
+
+def panel_signature(table: pd.DataFrame) -> frozenset[tuple[str, str]]:
+    """What makes two files' panels the same for analysis: their ``type`` / ``state`` markers
+    (canonical names) with their classes; channels, order and ``none`` channels do not count."""
+    analysed = table[table["marker_class"].isin(ANALYSED_CLASSES)]
+    return frozenset(
+        (canonical_marker(str(m)), str(c))
+        for m, c in zip(analysed["marker"], analysed["marker_class"], strict=True)
+    )
+
+
+def file_panel(fcs: str | Path, panel: str | Path | None, *, modality: str) -> pd.DataFrame:
+    """The panel of one file as its ingest step will see it, from the FCS header alone (the
+    sheet's panel file checked against the header, or the panel derived from it)."""
+    from .fcs import read_header_channels
+
+    channels, descriptions = read_header_channels(fcs)
+    if panel:
+        return read_panel(panel, channels, descriptions, modality=modality)
+    return derive_panel(channels, descriptions, modality=modality)
+
+
+def assign_panel_groups(
+    signatures: Sequence[frozenset[tuple[str, str]] | None],
+    *,
+    explicit: Sequence[str],
+    panels: Sequence[str],
+    merge: bool,
+) -> list[str]:
+    """The panel group of each file of one modality.
+
+    Files with the same analysed markers (:func:`panel_signature`) form a group, unless the
+    sheet names the group (``explicit``, empty = detect). Detected groups are named after
+    their panel file when all their files share one (its stem), else ``panel1``,
+    ``panel2``… in sheet order. A file whose header could not be read (``None``; its ingest
+    job will say why) or that does not exist yet joins the largest group. ``merge`` puts
+    every file in one group (clustered on the markers all panels share). A modality with one
+    group has the group name ``all`` unless the sheet names it.
+    """
+    n = len(signatures)
+    if merge:
+        named = {e for e in explicit if e}
+        return [next(iter(named)) if len(named) == 1 else "all"] * n
+    keys: list[object] = [
+        ("explicit", e) if e else ("panel", s) if s is not None else None
+        for e, s in zip(explicit, signatures, strict=True)
+    ]
+    known = [k for k in keys if k is not None]
+    if not known:
+        return [next((e for e in explicit if e), "all")] * n
+    largest = max(dict.fromkeys(known), key=known.count)  # ties: first in the sheet
+    keys = [k if k is not None else largest for k in keys]
+    order = list(dict.fromkeys(keys))
+    if len(order) == 1:
+        return [order[0][1] if order[0][0] == "explicit" else "all"] * n
+    names: dict[object, str] = {}
+    taken = {k[1] for k in order if k[0] == "explicit"}
+    detected = (k for k in range(1, n + 1))
+    for key in order:
+        if key[0] == "explicit":
+            names[key] = key[1]
+            continue
+        i = next(detected)
+        files = {p for p, k in zip(panels, keys, strict=True) if k == key}
+        only = next(iter(files)) if len(files) == 1 else ""
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(only).stem) if only else ""
+        name = stem if GROUP_NAME.match(stem) else f"panel{i}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        names[key] = name
+    return [names[k] for k in keys]

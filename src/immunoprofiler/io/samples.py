@@ -289,3 +289,47 @@ def check_contrast(sheet: pd.DataFrame, contrast: Mapping[str, Any] | None) -> N
         problems.append(f"groups {list(contrast['groups'])} must differ")
     if problems:
         raise SampleSheetError("profile.contrast: " + "; ".join(problems))
+
+
+def panel_groups(
+    sheet: pd.DataFrame, *, merge: bool = False, pending: Collection[str] = ()
+) -> pd.Series:
+    """The panel group of every cytometry row of a validated sheet (index: the sheet's).
+
+    Each file's panel is read from its FCS header (and the sheet's panel file), no event
+    data: see :func:`immunoprofiler.io.panel.assign_panel_groups` for how files are grouped
+    and named; ``merge`` is config ``cyto.merge_panels: shared``. Files in ``pending`` (not
+    written yet) and files whose header cannot be read (their first job fails them) are
+    not read.
+
+    Examples
+    --------
+    >>> panel_groups(sheet).value_counts()  # doctest: +SKIP
+    """
+    from .fcs import FCSError
+    from .panel import PanelError, assign_panel_groups, file_panel, panel_signature
+
+    pending_set = {os.path.abspath(p) for p in pending}
+    cyto = sheet[sheet["modality"].isin(["cytof", "flow"])]
+    explicit = cyto["panel_group"] if "panel_group" in cyto else pd.Series("", index=cyto.index)
+    panels = cyto["panel"] if "panel" in cyto else pd.Series("", index=cyto.index)
+    out = pd.Series("", index=cyto.index, dtype=object)
+    for modality, rows in cyto.groupby("modality", sort=False):
+        signatures = []
+        for i, path in rows["path"].items():
+            if os.path.abspath(path) in pending_set:
+                signatures.append(None)
+                continue
+            try:
+                table = file_panel(path, panels[i] or None, modality=modality)
+            except (FCSError, PanelError, OSError):
+                signatures.append(None)
+                continue
+            signatures.append(panel_signature(table))
+        out[rows.index] = assign_panel_groups(
+            signatures,
+            explicit=list(explicit[rows.index]),
+            panels=list(panels[rows.index]),
+            merge=merge,
+        )
+    return out

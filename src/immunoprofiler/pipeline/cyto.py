@@ -174,10 +174,14 @@ def cyto_normalize(
     table: str | Path,
     model_out: str | Path,
     params: P.CytoNormalize,
+    group: str = "all",
     accelerator: Accelerator = "cpu",
 ) -> pd.DataFrame:
-    """Batch-normalise the retained events of a modality; report distances before/after.
+    """Batch-normalise the retained events of a panel group (``group``: its name, written to
+    ``obs["panel_group"]``); report distances before/after.
 
+    The group's files are analysed on the markers they all share (one panel: all of them;
+    panels merged on purpose: the intersection, recorded in ``uns["panel"]``).
     Fitted on a seeded subsample drawn evenly from the files, applied one file at a time.
     The output has ``X`` = normalised and ``layers["transformed"]`` = before, only marker
     channels (``var_names`` = marker names), only retained events, sheet metadata in obs.
@@ -189,8 +193,10 @@ def cyto_normalize(
     from ..tl.subsample import per_file_subsample
 
     files, excluded = split_failed(inputs)
-    var = shared_markers([read_var(f) for f in files], names=files)
-    channels = list(var["channel"])
+    shared = shared_markers([read_var(f) for f in files], names=files)
+    var = shared.var
+    for f, left_out in shared.dropped.items():
+        logger.warning("%s: markers not in every panel of the group left out: %s", f, left_out)
     files_info = []  # (file, retained rows, batch, is reference)
     meta_cols: list[str] = []
     for f in files:
@@ -207,11 +213,19 @@ def cyto_normalize(
                 is_reference(ref),
             )
         )
+    method, note = params.method, ""
+    if method != "none" and len({b for _, _, b, _ in files_info}) < 2:
+        # a panel group from one batch has nothing to normalise between (and CytoVI would
+        # train for nothing): said in the log, the provenance and the batch table
+        method, note = "none", f"{params.method} not applied: the group's files are one batch"
+        logger.warning("panel group %s: %s", group, note)
     picks = per_file_subsample(
         [len(k) for _, k, _, _ in files_info], params.fit_events, params.seed
     )
     fit_X, fit_b, fit_ref = [], [], []
-    for (f, keep, batch, ref), pick in zip(files_info, picks, strict=True):
+    for (f, keep, batch, ref), pick, channels in zip(
+        files_info, picks, shared.channels, strict=True
+    ):
         fit_X.append(read_columns(f, channels, layer="transformed", rows=keep[pick]))
         fit_b.append(np.full(len(pick), batch, dtype=object))
         fit_ref.append(np.full(len(pick), ref))
@@ -219,7 +233,7 @@ def cyto_normalize(
     model = fit_normalizer(
         Xf,
         bf,
-        method=params.method,
+        method=method,
         markers=list(var.index),
         type_markers=var["marker_class"].to_numpy() == "type",
         references=np.concatenate(fit_ref),
@@ -234,20 +248,30 @@ def cyto_normalize(
     dist = batch_distance_table(
         Xf, bf, model, markers=list(var.index), marker_class=list(var["marker_class"])
     )
-    dist["method"] = params.method
+    dist["method"], dist["note"] = method, note
     dist.to_csv(table, sep="\t", index=False)
 
     def blocks():
-        for f, keep, batch, _ in files_info:
+        for (f, keep, batch, _), channels in zip(files_info, shared.channels, strict=True):
             X = read_columns(f, channels, layer="transformed", rows=keep)
-            yield model.apply(X, batch), read_obs(f).iloc[keep][meta_cols], X
+            obs = read_obs(f).iloc[keep][meta_cols]
+            obs["panel_group"] = pd.Categorical([group] * len(obs))
+            yield model.apply(X, batch), obs, X
 
-    settings = {**dataclasses.asdict(params), "accelerator": accelerator}
+    settings = {**dataclasses.asdict(params), "accelerator": accelerator, "group": group}
+    if note:
+        settings["note"] = note
     uns = {
         "provenance": provenance.merge(
             provenance.read(*files), provenance.entry("cyto_normalize", params=settings)
         ),
-        "batch_normalization": {"method": params.method},
+        "batch_normalization": {"method": method, "note": note},
+        "panel": {
+            "group": group,
+            "merged": bool(shared.dropped),
+            "markers": list(var.index),
+            "left_out": shared.dropped,
+        },
         "excluded_samples": excluded_table(excluded),
     }
     n_obs = sum(len(k) for _, k, _, _ in files_info)
@@ -256,10 +280,35 @@ def cyto_normalize(
     improved = (
         dist.groupby("marker")[["emd_before", "emd_after"]].mean().diff(axis=1)["emd_after"] < 0
     ).mean()
-    logger.info(
-        "%s: between-batch EMD dropped for %.0f%% of markers", params.method, 100 * improved
-    )
+    logger.info("%s: between-batch EMD dropped for %.0f%% of markers", method, 100 * improved)
     return dist
+
+
+#: fewest events per SOM node a panel group's SOM is fitted with (smaller groups: smaller grid)
+EVENTS_PER_NODE = 10
+
+
+def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
+    """The SOM grid for ``n_events``: the configured one, or a smaller square one (at least
+    2×2) when there are fewer than :data:`EVENTS_PER_NODE` events per node, with a note.
+
+    Examples
+    --------
+    >>> som_grid(100_000, 10, 10)
+    (10, 10, '')
+    >>> som_grid(170, 10, 10)[:2]
+    (4, 4)
+    """
+    if n_events >= EVENTS_PER_NODE * xdim * ydim:
+        return xdim, ydim, ""
+    side = max(2, int(np.sqrt(n_events / EVENTS_PER_NODE)))
+    if n_events < side * side:
+        raise SampleError(f"{n_events} events are too few to cluster (a 2×2 SOM needs 4)")
+    note = (
+        f"SOM grid {xdim}×{ydim} reduced to {side}×{side}: the panel group has {n_events} "
+        f"events (< {EVENTS_PER_NODE} per node)"
+    )
+    return side, side, note
 
 
 def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> None:
@@ -278,11 +327,14 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     X = np.asarray(read_columns(inp, markers), dtype=np.float32)
     obs = read_obs(inp)
     samples = obs["sample_id"].astype(str).to_numpy()
+    xdim, ydim, note = som_grid(min(len(X), params.fit_events), params.xdim, params.ydim)
+    if note:
+        logger.warning("%s: %s", inp, note)
     som, fit_idx = flowsom(
         X,
         samples,
-        xdim=params.xdim,
-        ydim=params.ydim,
+        xdim=xdim,
+        ydim=ydim,
         n_metaclusters=params.n_metaclusters,
         rlen=params.rlen,
         fit_events=params.fit_events,
@@ -295,13 +347,19 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     obs["in_umap"] = np.isin(np.arange(len(X)), rows)
     uns = {
         "provenance": provenance.merge(
-            provenance.read(inp), provenance.entry("cyto_cluster", params=params)
+            provenance.read(inp),
+            provenance.entry(
+                "cyto_cluster",
+                params={**dataclasses.asdict(params), **({"note": note} if note else {})},
+            ),
         ),
         "flowsom": {
             "markers": markers,
             "codes": som.codes,
             "node_metacluster": som.node_metacluster + 1,
             "fit_events": len(fit_idx),
+            "grid": [xdim, ydim],
+            "note": note,
         },
     }
     # the same events before batch normalisation, for the figure of what it removed
@@ -320,16 +378,21 @@ def cyto_annotate(
     *,
     markers: str | Path,
     params: P.CytoAnnotate,
+    lineages: str | Path | None = None,
 ) -> pd.DataFrame:
     """Metaclusters → cell types by the protein marker table (gate rule, SOM nodes of mixed
-    metaclusters labelled apart); writes the annotated cohort (the normalised file plus
-    labels, clusters and UMAP)."""
+    metaclusters labelled apart), with the lineage table's coarser labels for lineages the
+    panel cannot resolve; writes the annotated cohort (the normalised file plus labels,
+    clusters and UMAP)."""
     from ..io.h5ad import read_columns, read_var
     from ..tl import annotation as ann
 
     table = ann.read_marker_table(markers)
+    fallback = ann.read_lineage_table(lineages) if lineages else None
     var = read_var(normalized)
-    resolved = ann.resolve_panel_markers(table, list(var.index[var["marker_class"] == "type"]))
+    resolved = ann.resolve_panel_markers(
+        table, list(var.index[var["marker_class"] == "type"]), fallback
+    )
     genes = ann.marker_genes(resolved)
     cl = ad.read_h5ad(clustered)
     sub = ad.AnnData(
@@ -355,7 +418,7 @@ def cyto_annotate(
         labelled=sub,
         step="cyto_annotate",
         params=params,
-        inputs=[markers],
+        inputs=[markers, *([lineages] if lineages else [])],
         obsm={k: cl.obsm[k] for k in ("X_umap", "X_umap_uncorrected")},
         uns={"flowsom": cl.uns["flowsom"]},
     )

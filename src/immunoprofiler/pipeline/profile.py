@@ -37,18 +37,28 @@ def profile_tables(
     cross: str | Path,
     scatter: str | Path,
     bars: str | Path,
+    cross_panel: str | Path,
+    panel_scatter: str | Path,
 ) -> None:
     """Wide composition tables (cell types, lineages), composition bars of every sample and
-    modality, and the cross-modality comparison."""
+    modality, the cross-modality comparison, and the cross-panel comparison of samples
+    measured with several panels of one modality (on the lineages and cell types both panels
+    resolve)."""
     from ..pl.profile import composition_bars, concordance_scatter
     from ..tl.cohort import cross_modality, wide_composition
 
     comp, sheet = pd.read_csv(composition, sep="\t"), _sheet(samples)
     wide_composition(comp, sheet, level="cell_type").to_csv(wide, sep="\t", index=False)
     wide_composition(comp, sheet, level="lineage").to_csv(lineage_wide, sep="\t", index=False)
-    cm = cross_modality(comp, sheet)
+    cm = cross_modality(comp, sheet, within=False)
     cm.to_csv(cross, sep="\t", index=False)
     save_figure(concordance_scatter(cm), scatter)
+    panels = {
+        level: cross_modality(comp, sheet, level=level, within=True).assign(level=level)
+        for level in ("lineage", "cell_type")
+    }
+    pd.concat(panels.values(), ignore_index=True).to_csv(cross_panel, sep="\t", index=False)
+    save_figure(concordance_scatter(panels["lineage"]), panel_scatter)
     save_figure(composition_bars(comp), bars)
 
 

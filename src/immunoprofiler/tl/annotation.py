@@ -36,6 +36,8 @@ LINEAGES = (
     "monocyte",
     "dendritic cell",
     "granulocyte",
+    "myeloid cell",
+    "non-myeloid cell",
     "other",
     "unknown",
 )
@@ -318,16 +320,38 @@ def annotate(
     }
 
 
-def resolve_panel_markers(markers: pd.DataFrame, panel_markers: list[str]) -> pd.DataFrame:
+def read_lineage_table(path: str | Path) -> pd.DataFrame:
+    """Read a lineage fallback table: a marker table (:func:`read_marker_table`) plus
+    ``stands_for``, the lineages each row stands in for (see :func:`resolve_panel_markers`)."""
+    df = read_marker_table(path)
+    if "stands_for" not in df:
+        raise ValueError(f"{path}: lineage table lacks the column 'stands_for'")
+    bad = sorted({x for v in df["stands_for"] for x in split_markers(v)} - set(LINEAGES))
+    if bad:
+        raise ValueError(f"{path}: stands_for names unknown lineage(s) {bad}; allowed: {LINEAGES}")
+    return df
+
+
+def resolve_panel_markers(
+    markers: pd.DataFrame, panel_markers: list[str], lineages: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Rewrite a protein marker table in the panel's own marker names.
 
     Each comma-separated entry of ``positive`` / ``negative`` is a slot: alternatives
     separated by ``|`` (aliases and species equivalents, e.g. ``CD56|NK1.1``,
     ``TCRgd|TCRyd|GDTCR``), the first one the panel has is used; names are compared in
     :func:`~immunoprofiler.io.panel.canonical_marker` form (``HLA-DR`` = ``HLADR``,
-    ``NK1/1`` = ``NK1.1``). A positive slot ending in ``?`` is optional. A cell type
+    ``NK1/1`` = ``NK1.1``). A positive slot ending in ``?`` is optional; a negative slot
+    ending in ``!`` is required when an optional positive is missing (CD8 T cell: CD8 is
+    optional, but then CD4 is needed to call CD3+ CD4- cells CD8 T). A cell type
     with a required positive slot the panel cannot fill is dropped (logged): the panel
     cannot identify it.
+
+    ``lineages`` (:func:`read_lineage_table`) gives coarser labels for what the panel cannot
+    resolve: a row is used when the panel identifies no cell type of any lineage it
+    ``stands_for`` and has its markers (a panel with CD3 but neither CD4 nor CD8 reports
+    "T cell"; a myeloid panel without CD3/CD19/CD56 reports its myeloid subsets and
+    "non-myeloid cell").
     """
     from ..io.panel import canonical_marker
 
@@ -342,22 +366,44 @@ def resolve_panel_markers(markers: pd.DataFrame, panel_markers: list[str]) -> pd
                 return hit
         return None
 
-    rows = []
-    for row in markers.itertuples(index=False):
-        pos, missing = [], []
+    def present(value: object) -> set[str]:
+        return {h for slot in split_markers(value) if (h := resolve(slot)) is not None}
+
+    def resolved(row) -> dict | None:
+        pos, missing, optional_missing = [], [], False
         for slot in split_markers(row.positive):
             hit = resolve(slot)
             if hit is not None:
                 pos.append(hit)
             elif not slot.endswith("?"):
                 missing.append(slot)
+            else:
+                optional_missing = True
+        negatives = split_markers(row.negative)
+        if optional_missing:
+            # "CD4!": without its optional marker (CD8) the type is CD3+ CD4-, which needs CD4
+            missing += [n for n in negatives if n.endswith("!") and resolve(n.rstrip("!")) is None]
+        neg = [
+            h for slot in negatives if (h := resolve(slot.rstrip("!"))) is not None and h not in pos
+        ]
         if missing or not pos:
             logger.info(
                 "cell type '%s' not identifiable with this panel (lacks %s)", row.cell_type, missing
             )
-            continue
-        neg = [h for slot in split_markers(row.negative) if (h := resolve(slot)) and h not in pos]
-        rows.append({**row._asdict(), "positive": ",".join(pos), "negative": ",".join(neg)})
+            return None
+        return {**row._asdict(), "positive": ",".join(pos), "negative": ",".join(neg)}
+
+    rows = [r for row in markers.itertuples(index=False) if (r := resolved(row))]
+    if lineages is not None:
+        found = {r["lineage"] for r in rows}
+        for row in lineages.itertuples(index=False):
+            if found & set(split_markers(row.stands_for)):
+                continue
+            if (r := resolved(row)) is not None:
+                r.pop("stands_for", None)
+                logger.info("panel resolves no %s: labelled '%s'", row.stands_for, row.cell_type)
+                rows.append(r)
+                found.add(r["lineage"])
     if not rows:
         raise ValueError(
             f"no cell type of the marker table can be identified with markers {panel_markers}"

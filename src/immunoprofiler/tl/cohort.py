@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.samples import FILE_COLUMNS
+from .abundance import views
 
 CROSS_COLUMNS = [
     "sample_id",
@@ -30,14 +31,16 @@ CROSS_COLUMNS = [
 def _metadata_rows(samples: pd.DataFrame) -> pd.DataFrame:
     """One row per ``sample_id`` and modality with the sheet's descriptive columns (not the
     file columns, nor the cytonorm ``reference`` flag)."""
-    keep = [c for c in samples.columns if c not in {*FILE_COLUMNS, "reference", "modality"}]
+    drop = {*FILE_COLUMNS, "reference", "modality", "panel_group"}
+    keep = [c for c in samples.columns if c not in drop]
     return samples[["modality", *keep]].drop_duplicates(["sample_id", "modality"])
 
 
 def wide_composition(
     composition: pd.DataFrame, samples: pd.DataFrame, *, level: str = "cell_type"
 ) -> pd.DataFrame:
-    """One row per sample and modality, the sheet's metadata, then one column per cell type
+    """One row per sample and modality, the sheet's metadata (and the panel group of a
+    cytometry sample), then one column per cell type
     (``level="cell_type"``) or lineage (``level="lineage"``) with its fraction (0 when absent).
 
     Examples
@@ -54,11 +57,16 @@ def wide_composition(
         fill_value=0.0,
     )
     wide.columns = [str(c) for c in wide.columns]
-    n_cells = composition.groupby(["sample_id", "modality"])["n_cells"].sum().rename("n_cells")
-    wide = wide.join(n_cells).reset_index()
+    by_sample = composition.groupby(["sample_id", "modality"])
+    wide = wide.join(by_sample["n_cells"].sum().rename("n_cells"))
+    if "panel_group" in composition:  # the panel group each cytometry sample was analysed in
+        wide = wide.join(by_sample["panel_group"].first().fillna("").astype(str))
+    wide = wide.reset_index()
     meta = _metadata_rows(samples)
     out = meta.merge(wide, on=["sample_id", "modality"], how="right")
-    types = sorted(c for c in wide.columns if c not in ("sample_id", "modality", "n_cells"))
+    types = sorted(
+        c for c in wide.columns if c not in ("sample_id", "modality", "panel_group", "n_cells")
+    )
     front = [c for c in out.columns if c not in types and c != "n_cells"]
     return out[[*front, "n_cells", *types]].sort_values(
         ["modality", "sample_id"], ignore_index=True
@@ -69,26 +77,38 @@ def match_ids(composition: pd.DataFrame, samples: pd.DataFrame | None = None) ->
     """Which samples of different modalities are the same biological sample.
 
     The same ``sample_id`` matches; with ``patient`` and ``timepoint`` in the sheet, samples whose
-    ids differ match when their patient and time point do and each modality has exactly one
-    sample there (the key is then ``<patient>|<timepoint>``). Indexed by (modality, sample_id).
+    ids differ match when their patient and time point do and each modality (each panel
+    group: :func:`~immunoprofiler.tl.abundance.views`) has exactly one sample there (the key
+    is then ``<patient>|<timepoint>``). Indexed by (modality, sample_id).
     """
     pairs = composition[["modality", "sample_id"]].drop_duplicates()
     key = pd.Series(pairs["sample_id"].to_numpy(), index=pd.MultiIndex.from_frame(pairs))
     if samples is None or not {"patient", "timepoint"} <= set(samples.columns):
         return key
+    view = pd.Series(
+        views(composition).to_numpy(),
+        index=pd.MultiIndex.from_frame(composition[["modality", "sample_id"]]),
+    )
+    view = view[~view.index.duplicated()].reindex(key.index)
     meta = samples.drop_duplicates(["modality", "sample_id"]).set_index(["modality", "sample_id"])
     meta = meta.reindex(key.index)[["patient", "timepoint"]].astype(str)
     filled = (meta != "") & (meta != "nan")
     meta = meta[filled.all(axis=1)]
     for (patient, timepoint), g in meta.groupby(["patient", "timepoint"]):
-        mods = g.index.get_level_values("modality")
+        mods = view[g.index]
         ids = set(g.index.get_level_values("sample_id"))
         if len(ids) > 1 and mods.nunique() > 1 and mods.is_unique:
             key[g.index] = f"{patient}|{timepoint}"
     return key
 
 
-def cross_modality(composition: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+def cross_modality(
+    composition: pd.DataFrame,
+    samples: pd.DataFrame | None = None,
+    *,
+    level: str = "cell_type",
+    within: bool | None = None,
+) -> pd.DataFrame:
     """For every sample profiled by two or more modalities, the fractions of the cell types both
     modalities call (anywhere in the cohort) side by side, per pair of modalities.
 
@@ -97,24 +117,35 @@ def cross_modality(composition: pd.DataFrame, samples: pd.DataFrame | None = Non
     ``shared_fraction_*`` are renormalised over the shared types so the two sides are
     comparable when one modality calls types the other cannot (e.g. platelets in RNA);
     ``pearson_r`` and ``mean_abs_diff`` (per sample and pair) are computed on them.
+
+    A modality analysed in several panel groups takes part as one side per group
+    (``cytof:lineage``, ``cytof:myeloid``): ``within=True`` keeps only pairs of panels of one
+    modality (the cross-panel concordance), ``within=False`` only pairs of modalities, None
+    both. ``level="lineage"`` compares lineages (the column ``cell_type`` then holds them).
     """
     key = match_ids(composition, samples)
     comp = composition.assign(
         match=key.reindex(
             pd.MultiIndex.from_frame(composition[["modality", "sample_id"]])
-        ).to_numpy()
+        ).to_numpy(),
+        view=views(composition).to_numpy(),
     )
     rows = []
-    by_mod = {m: c for m, c in comp.groupby("modality", sort=True)}
-    for a, b in combinations(sorted(by_mod), 2):
-        shared = sorted(set(by_mod[a]["cell_type"]) & set(by_mod[b]["cell_type"]) - {"unknown"})
+    by_mod = {m: c for m, c in comp.groupby("view", sort=True)}
+    pairs = [
+        (a, b)
+        for a, b in combinations(sorted(by_mod), 2)
+        if within is None or (a.split(":")[0] == b.split(":")[0]) == within
+    ]
+    for a, b in pairs:
+        shared = sorted(set(by_mod[a][level]) & set(by_mod[b][level]) - {"unknown"})
         if not shared:
             continue
         wide = {
             m: by_mod[m]
             .pivot_table(
                 index=["match", "sample_id"],
-                columns="cell_type",
+                columns=level,
                 values="fraction",
                 aggfunc="sum",
                 fill_value=0.0,

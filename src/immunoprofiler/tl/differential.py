@@ -243,13 +243,18 @@ def differential_abundance_table(
 ) -> pd.DataFrame:
     """Run :func:`differential_abundance` per modality, on fine cell types and on lineages.
 
+    A modality analysed in several panel groups is tested per group (``modality`` is then
+    ``<modality>:<panel group>``, :func:`immunoprofiler.tl.abundance.views`).
+
     ``composition`` is the long table of :func:`immunoprofiler.tl.abundance.composition`
     (``sample_id``, ``modality``, ``cell_type``, ``lineage``, ``n_cells``); ``samples`` holds one
     row per ``sample_id`` (the sheet's metadata).
     """
+    from .abundance import views
+
     meta = samples.drop_duplicates("sample_id").set_index("sample_id")
     tables = []
-    for modality, comp in composition.groupby("modality", sort=True):
+    for modality, comp in composition.groupby(views(composition), sort=True):
         for level in ("cell_type", "lineage"):
             wide = comp.pivot_table(
                 index="sample_id", columns=level, values="n_cells", aggfunc="sum", fill_value=0
