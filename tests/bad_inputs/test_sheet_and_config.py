@@ -132,3 +132,14 @@ def test_panel_problems_are_found_with_the_sheet(tmp_path):
     assert "row 3 (sample_id 'b'), column 'panel'" in msg
     assert "channel(s) ['Xx999Di'] are not in the FCS file" in msg
     assert "row 4 (sample_id 'c'), column 'panel'" in msg and "marker_class must be" in msg
+
+
+def test_a_panel_group_name_must_fit_in_a_path(tmp_path):
+    header = "sample_id\tmodality\tpath\tbatch\tpanel_group\n"
+    sheet = _sheet(
+        tmp_path, "c1\tcytof\tok.fcs\tb1\tmy panel", "c2\tcytof\tok.fcs\tb1\tlin", header=header
+    )
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    msg = str(err.value)
+    assert "1 problem(s)" in msg and "column 'panel_group', value 'my panel'" in msg, msg

@@ -1,6 +1,6 @@
 """The small configurations in .test/: each single-modality config plans only its own chain.
 (The whole demo and the failing batch run end to end in test_demo_*.py / test_failures.py; a
-one-modality cohort profile runs end to end in test_pbmc8_profile.py.)"""
+cytometry cohort of several panels runs end to end in test_multipanel_profile.py.)"""
 
 from __future__ import annotations
 
