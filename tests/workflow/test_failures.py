@@ -3,6 +3,8 @@ others under --keep-going; a GPU request without a GPU fails at once with a clea
 
 from __future__ import annotations
 
+import re
+
 import anndata as ad
 import pandas as pd
 import pytest
@@ -251,3 +253,40 @@ def test_config_typos_stop_before_any_job(tmp_path):
     assert "config key 'sead' is not known (did you mean 'seed'?)" in err
     assert "config key 'rna.integration' is not known (did you mean 'integrate'?)" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_disk_filling_during_the_run_fails_the_job_clearly_and_loses_nothing(tmp_path):
+    """The working directory on a 3 MiB tmpfs (root, as in CI; skipped otherwise): the first
+    write that does not fit fails its job with "no space left on the device", naming the file;
+    nothing partial is left and the finished files stay; with space again, the same command
+    completes the run."""
+    import os
+    import subprocess
+
+    from tests.conftest import shared
+
+    fcs = shared("flow_flowkit_pbmc_lsrii_ics_il10") / "test_comp_example.fcs"
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    work = tmp_path / "small"
+    work.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(work)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        sheet = tmp_path / "samples.tsv"
+        sheet.write_text(f"sample_id\tmodality\tpath\tbatch\nlsrii\tflow\t{fcs}\tb1\n")
+        args = ("--until", "cyto_clean")
+        proc = run_snakemake(work, *args, config={"samples": str(sheet)}, check=False)
+        assert proc.returncode != 0
+        out = proc.stdout + proc.stderr
+        assert re.search(r"results/cyto/flow/\w+/lsrii\.h5ad: no space left on the device", out)
+        assert not list(work.rglob("*.partial"))
+        kept = list((work / "results").rglob("*.h5ad"))
+        assert kept  # what was finished before the disk filled is kept, and complete
+        for f in kept:
+            assert ad.read_h5ad(f, backed="r").n_obs > 0, f
+        subprocess.run(["mount", "-o", "remount,size=64m", str(work)], check=True)
+        run_snakemake(work, *args, config={"samples": str(sheet)})
+        assert (work / "results/cyto/flow/clean/lsrii.h5ad").is_file()
+    finally:
+        subprocess.run(["umount", str(work)], check=False)
