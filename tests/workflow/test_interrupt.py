@@ -33,15 +33,19 @@ def _partial(work: Path) -> bool:
 
 
 def _training(work: Path) -> bool:
+    """scVI's trainer has started (Lightning logs the devices) and not finished."""
     log = work / "logs/rna_integrate/rna_integrate.log"
-    return log.is_file() and "Epoch" in log.read_text(errors="replace")
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return "GPU available" in text and "stopped" not in text
 
 
 KILL_POINTS = {  # what is running when the kill comes
     "a per-sample job": lambda w: any((w / "results/cyto").glob("*/ingest/*.h5ad")),
     "an .h5ad write": _partial,
     "scVI training": _training,
-    "a cohort step": _started("logs/cyto_cluster/cytof.log"),
+    # started only after integration (a step that finished before an earlier kill would
+    # not be running when its log is seen)
+    "a cohort step": _started("logs/rna_cluster/rna_cluster.log"),
 }
 
 
