@@ -29,7 +29,11 @@ def _started(log: str) -> Callable[[Path], bool]:
 
 
 def _partial(work: Path) -> bool:
-    return any((work / "results").rglob("*.partial")) if (work / "results").is_dir() else False
+    """An .h5ad being written by this run (not one left by the previous kill)."""
+    if not (work / "results").is_dir():
+        return False
+    since = (work / ".launched").stat().st_mtime
+    return any(p.stat().st_mtime > since for p in (work / "results").rglob("*.partial"))
 
 
 def _training(work: Path) -> bool:
@@ -50,6 +54,8 @@ KILL_POINTS = {  # what is running when the kill comes
 
 
 def _kill_when(work: Path, condition: Callable[[Path], bool], *args: str) -> None:
+    (work / ".launched").touch()
+    time.sleep(0.05)  # a later mtime for what this run writes
     proc = subprocess.Popen(
         snakemake_cmd(work, *args),
         stdout=subprocess.DEVNULL,
