@@ -19,6 +19,7 @@ channel names in four styles, all understood here::
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -388,7 +389,7 @@ def assign_panel_groups(
         return [order[0][1] if order[0][0] == "explicit" else "all"] * n
     names: dict[object, str] = {}
     taken = {k[1] for k in order if k[0] == "explicit"}
-    detected = (k for k in range(1, n + 1))
+    detected = itertools.count(1)
     for key in order:
         if key[0] == "explicit":
             names[key] = key[1]

@@ -100,12 +100,11 @@ def _check_file(path: str, modality: str) -> str | None:
 def _check_panel(panel: str, fcs: str, modality: str) -> str | None:
     """The panel checked against the FCS file's header (channels present, classes, cofactors):
     what would otherwise fail inside the file's first job."""
-    from .fcs import FCSError, read_header_channels
-    from .panel import PanelError, read_panel
+    from .fcs import FCSError
+    from .panel import PanelError, file_panel
 
     try:
-        channels, descriptions = read_header_channels(fcs)
-        read_panel(panel, channels, descriptions, modality=modality)
+        file_panel(fcs, panel, modality=modality)
     except (FCSError, PanelError) as err:
         return str(err)
     return None

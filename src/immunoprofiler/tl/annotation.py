@@ -366,9 +366,6 @@ def resolve_panel_markers(
                 return hit
         return None
 
-    def present(value: object) -> set[str]:
-        return {h for slot in split_markers(value) if (h := resolve(slot)) is not None}
-
     def resolved(row) -> dict | None:
         pos, missing, optional_missing = [], [], False
         for slot in split_markers(row.positive):

@@ -132,10 +132,11 @@ def cross_modality(
     )
     rows = []
     by_mod = {m: c for m, c in comp.groupby("view", sort=True)}
+    modality = {v: c["modality"].iloc[0] for v, c in by_mod.items()}
     pairs = [
         (a, b)
         for a, b in combinations(sorted(by_mod), 2)
-        if within is None or (a.split(":")[0] == b.split(":")[0]) == within
+        if within is None or (modality[a] == modality[b]) == within
     ]
     for a, b in pairs:
         shared = sorted(set(by_mod[a][level]) & set(by_mod[b][level]) - {"unknown"})
