@@ -60,10 +60,7 @@ def configure(
     sys.excepthook = _hook
     from threadpoolctl import threadpool_limits
 
+    # libraries loaded later (torch included: its intra-op pool is sized from
+    # OMP_NUM_THREADS at import) read the variables above; torch is not imported here,
+    # which would cost every job ~1 s and ~200 MB that most steps never use
     threadpool_limits(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass

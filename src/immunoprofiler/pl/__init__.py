@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from .cytometry import abundance_bars, metacluster_heatmap
-from .embedding import umap_scatter
-from .figures import marker_dotplot, qc_figure
+from .._lazy import attach
 
-__all__ = ["abundance_bars", "marker_dotplot", "metacluster_heatmap", "qc_figure", "umap_scatter"]
+__getattr__, __all__ = attach(
+    __name__,
+    {
+        "abundance_bars": "cytometry",
+        "metacluster_heatmap": "cytometry",
+        "umap_scatter": "embedding",
+        "marker_dotplot": "figures",
+        "qc_figure": "figures",
+    },
+)

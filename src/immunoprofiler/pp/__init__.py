@@ -3,7 +3,16 @@ compensation / transforms / gating, batch normalisation."""
 
 from __future__ import annotations
 
-from .normalization import combine_hvg, common_genes, hvg_stats, normalize
-from .quality import QCError, qc
+from .._lazy import attach
 
-__all__ = ["QCError", "combine_hvg", "common_genes", "hvg_stats", "normalize", "qc"]
+__getattr__, __all__ = attach(
+    __name__,
+    {
+        "QCError": "quality",
+        "qc": "quality",
+        "combine_hvg": "normalization",
+        "common_genes": "normalization",
+        "hvg_stats": "normalization",
+        "normalize": "normalization",
+    },
+)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from .abundance import composition
-from .annotation import annotate, annotate_celltypist, annotate_scanvi, read_marker_table
-from .clustering import cluster
-from .integration import integrate
+from .._lazy import attach
 
-__all__ = [
-    "annotate",
-    "annotate_celltypist",
-    "annotate_scanvi",
-    "cluster",
-    "composition",
-    "integrate",
-    "read_marker_table",
-]
+__getattr__, __all__ = attach(
+    __name__,
+    {
+        "annotate": "annotation",
+        "annotate_celltypist": "annotation",
+        "annotate_scanvi": "annotation",
+        "cluster": "clustering",
+        "composition": "abundance",
+        "integrate": "integration",
+        "read_marker_table": "annotation",
+    },
+)
