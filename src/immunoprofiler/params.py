@@ -181,6 +181,7 @@ class RnaIntegrate:
     n_layers: int
     n_pcs: int
     max_epochs: int | None
+    batch_size: int
     seed: int
 
 
@@ -191,6 +192,7 @@ class RnaCluster:
     n_neighbors: int
     resolution: float
     umap_min_dist: float
+    umap_cells: int
     seed: int
 
 

@@ -39,11 +39,12 @@ def test_entry_is_plain_json_able_data(tmp_path):
     assert rec["versions"]["scanpy"] != "not installed" and "immunoprofiler" in rec["versions"]
     assert entry("step:S1", params={"v": [1, 2], "k": None, "n": 3}, inputs=[f]) == e  # rerun
     # a parameter dataclass is recorded field by field
-    p = RnaCluster(n_neighbors=15, resolution=1.0, umap_min_dist=0.5, seed=0)
+    p = RnaCluster(n_neighbors=15, resolution=1.0, umap_min_dist=0.5, umap_cells=50_000, seed=0)
     assert json.loads(entry("rna_cluster", params=p)["rna_cluster"]["params"]) == {
         "n_neighbors": 15,
         "resolution": 1.0,
         "seed": 0,
+        "umap_cells": 50_000,
         "umap_min_dist": 0.5,
     }
 

@@ -69,6 +69,7 @@ def test_scvi_is_reproducible_on_cpu(hvg):
     integrate(a, method="scvi", max_epochs=5, seed=0)
     integrate(b, method="scvi", max_epochs=5, seed=0)
     np.testing.assert_array_equal(a.obsm["X_scVI"], b.obsm["X_scVI"])  # same seed, same CPU result
+    assert a.uns["integration"]["epochs"] == 5  # the epochs trained are recorded
 
 
 def test_missing_batch_column(hvg):

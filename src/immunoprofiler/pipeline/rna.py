@@ -29,9 +29,6 @@ from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
 
-#: cells drawn (seeded, evenly over samples) for the UMAP before integration
-UNCORRECTED_UMAP_CELLS = 30_000
-
 
 @per_sample(
     "rna_bam_count", inputs=("bam",), outputs=("out_raw", "out_filtered", "table"), modality="rna"
@@ -250,19 +247,26 @@ def rna_integrate(
     return key
 
 
-def rna_cluster(inp: str | Path, out: str | Path, *, params: P.RnaCluster) -> None:
+def rna_cluster(
+    inp: str | Path, out: str | Path, *, params: P.RnaCluster, threads: int = 1
+) -> None:
     """Neighbours, Leiden and UMAP on the integrated embedding; and, for the figure of the
     batch effect integration removed, the UMAP of plain PCA on the HVGs (no batch correction)
-    of a seeded subsample evenly over samples (``obsm["X_umap_uncorrected"]``, NaN elsewhere),
+    of the cells the UMAP was fitted on (``obsm["X_umap_uncorrected"]``, NaN elsewhere),
     computed here where the UMAP code is already compiled."""
     from ..tl.clustering import cluster
     from ..tl.embedding import pca, umap
     from ..tl.subsample import balanced_subsample
 
     adata = ad.read_h5ad(inp)
-    cluster(adata, use_rep=adata.uns["integration"]["use_rep"], **dataclasses.asdict(params))
+    cluster(
+        adata,
+        use_rep=adata.uns["integration"]["use_rep"],
+        n_jobs=threads,
+        **dataclasses.asdict(params),
+    )
     samples = adata.obs["sample_id"].astype(str).to_numpy()
-    rows = balanced_subsample(samples, UNCORRECTED_UMAP_CELLS, params.seed)
+    rows = balanced_subsample(samples, params.umap_cells, params.seed)  # the UMAP's fitted cells
     emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
     pcs = pca(adata.X[rows], n_comps=30, seed=params.seed)
     emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)

@@ -1,5 +1,5 @@
-"""2-D embeddings for figures: UMAP of a seeded subsample of rows (one implementation for
-RNA and cytometry)."""
+"""2-D embeddings for figures: UMAP of a seeded subsample of rows, the other rows placed from
+their nearest fitted neighbours (one implementation for RNA and cytometry)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,62 @@ def umap(
                 precomputed_knn=(idx, dist, None),
             ).fit_transform(Xr)
     return emb
+
+
+def place(
+    X: np.ndarray,
+    emb: np.ndarray,
+    fitted: np.ndarray,
+    *,
+    anchors: int = 10,
+    n_jobs: int = 1,
+    block: int = 200_000,
+) -> np.ndarray:
+    """``emb`` with every row outside ``fitted`` placed from its nearest fitted rows.
+
+    A placed row gets the weighted mean of the 2-D positions of its ``anchors`` nearest
+    fitted rows of ``X`` (exact search), weights ``exp(-(d - d₁) / σ)`` (``d₁`` its nearest
+    distance, ``σ`` the median of ``d - d₁`` over its neighbours): the starting position
+    umap-learn's ``transform`` gives new points, without the optimisation epochs after it,
+    so a row's place depends only on the fitted rows — not on the rows placed with it, the
+    block size or ``n_jobs``. Memory: one block of distances at a time.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    fitted = np.asarray(fitted)
+    out = np.array(emb, dtype=np.float32, copy=True)
+    todo = np.setdiff1d(np.arange(len(X)), fitted)
+    if len(todo) == 0 or len(fitted) == 0:
+        return out
+    k = min(anchors, len(fitted))
+    nn = NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(np.asarray(X[fitted], np.float32))
+    fitted_emb = out[fitted]
+    for start in range(0, len(todo), block):
+        rows = todo[start : start + block]
+        dist, idx = nn.kneighbors(np.asarray(X[rows], dtype=np.float32))
+        excess = dist - dist[:, :1]
+        sigma = np.median(excess, axis=1, keepdims=True)
+        w = np.exp(-excess / np.where(sigma > 0, sigma, 1.0))
+        w /= w.sum(axis=1, keepdims=True)
+        out[rows] = np.einsum("ij,ijk->ik", w, fitted_emb[idx]).astype(np.float32)
+    return out
+
+
+def umap_fit_place(
+    X: np.ndarray,
+    *,
+    fit: np.ndarray,
+    n_neighbors: int = 15,
+    min_dist: float = 0.3,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> np.ndarray:
+    """UMAP fitted on the rows ``fit`` (:func:`umap`), every other row :func:`place`-d from
+    its nearest fitted rows: time and memory of the fit do not grow with ``len(X)``."""
+    emb = umap(X, rows=fit, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    if np.isnan(emb[fit]).any():  # too few rows to fit: nothing to place from
+        return emb
+    return place(X, emb, fit, n_jobs=n_jobs)
 
 
 def pca(X: np.ndarray | sp.spmatrix, *, n_comps: int, seed: int = 0) -> np.ndarray:

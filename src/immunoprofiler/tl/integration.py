@@ -33,6 +33,7 @@ def integrate(
     n_latent: int = 30,
     n_layers: int = 2,
     max_epochs: int | None = None,
+    batch_size: int = 128,
     seed: int = 0,
     accelerator: Accelerator = "cpu",
     model_dir: str | Path | None = None,
@@ -47,7 +48,10 @@ def integrate(
         ``"scvi"`` (scvi-tools SCVI on counts → ``X_scVI``), ``"harmony"`` (harmonypy on
         PCA → ``X_pca_harmony``) or ``"none"`` (PCA only → ``X_pca``).
     max_epochs
-        scVI epochs; ``None`` uses scvi-tools' size-based default.
+        scVI epochs; ``None`` uses scvi-tools' size-based default (``min(400, 8e6 / cells)``);
+        the epochs trained are recorded in ``uns["integration"]["epochs"]``.
+    batch_size
+        scVI minibatch size.
     accelerator
         ``"cpu"`` or ``"gpu"``, from :func:`immunoprofiler.accelerator.select_accelerator`.
     model_dir
@@ -70,6 +74,7 @@ def integrate(
         model = scvi.model.SCVI(adata, n_latent=n_latent, n_layers=n_layers)
         model.train(
             max_epochs=max_epochs,
+            batch_size=batch_size,
             accelerator=accelerator,
             devices=1,
             enable_progress_bar=False,
@@ -78,6 +83,8 @@ def integrate(
         history = model.history.get("elbo_train")
         if history is not None:
             adata.uns["scvi_elbo_train"] = history.to_numpy().ravel().astype(float)
+        epochs = None if history is None else len(history)  # one ELBO value per epoch
+        logger.info("scVI: %s epochs of batch size %d on %d cells", epochs, batch_size, adata.n_obs)
         if model_dir is not None:
             model.save(str(model_dir), overwrite=True, save_anndata=False)
     else:
@@ -100,5 +107,7 @@ def integrate(
                 # harmonypy < 2 returns PCs x cells, >= 2 cells x PCs
                 adata.obsm[key] = (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
     adata.uns["integration"] = {"method": method, "use_rep": key, "batch_key": batch_key}
+    if method == "scvi" and epochs is not None:
+        adata.uns["integration"]["epochs"] = epochs
     logger.info("integration %s: %s %s", method, key, adata.obsm[key].shape)
     return key
