@@ -341,12 +341,20 @@ class StepParams:
     on_sample_failure: Literal["exclude", "stop"]
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> StepParams:
+    def from_config(cls, config: Mapping[str, Any], *, demo_cohort: bool = False) -> StepParams:
         """Build every step's parameters from a config validated (defaults filled in) with
-        ``workflow/schemas/config.schema.yaml``."""
+        ``workflow/schemas/config.schema.yaml``.
+
+        ``demo_cohort``: the sheet's RNA samples are all the simulated demo's; only then does
+        ``demo.scvi_max_epochs`` stand in for an unset ``rna.integrate.max_epochs`` (the demo's
+        short training never reaches a cohort of real samples, which gets scvi-tools'
+        size-based default unless the config sets the epochs)."""
         seed = int(config["seed"])
         rna, cyto, prof = config["rna"], config["cyto"], config["profile"]
-        demo = {k: v for k, v in config["demo"].items() if k != "outdir"}
+        demo = {k: v for k, v in config["demo"].items() if k not in ("outdir", "scvi_max_epochs")}
+        integrate = dict(rna["integrate"])
+        if demo_cohort and integrate["max_epochs"] is None:
+            integrate["max_epochs"] = config["demo"]["scvi_max_epochs"]
         transform = dict(cyto["transform"])
         logicle = build(Logicle, transform.pop("logicle"), where="cyto.transform.logicle")
         contrast = prof["contrast"]
@@ -362,7 +370,7 @@ class StepParams:
             rna_bam_count=RnaBamCount.from_section(rna["bam_count"], seed=seed),
             rna_qc=build(RnaQc, rna["qc"], where="rna.qc", seed=seed),
             rna_normalize=build(RnaNormalize, rna["normalize"], where="rna.normalize"),
-            rna_integrate=build(RnaIntegrate, rna["integrate"], where="rna.integrate", seed=seed),
+            rna_integrate=build(RnaIntegrate, integrate, where="rna.integrate", seed=seed),
             rna_cluster=build(RnaCluster, rna["cluster"], where="rna.cluster", seed=seed),
             rna_annotate=build(
                 RnaAnnotate,

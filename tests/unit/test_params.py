@@ -127,6 +127,31 @@ def _same(a, b) -> bool:
     return list(a) == list(b) if isinstance(a, list | tuple) else a == b
 
 
+def test_the_demo_epoch_cap_reaches_only_the_demo_cohort():
+    config = default_config()
+    config["demo"]["scvi_max_epochs"] = 200
+    demo = P.StepParams.from_config(config, demo_cohort=True)
+    assert demo.rna_integrate.max_epochs == 200
+    # a sheet with any sample of the user's: scvi-tools' size-based default
+    assert P.StepParams.from_config(config).rna_integrate.max_epochs is None
+    config["rna"]["integrate"]["max_epochs"] = 30  # set by the user: used, demo or not
+    assert P.StepParams.from_config(config, demo_cohort=True).rna_integrate.max_epochs == 30
+
+
+def test_is_demo_cohort(tmp_path, monkeypatch):
+    from immunoprofiler.datasets import demo_paths, is_demo_cohort
+
+    monkeypatch.chdir(tmp_path)
+    demo = demo_paths().values()
+    ours = [
+        str(tmp_path / "resources/demo/P2_post/counts.h5ad"),
+        "resources/demo/P2_pre/filtered_feature_bc_matrix.h5",
+    ]
+    assert is_demo_cohort(ours, demo)
+    assert not is_demo_cohort([*ours, str(tmp_path / "mine.h5")], demo)
+    assert not is_demo_cohort([], demo)  # no RNA sample: nothing to cap
+
+
 def test_package_defaults_agree_with_the_schema():
     """Where a package function or dataclass has a default for a config key, it is the
     schema's: explicitly for the functions the steps call (names mapped where they differ),

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from immunoprofiler.datasets import demo_paths
+from immunoprofiler.datasets import demo_paths, is_demo_cohort
 from immunoprofiler.io.samples import (
     SampleSheetError,
     locate_sheet,
@@ -36,7 +36,6 @@ DEMO_PATHS = demo_paths(config["demo"]["outdir"])
 # relative sheet path the user typed there is found; jobs started by this run inherit it.
 START_DIR = os.environ.setdefault("IMMUNOPROFILER_START_DIR", os.environ.get("PWD", os.getcwd()))
 try:
-    PARAMS = StepParams.from_config(config)
     SHEET = locate_sheet(config["samples"], start_dir=START_DIR)
     SAMPLES = read_sample_sheet(
         SHEET,
@@ -44,9 +43,12 @@ try:
         pending=DEMO_PATHS.values(),
         contrast=config["profile"]["contrast"],
     )
+    RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
+    PARAMS = StepParams.from_config(
+        config, demo_cohort=is_demo_cohort(RNA["path"], DEMO_PATHS.values())
+    )
 except (ConfigError, SampleSheetError) as err:
     raise WorkflowError(str(err)) from None
-RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
 # Cytometry files are analysed per panel group (the files' type/state markers, or the sheet's
 # panel_group column; read from the FCS headers, no event data). {group} of the cohort rules
 # is the modality, or <modality>-<panel group> when a modality's files have several panels.

@@ -13,7 +13,8 @@ RNA only). The truth is kept in ``obs["true_cell_type"]`` and ``obs["true_state"
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -426,6 +427,20 @@ def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
         out[f"{r.modality}_{r.sample_id}"] = str(Path(outdir) / r.modality / f"{r.sample_id}.fcs")
     out["cytof_panel"] = str(Path(outdir) / "cytof" / "panel.tsv")
     return out
+
+
+def is_demo_cohort(paths: Iterable[str], demo: Iterable[str]) -> bool:
+    """Whether ``paths`` (a sheet's RNA paths, absolute or relative to the working directory)
+    are all files of the demo (``demo``: :func:`demo_paths` values), and there is at least one.
+
+    Examples
+    --------
+    >>> is_demo_cohort(["resources/demo/P2_post/counts.h5ad"], demo_paths().values())
+    True
+    """
+    ours = {os.path.abspath(p) for p in demo}
+    paths = [os.path.abspath(p) for p in paths]
+    return bool(paths) and all(p in ours for p in paths)
 
 
 def write_demo(
