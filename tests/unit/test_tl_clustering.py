@@ -37,9 +37,9 @@ def test_cluster_needs_embedding(integrated):
 
 def test_umap_fitted_on_a_subsample_places_the_other_cells(integrated, demo_cohort):
     a, b = integrated.copy(), integrated.copy()
-    cluster(a, use_rep="X_pca_harmony", umap_cells=1000, seed=0)
+    fitted = cluster(a, use_rep="X_pca_harmony", umap_cells=1000, seed=0)
     cluster(b, use_rep="X_pca_harmony", umap_cells=1000, seed=0, n_jobs=2)
-    assert a.uns["umap"]["fitted_cells"] == 1000
+    assert a.uns["umap"]["fitted_cells"] == len(fitted) == len(set(fitted)) == 1000
     assert a.uns["umap"]["placed_cells"] == a.n_obs - 1000
     assert np.isfinite(a.obsm["X_umap"]).all()
     # neither the threads nor anything else changes the clusters or the embedding

@@ -256,17 +256,14 @@ def rna_cluster(
     computed here where the UMAP code is already compiled."""
     from ..tl.clustering import cluster
     from ..tl.embedding import pca, umap
-    from ..tl.subsample import balanced_subsample
 
     adata = ad.read_h5ad(inp)
-    cluster(
+    rows = cluster(  # the cells the UMAP was fitted on
         adata,
         use_rep=adata.uns["integration"]["use_rep"],
         n_jobs=threads,
         **dataclasses.asdict(params),
     )
-    samples = adata.obs["sample_id"].astype(str).to_numpy()
-    rows = balanced_subsample(samples, params.umap_cells, params.seed)  # the UMAP's fitted cells
     emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
     pcs = pca(adata.X[rows], n_comps=30, seed=params.seed)
     emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)

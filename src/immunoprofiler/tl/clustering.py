@@ -30,8 +30,9 @@ def cluster(
     seed: int = 0,
     key_added: str = "leiden",
     n_jobs: int = 1,
-) -> None:
-    """Neighbours on ``obsm[use_rep]``, Leiden into ``obs[key_added]``, UMAP into ``obsm["X_umap"]``.
+) -> np.ndarray:
+    """Neighbours on ``obsm[use_rep]``, Leiden into ``obs[key_added]``, UMAP into ``obsm["X_umap"]``;
+    returns the rows the UMAP was fitted on.
 
     ``transformer="auto"`` uses exact neighbours (scikit-learn) below ``exact_below`` cells
     — faster there than compiling pynndescent — and pynndescent above. The UMAP is fitted on
@@ -93,3 +94,4 @@ def cluster(
         len(fit),
         adata.n_obs - len(fit),
     )
+    return fit
