@@ -181,6 +181,7 @@ class RnaIntegrate:
     n_layers: int
     n_pcs: int
     max_epochs: int | None
+    kl_warmup_epochs: int | None
     batch_size: int
     seed: int
 
@@ -346,15 +347,19 @@ class StepParams:
         ``workflow/schemas/config.schema.yaml``.
 
         ``demo_cohort``: the sheet's RNA samples are all the simulated demo's; only then does
-        ``demo.scvi_max_epochs`` stand in for an unset ``rna.integrate.max_epochs`` (the demo's
-        short training never reaches a cohort of real samples, which gets scvi-tools'
-        size-based default unless the config sets the epochs)."""
+        ``demo.scvi_max_epochs`` stand in for an unset ``rna.integrate.max_epochs`` (and for an
+        unset ``kl_warmup_epochs``: the KL weight reaches 1 within the short training). The
+        demo's short training never reaches a cohort of real samples, which gets scvi-tools'
+        size-based default unless the config sets the epochs."""
         seed = int(config["seed"])
         rna, cyto, prof = config["rna"], config["cyto"], config["profile"]
         demo = {k: v for k, v in config["demo"].items() if k not in ("outdir", "scvi_max_epochs")}
         integrate = dict(rna["integrate"])
-        if demo_cohort and integrate["max_epochs"] is None:
-            integrate["max_epochs"] = config["demo"]["scvi_max_epochs"]
+        cap = config["demo"]["scvi_max_epochs"]
+        if demo_cohort and cap is not None and integrate["max_epochs"] is None:
+            integrate["max_epochs"] = cap
+            if integrate["kl_warmup_epochs"] is None:
+                integrate["kl_warmup_epochs"] = cap
         transform = dict(cyto["transform"])
         logicle = build(Logicle, transform.pop("logicle"), where="cyto.transform.logicle")
         contrast = prof["contrast"]

@@ -132,8 +132,10 @@ def test_the_demo_epoch_cap_reaches_only_the_demo_cohort():
     config["demo"]["scvi_max_epochs"] = 200
     demo = P.StepParams.from_config(config, demo_cohort=True)
     assert demo.rna_integrate.max_epochs == 200
+    assert demo.rna_integrate.kl_warmup_epochs == 200  # the KL weight reaches 1 within the cap
     # a sheet with any sample of the user's: scvi-tools' size-based default
     assert P.StepParams.from_config(config).rna_integrate.max_epochs is None
+    assert P.StepParams.from_config(config).rna_integrate.kl_warmup_epochs is None
     config["rna"]["integrate"]["max_epochs"] = 30  # set by the user: used, demo or not
     assert P.StepParams.from_config(config, demo_cohort=True).rna_integrate.max_epochs == 30
 

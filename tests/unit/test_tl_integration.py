@@ -56,7 +56,9 @@ def test_none_is_pca(hvg):
 @pytest.mark.slow
 def test_scvi_trains_and_saves(hvg, tmp_path, demo_cohort):
     a = hvg.copy()
-    key = integrate(a, method="scvi", max_epochs=150, seed=0, model_dir=tmp_path / "model")
+    key = integrate(
+        a, method="scvi", max_epochs=100, kl_warmup_epochs=100, seed=0, model_dir=tmp_path / "model"
+    )
     assert key == "X_scVI" and a.obsm[key].shape == (a.n_obs, 30)
     assert (tmp_path / "model" / "model.pt").exists()
     assert batch_mixing(a, key) > 0.25

@@ -25,7 +25,7 @@ def test_outputs_and_slots(demo_run):
     assert a.X.max() < 15  # shifted log, not counts
     for key in ("X_scVI", "X_umap"):
         assert key in a.obsm
-    assert a.uns["integration"]["epochs"] == 200  # the demo's own cap (demo.scvi_max_epochs)
+    assert a.uns["integration"]["epochs"] == 100  # the demo's own cap (demo.scvi_max_epochs)
     for col in (
         "sample_id",
         "batch",

@@ -33,6 +33,7 @@ def integrate(
     n_latent: int = 30,
     n_layers: int = 2,
     max_epochs: int | None = None,
+    kl_warmup_epochs: int | None = None,
     batch_size: int = 128,
     seed: int = 0,
     accelerator: Accelerator = "cpu",
@@ -50,6 +51,9 @@ def integrate(
     max_epochs
         scVI epochs; ``None`` uses scvi-tools' size-based default (``min(400, 8e6 / cells)``);
         the epochs trained are recorded in ``uns["integration"]["epochs"]``.
+    kl_warmup_epochs
+        Epochs over which scVI's KL weight rises to 1; ``None`` keeps scvi-tools' 400, which a
+        shorter training never completes (the KL term then stays below full weight).
     batch_size
         scVI minibatch size.
     accelerator
@@ -72,9 +76,11 @@ def integrate(
         scvi.settings.seed = seed
         scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key=batch_key)
         model = scvi.model.SCVI(adata, n_latent=n_latent, n_layers=n_layers)
+        plan = {} if kl_warmup_epochs is None else {"n_epochs_kl_warmup": kl_warmup_epochs}
         model.train(
             max_epochs=max_epochs,
             batch_size=batch_size,
+            plan_kwargs=plan,
             accelerator=accelerator,
             devices=1,
             enable_progress_bar=False,
@@ -84,7 +90,13 @@ def integrate(
         if history is not None:
             adata.uns["scvi_elbo_train"] = history.to_numpy().ravel().astype(float)
         epochs = None if history is None else len(history)  # one ELBO value per epoch
-        logger.info("scVI: %s epochs of batch size %d on %d cells", epochs, batch_size, adata.n_obs)
+        logger.info(
+            "scVI: %s epochs (KL warm-up: %s) of batch size %d on %d cells",
+            epochs,
+            "scvi-tools' 400 epochs" if kl_warmup_epochs is None else f"{kl_warmup_epochs} epochs",
+            batch_size,
+            adata.n_obs,
+        )
         if model_dir is not None:
             model.save(str(model_dir), overwrite=True, save_anndata=False)
     else:
