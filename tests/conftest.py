@@ -1,8 +1,15 @@
-"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent), demo data."""
+"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent), demo data.
+
+The suite runs on pytest-xdist workers (``-n auto`` in pyproject.toml). Each worker gets an
+equal share of the CPUs (:data:`CPUS`): thread pools (torch, BLAS, numba) are sized to it and
+workflow tests run Snakemake with ``--cores CPUS``, so two workers on two cores never
+oversubscribe (torch with 2 threads while another process holds a core trains ~9x slower).
+Tests sharing a costly fixture run on one worker (:func:`pytest_collection_modifyitems`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from functools import cache
 from pathlib import Path
@@ -14,6 +21,36 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 MARKERS = ROOT / "resources" / "rna_cell_types.tsv"
 CONFIG_SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+CPUS = max(1, len(os.sched_getaffinity(0)) // WORKERS)  # this worker's share of the CPUs
+if WORKERS > 1:  # before torch, BLAS or numba start their thread pools
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(CPUS)
+
+# tests that share a costly module- or session-scoped fixture run on one worker
+SHARED_RUNS = ("demo_run",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Group tests for the workers: those using a shared workflow run (:data:`SHARED_RUNS`)
+    together, every other module as one unit (its module-scoped fixtures are built once);
+    groups with slow tests first, so the longest units start early."""
+    for item in items:
+        shared_run = next((f for f in SHARED_RUNS if f in item.fixturenames), None)
+        item.add_marker(pytest.mark.xdist_group(shared_run or item.module.__name__))
+    order = {id(item): i for i, item in enumerate(items)}
+    groups = {}
+    for item in items:
+        groups.setdefault(item.get_closest_marker("xdist_group").args[0], []).append(item)
+
+    def weight(group: str) -> tuple:
+        tests = groups[group]
+        slow = sum(t.get_closest_marker("slow") is not None for t in tests)
+        return (group not in SHARED_RUNS, -slow, order[id(tests[0])])
+
+    items[:] = [item for group in sorted(groups, key=weight) for item in groups[group]]
 
 
 def default_config(**top) -> dict:
@@ -152,8 +189,8 @@ def dot_test_config(name: str) -> dict:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """The whole demo workflow (``.test/demo``) run locally (snakemake --cores 2) in an empty
-    folder; the Snakefile picks up its config/config.yaml as it does a user's."""
+    """The whole demo workflow (``.test/demo``) run locally (snakemake --cores CPUS) in an
+    empty folder; the Snakefile picks up its config/config.yaml as it does a user's."""
     from tests.workflow.conftest import run_snakemake
 
     work = make_workdir(tmp_path_factory.mktemp("demo_run"), "demo")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import CPUS, ROOT
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    """The workflow's Snakemake command line for ``workdir`` (2 cores, no lock)."""
+    """The workflow's Snakemake command line for ``workdir`` (this worker's CPUs, no lock)."""
     return [
         sys.executable,
         "-m",
@@ -23,7 +23,7 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
         "--directory",
         str(workdir),
         "--cores",
-        "2",
+        str(CPUS),
         "--nolock",
         "--show-failed-logs",
         *args,
