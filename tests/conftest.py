@@ -32,14 +32,17 @@ if WORKERS > 1:  # before torch, BLAS or numba start their thread pools
 SHARED_RUNS = ("demo_run",)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """Group tests for the workers: those using a shared workflow run (:data:`SHARED_RUNS`)
-    together, every other module as one unit (its module-scoped fixtures are built once);
-    groups with slow tests first, so the longest units start early."""
-    for item in items:
-        shared_run = next((f for f in SHARED_RUNS if f in item.fixturenames), None)
-        item.add_marker(pytest.mark.xdist_group(shared_run or item.module.__name__))
+    together, every other module as one unit (its module-scoped fixtures are built once).
+    Marked here, as each test is collected: xdist reads the marks in its own
+    ``pytest_collection_modifyitems``, which runs before a conftest's."""
+    shared_run = next((f for f in SHARED_RUNS if f in item.fixturenames), None)
+    item.add_marker(pytest.mark.xdist_group(shared_run or item.module.__name__))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups with slow tests first, so the longest units start early."""
     order = {id(item): i for i, item in enumerate(items)}
     groups = {}
     for item in items:
