@@ -396,7 +396,7 @@ def cyto_annotate(
     genes = ann.marker_genes(resolved)
     cl = ad.read_h5ad(clustered)
     sub = ad.AnnData(
-        X=np.asarray(read_columns(normalized, genes), dtype=np.float64),
+        X=np.asarray(read_columns(normalized, genes), dtype=np.float32),
         obs=cl.obs[["metacluster", "som_node"]].copy(),
         var=pd.DataFrame(index=genes),
     )

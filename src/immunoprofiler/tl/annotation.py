@@ -103,11 +103,21 @@ def _weights(markers: pd.DataFrame, genes: pd.Index) -> tuple[np.ndarray, list[s
     return W, kept
 
 
+def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct labels and each row's index into them (``np.unique(...,
+    return_inverse=True)`` by hashing: no sort of the rows' strings)."""
+    inv, cats = pd.factorize(labels, sort=True)
+    return np.asarray(cats), inv
+
+
 def _cluster_means(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cats, inv = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(cats), X.shape[1]))
-    np.add.at(sums, inv, X)
-    return cats, sums / np.bincount(inv)[:, None]
+    """Distinct labels and each label's column means of ``X`` (float64 sums, in row order)."""
+    cats, inv = _codes(labels)
+    n = np.bincount(inv, minlength=len(cats))
+    sums = np.column_stack(
+        [np.bincount(inv, weights=X[:, j], minlength=len(cats)) for j in range(X.shape[1])]
+    ).reshape(len(cats), X.shape[1])
+    return cats, sums / n[:, None]
 
 
 def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
@@ -222,8 +232,7 @@ def annotate(
     W, kept = _weights(markers, genes)
     W = W[[markers.index.get_loc(t) for t in kept]]
     X = adata[:, genes].X
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    X = X.astype(np.float64)
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)  # float32 or 64: scores are float64
     labels = adata.obs[cluster_key].astype(str).to_numpy()
     groups, means = _cluster_means(X, labels)
     if rule == "gate":
@@ -241,19 +250,27 @@ def annotate(
     def scaled(M: np.ndarray) -> np.ndarray:
         return np.clip((M - low) / scale, 0.0, 1.0)
 
-    cell_scores = pd.DataFrame(_scores(scaled(X), W, rule), index=adata.obs_names, columns=kept)
-    cell_calls = _resolve(cell_scores, min_score)
+    # per cell: every type's score, the best type (column of S) and its score, -1 = unknown
+    S = _scores(scaled(X), W, rule)
+    best = np.argsort(-S, axis=1)[:, 0] if S.shape[1] else np.zeros(len(S), dtype=int)
+    best_score = S[np.arange(len(S)), best] if S.shape[1] else np.zeros(len(S))
+    best = np.where(best_score < min_score, -1, best)
 
     group_scores, group_calls = _group_calls(groups, scaled(means), W, kept, min_score, rule)
     call_of = dict(zip(groups, group_calls["label"], strict=True))
     final = labels.astype(object).copy()
     if subcluster_key is not None or "connectivities" in adata.obsp:
-        for c in groups:
-            in_c = labels == c
-            calls = cell_calls.loc[in_c, "label"]
-            freq = calls[calls != UNKNOWN["cell_type"]].value_counts() / max(in_c.sum(), 1)
-            if len(freq) < 2 or freq.iloc[1] < split_fraction:
+        _, group_of = _codes(labels)
+        known = best >= 0  # cells of each cluster called each type (unknown left out)
+        votes = np.bincount(
+            group_of[known] * len(kept) + best[known], minlength=len(groups) * len(kept)
+        ).reshape(len(groups), len(kept))
+        sizes_of = np.bincount(group_of, minlength=len(groups))
+        for gi, c in enumerate(groups):
+            v = np.sort(votes[gi])[::-1] / max(sizes_of[gi], 1)
+            if len(v) < 2 or v[1] == 0 or v[1] < split_fraction:
                 continue
+            in_c = group_of == gi
             if subcluster_key is not None:
                 sub_labels = adata.obs[subcluster_key].astype(str).to_numpy()[in_c]
             else:
@@ -281,27 +298,19 @@ def annotate(
                         row.label,
                         row.score,
                     )
-    final = final.astype(str)
-    cats, inv = np.unique(final, return_inverse=True)
+    # labels per group (few), then to the cells by integer codes: no per-cell Python
+    cats, inv = _codes(final.astype(str))
     table = markers.set_index("cell_type")
-    cell_type = np.array([call_of[g] for g in cats], dtype=object)[inv]
-    adata.obs["annotation_group"] = pd.Categorical(cats[inv])
-    adata.obs["cell_type"] = pd.Categorical(cell_type)
-    adata.obs["cell_ontology_id"] = pd.Categorical(
-        [
-            table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"]
-            for t in cell_type
-        ]
-    )
-    adata.obs["lineage"] = pd.Categorical(
-        [table.at[t, "lineage"] if t in table.index else UNKNOWN["lineage"] for t in cell_type]
-    )
-    own = np.array(
-        [
-            cell_scores.iat[i, kept.index(t)] if t in kept else cell_calls["score"].iat[i]
-            for i, t in enumerate(cell_type)
-        ]
-    )
+    types, type_of = _codes(np.array([call_of[g] for g in cats], dtype=object))
+    adata.obs["annotation_group"] = pd.Categorical.from_codes(inv, categories=pd.Index(cats))
+    adata.obs["cell_type"] = pd.Categorical.from_codes(type_of[inv], categories=pd.Index(types))
+    for col in ("cell_ontology_id", "lineage"):
+        values = [table.at[t, col] if t in table.index else UNKNOWN[col] for t in types]
+        names, code = _codes(np.array(values, dtype=object))
+        adata.obs[col] = pd.Categorical.from_codes(code[type_of][inv], categories=pd.Index(names))
+    # each cell's score for its own type (its best score where the type is not scored)
+    column = np.array([kept.index(t) if t in kept else -1 for t in types], dtype=int)[type_of][inv]
+    own = np.where(column >= 0, S[np.arange(len(S)), np.maximum(column, 0)], best_score)
     adata.obs["cell_type_score"] = own.astype(np.float32)
     adata.uns["annotation"] = {
         "method": "markers",
@@ -409,14 +418,22 @@ def resolve_panel_markers(
 
 
 def _label_metadata(labels: pd.Series, markers: pd.DataFrame | None) -> pd.DataFrame:
+    """Ontology id and lineage of each label (looked up once per distinct label)."""
     table = markers.set_index("cell_type") if markers is not None else pd.DataFrame()
+    types, code = _codes(labels.astype(str).to_numpy())
     ont = [
         table.at[t, "cell_ontology_id"] if t in table.index else UNKNOWN["cell_ontology_id"]
-        for t in labels
+        for t in types
     ]
-    lin = [table.at[t, "lineage"] if t in table.index else "other" for t in labels]
-    lin = [UNKNOWN["lineage"] if t == "unknown" else x for t, x in zip(labels, lin, strict=True)]
-    return pd.DataFrame({"cell_ontology_id": ont, "lineage": lin}, index=labels.index)
+    lin = [table.at[t, "lineage"] if t in table.index else "other" for t in types]
+    lin = [UNKNOWN["lineage"] if t == "unknown" else x for t, x in zip(types, lin, strict=True)]
+    return pd.DataFrame(
+        {
+            "cell_ontology_id": np.asarray(ont, dtype=object)[code],
+            "lineage": np.asarray(lin, dtype=object)[code],
+        },
+        index=labels.index,
+    )
 
 
 def _set_labels(
