@@ -11,6 +11,7 @@ rna_annotate(
     snakemake.input.clustered,
     snakemake.input.normalized,
     snakemake.output[0],
+    integrated=snakemake.input.integrated,
     markers=snakemake.input.markers,
     params=snakemake.params.annotate,
     reference=snakemake.input.get("reference"),

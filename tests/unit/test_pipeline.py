@@ -27,12 +27,22 @@ def clustered(demo_cohort):
     return work / "clu.h5ad"
 
 
+def _annotate(clustered, demo_cohort, out, **kwargs):
+    """``pipeline.rna_annotate`` on the demo cohort clustered by the fixture."""
+    return pipeline.rna_annotate(
+        clustered,
+        demo_cohort["cohort"],
+        out,
+        integrated=demo_cohort["work"] / "int.h5ad",
+        markers=MARKERS,
+        **kwargs,
+    )
+
+
 @pytest.mark.slow
 def test_markers_chain_outputs(clustered, demo_cohort, tmp_path):
     out = tmp_path / "annotated.h5ad"
-    pipeline.rna_annotate(
-        clustered, demo_cohort["cohort"], out, markers=MARKERS, params=step_params("rna_annotate")
-    )
+    _annotate(clustered, demo_cohort, out, params=step_params("rna_annotate"))
     a = ad.read_h5ad(out)
     cohort = ad.read_h5ad(demo_cohort["cohort"])
     assert (
@@ -73,11 +83,10 @@ def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
     ref = ref[ref.obs["cell_type"] != "doublet"].copy()
     ref.write_h5ad(tmp_path / "reference.h5ad")
     out = tmp_path / "annotated.h5ad"
-    pipeline.rna_annotate(
+    _annotate(
         clustered,
-        demo_cohort["cohort"],
+        demo_cohort,
         out,
-        markers=MARKERS,
         params=step_params("rna_annotate", method="scanvi", max_epochs=30),
         reference=tmp_path / "reference.h5ad",
     )
@@ -93,11 +102,10 @@ def test_scanvi_annotation_step(clustered, demo_cohort, tmp_path):
 @pytest.mark.slow
 def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tmp_path):
     out = tmp_path / "annotated.h5ad"
-    pipeline.rna_annotate(
+    _annotate(
         clustered,
-        demo_cohort["cohort"],
+        demo_cohort,
         out,
-        markers=MARKERS,
         params=step_params("rna_annotate", method="celltypist"),
         celltypist_model=celltypist_model,
     )
@@ -110,19 +118,17 @@ def test_celltypist_annotation_step(clustered, demo_cohort, celltypist_model, tm
 @pytest.mark.slow
 def test_annotation_method_errors(clustered, demo_cohort, tmp_path):
     with pytest.raises(ValueError, match=r"needs config rna\.annotate\.reference"):
-        pipeline.rna_annotate(
+        _annotate(
             clustered,
-            demo_cohort["cohort"],
+            demo_cohort,
             tmp_path / "x.h5ad",
-            markers=MARKERS,
             params=step_params("rna_annotate", method="scanvi"),
         )
     with pytest.raises(ValueError, match="unknown annotation method 'magic'"):
-        pipeline.rna_annotate(
+        _annotate(
             clustered,
-            demo_cohort["cohort"],
+            demo_cohort,
             tmp_path / "x.h5ad",
-            markers=MARKERS,
             params=step_params("rna_annotate", method="magic"),
         )
     assert not (tmp_path / "x.h5ad").exists()

@@ -194,6 +194,7 @@ rule rna_annotate:
         unpack(annotation_inputs),
         clustered=rules.rna_cluster.output[0],
         normalized=rules.rna_normalize.output.h5ad,
+        integrated=rules.rna_integrate.output.h5ad,
     output:
         "results/rna/annotated.h5ad",
     log:

@@ -253,19 +253,25 @@ def rna_cluster(
     """Neighbours, Leiden and UMAP on the integrated embedding; and, for the figure of the
     batch effect integration removed, the UMAP of plain PCA on the HVGs (no batch correction)
     of the cells the UMAP was fitted on (``obsm["X_umap_uncorrected"]``, NaN elsewhere),
-    computed here where the UMAP code is already compiled."""
+    computed here where the UMAP code is already compiled.
+
+    Reads ``obs``, ``uns``, the embedding and the fitted cells' HVG rows, not the matrices;
+    writes the cells' clusters, graph and embeddings without the HVG matrices (``rna_annotate``
+    takes those, when it needs them, from the integrated file)."""
+    from ..io.h5ad import read_columns, read_obs, read_obsm, read_uns, read_var
     from ..tl.clustering import cluster
     from ..tl.embedding import pca, umap
 
-    adata = ad.read_h5ad(inp)
+    uns = read_uns(inp)
+    use_rep = uns["integration"]["use_rep"]
+    adata = ad.AnnData(obs=read_obs(inp), obsm={use_rep: read_obsm(inp, use_rep)}, uns=uns)
     rows = cluster(  # the cells the UMAP was fitted on
-        adata,
-        use_rep=adata.uns["integration"]["use_rep"],
-        n_jobs=threads,
-        **dataclasses.asdict(params),
+        adata, use_rep=use_rep, n_jobs=threads, **dataclasses.asdict(params)
     )
     emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
-    pcs = pca(adata.X[rows], n_comps=30, seed=params.seed)
+    ordered = np.sort(rows)  # read in file order, used in the fitted order
+    X = read_columns(inp, list(read_var(inp).index), rows=ordered)[np.searchsorted(ordered, rows)]
+    pcs = pca(X, n_comps=30, seed=params.seed)
     emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)
     adata.obsm["X_umap_uncorrected"] = emb
     adata.uns["provenance"] = provenance.merge(
@@ -279,13 +285,18 @@ def rna_annotate(
     normalized: str | Path,
     out: str | Path,
     *,
+    integrated: str | Path,
     markers: str | Path,
     params: P.RnaAnnotate,
     reference: str | Path | None = None,
     celltypist_model: str | Path | None = None,
     accelerator: Accelerator = "cpu",
 ) -> pd.DataFrame:
-    """Label cells and write the annotated cohort (the normalised file plus labels)."""
+    """Label cells and write the annotated cohort (the normalised file plus labels).
+
+    ``clustered`` gives the clusters, graph and embeddings; marker-based and CellTypist
+    annotation read only their genes from ``normalized``; scANVI the HVG counts of
+    ``integrated``."""
     from ..io.h5ad import read_columns, read_var
     from ..tl.annotation import (
         annotate_cells,
@@ -305,8 +316,12 @@ def rna_annotate(
     genes = annotation_genes(
         params.method, markers=table, var_names=var_names, celltypist_model=celltypist_model
     )
-    if genes is None:  # scANVI models the HVG counts
-        sub = hv.copy()
+    if genes is None:  # scANVI models the HVG counts (with the clustered file's slots)
+        sub = ad.read_h5ad(integrated)
+        sub.obs = hv.obs.copy()
+        sub.obsm.update(hv.obsm)
+        sub.obsp.update(hv.obsp)
+        sub.uns.update(hv.uns)
     else:  # only the genes the method reads, from the normalised cohort
         sub = ad.AnnData(
             X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
