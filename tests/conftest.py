@@ -4,7 +4,7 @@ The suite runs on pytest-xdist workers (``-n auto`` in pyproject.toml). Each wor
 equal share of the CPUs (:data:`CPUS`): thread pools (torch, BLAS, numba) are sized to it and
 workflow tests run Snakemake with ``--cores CPUS``, so two workers on two cores never
 oversubscribe (torch with 2 threads while another process holds a core trains ~9x slower).
-Tests sharing a costly fixture run on one worker (:func:`pytest_collection_modifyitems`)."""
+Tests sharing a costly fixture run on one worker (:func:`pytest_itemcollected`)."""
 
 from __future__ import annotations
 
@@ -42,16 +42,15 @@ def pytest_itemcollected(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Groups with slow tests first, so the longest units start early."""
-    order = {id(item): i for i, item in enumerate(items)}
+    """Groups with slow tests first, so the longest units start early (otherwise in
+    collection order: the sort is stable)."""
     groups = {}
     for item in items:
         groups.setdefault(item.get_closest_marker("xdist_group").args[0], []).append(item)
 
     def weight(group: str) -> tuple:
-        tests = groups[group]
-        slow = sum(t.get_closest_marker("slow") is not None for t in tests)
-        return (group not in SHARED_RUNS, -slow, order[id(tests[0])])
+        slow = sum(t.get_closest_marker("slow") is not None for t in groups[group])
+        return (group not in SHARED_RUNS, -slow)
 
     items[:] = [item for group in sorted(groups, key=weight) for item in groups[group]]
 

@@ -110,14 +110,18 @@ def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(cats), inv
 
 
-def _cluster_means(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct labels and each label's column means of ``X`` (float64 sums, in row order)."""
-    cats, inv = _codes(labels)
-    n = np.bincount(inv, minlength=len(cats))
+def _group_means(X: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column means of ``X`` per group code ``inv`` (float64 sums, in row order)."""
     sums = np.column_stack(
-        [np.bincount(inv, weights=X[:, j], minlength=len(cats)) for j in range(X.shape[1])]
-    ).reshape(len(cats), X.shape[1])
-    return cats, sums / n[:, None]
+        [np.bincount(inv, weights=X[:, j], minlength=n_groups) for j in range(X.shape[1])]
+    )
+    return sums / np.bincount(inv, minlength=n_groups)[:, None]
+
+
+def _cluster_means(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct labels and each label's column means of ``X``."""
+    cats, inv = _codes(labels)
+    return cats, _group_means(X, inv, len(cats))
 
 
 def _resolve(scores: pd.DataFrame, min_score: float) -> pd.DataFrame:
@@ -234,7 +238,8 @@ def annotate(
     X = adata[:, genes].X
     X = X.toarray() if sp.issparse(X) else np.asarray(X)  # float32 or 64: scores are float64
     labels = adata.obs[cluster_key].astype(str).to_numpy()
-    groups, means = _cluster_means(X, labels)
+    groups, group_of = _codes(labels)
+    means = _group_means(X, group_of, len(groups))
     if rule == "gate":
         # positive level = the second-highest group mean: one cluster of doublets (high
         # in everything) must not set the positive level of every marker
@@ -260,7 +265,6 @@ def annotate(
     call_of = dict(zip(groups, group_calls["label"], strict=True))
     final = labels.astype(object).copy()
     if subcluster_key is not None or "connectivities" in adata.obsp:
-        _, group_of = _codes(labels)
         known = best >= 0  # cells of each cluster called each type (unknown left out)
         votes = np.bincount(
             group_of[known] * len(kept) + best[known], minlength=len(groups) * len(kept)
