@@ -146,7 +146,7 @@ def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_p
     from immunoprofiler.failures import per_sample
     from immunoprofiler.io.h5ad import (
         DiskFullError,
-        write_annotated,
+        derive_h5ad,
         write_dense_h5ad,
         write_h5ad,
     )
@@ -160,10 +160,10 @@ def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_p
         "whole.h5ad": lambda out: write_h5ad(big, out),
         "streamed.h5ad": lambda out: write_streamed(out, parts, var=parts[0].var),
         "dense.h5ad": lambda out: write_dense_h5ad(
-            out, [(big.X, big.obs)], n_obs=big.n_obs, var=big.var
+            out, [(big.X, big.obs)], n_obs=big.n_obs, var=big.var, categories={}
         ),
-        "annotated.h5ad": lambda out: write_annotated(
-            tmp_path / "src.h5ad", out, obs=big.obs, obsm={}, uns={}
+        "annotated.h5ad": lambda out: derive_h5ad(
+            out, obs_from=tmp_path / "src.h5ad", matrices_from=tmp_path / "src.h5ad", uns={}
         ),
     }
     for name, write in writers.items():
@@ -179,3 +179,109 @@ def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_p
     with pytest.raises(DiskFullError):
         step(full_disk / "s.h5ad", sample_id="s", modality="flow", on_failure="exclude")
     assert list(full_disk.iterdir()) == []  # no failure record: the sample is not to blame
+
+
+def _dense_cohort(path, sizes=(30, 5, 50), markers=4, seed=0):
+    """A dense cohort file written file block by file block, and the blocks themselves."""
+    from immunoprofiler.io.h5ad import write_dense_h5ad
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i, n in enumerate(sizes):
+        X = rng.normal(size=(n, markers)).astype(np.float32)
+        obs = pd.DataFrame(
+            {"sample_id": f"S{i + 1}", "batch": f"b{i % 2}"},
+            index=[f"S{i + 1}_{j}" for j in range(n)],
+        )
+        parts.append((X, obs, X + 1))
+    var = pd.DataFrame({"marker_class": "type"}, index=[f"m{k}" for k in range(markers)])
+    cats = {"sample_id": [f"S{i + 1}" for i in range(len(sizes))], "batch": ["b0", "b1", "b9"]}
+    write_dense_h5ad(
+        path, iter(parts), n_obs=sum(sizes), var=var, categories=cats, layers=("transformed",)
+    )
+    return parts
+
+
+def test_dense_cohort_written_by_blocks_reads_as_the_concatenation(tmp_path):
+    from immunoprofiler.io.h5ad import obs_blocks
+
+    path = tmp_path / "d.h5ad"
+    parts = _dense_cohort(path)
+    got = ad.read_h5ad(path)
+    np.testing.assert_array_equal(got.X, np.concatenate([p[0] for p in parts]))
+    np.testing.assert_array_equal(got.layers["transformed"], got.X + 1)
+    ref = pd.concat([p[1] for p in parts])
+    assert list(got.obs_names) == list(ref.index)
+    assert got.obs["batch"].dtype.name == "category"
+    assert list(got.obs["batch"].cat.categories) == ["b0", "b1", "b9"]  # the given categories
+    assert (got.obs["sample_id"].astype(str) == ref["sample_id"]).all()
+    assert obs_blocks(path) == [("S1", slice(0, 30)), ("S2", slice(30, 35)), ("S3", slice(35, 85))]
+    with pytest.raises(ValueError, match="expected 90 rows"):
+        from immunoprofiler.io.h5ad import write_dense_h5ad
+
+        write_dense_h5ad(
+            tmp_path / "e.h5ad",
+            iter(parts),
+            n_obs=90,
+            var=got.var,
+            categories={"sample_id": ["S1", "S2", "S3"], "batch": ["b0", "b1"]},
+            layers=("transformed",),
+        )
+    assert not (tmp_path / "e.h5ad").exists()
+
+
+def test_read_obs_rows_without_names_and_columns_of_a_block(tmp_path):
+    path = tmp_path / "d.h5ad"
+    parts = _dense_cohort(path)
+    full = ad.read_h5ad(path)
+    part = read_obs(path, ["batch", "sample_id"], rows=slice(30, 35), index=False)
+    assert isinstance(part.index, pd.RangeIndex) and len(part) == 5
+    assert part["sample_id"].dtype.name == "category"
+    assert list(part["batch"].cat.categories) == ["b0", "b1", "b9"]  # the whole column's
+    pd.testing.assert_frame_equal(
+        read_obs(path, ["batch"], rows=np.array([0, 31, 84])),
+        full.obs[["batch"]].iloc[[0, 31, 84]],
+    )
+    X = read_columns(path, ["m2", "m0"], rows=slice(30, 35), chunk_size=2)
+    np.testing.assert_array_equal(X, parts[1][0][:, [2, 0]])
+
+
+def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
+    from immunoprofiler.io.h5ad import derive_h5ad
+
+    path = tmp_path / "d.h5ad"
+    _dense_cohort(path)
+    n = 85
+    rows = np.array([1, 40, 80])
+    derive_h5ad(
+        tmp_path / "c.h5ad",
+        obs_from=path,
+        add_obs={"cluster": pd.Categorical(np.arange(n) % 3), "kept": np.arange(n) > 2},
+        obsm={"X_umap": (rows, np.ones((3, 2)))},
+        uns={"note": "x"},
+    )
+    c = ad.read_h5ad(tmp_path / "c.h5ad")
+    assert c.X is None and c.n_vars == 0 and c.n_obs == n
+    assert list(c.obs.columns) == ["sample_id", "batch", "cluster", "kept"]
+    assert c.obs["kept"].sum() == n - 3
+    emb = c.obsm["X_umap"]
+    assert np.isfinite(emb).all(axis=1).nonzero()[0].tolist() == rows.tolist()
+    # the annotated file: the matrices of one file, obs/obsm of the other, a column replaced
+    derive_h5ad(
+        tmp_path / "a.h5ad",
+        obs_from=tmp_path / "c.h5ad",
+        matrices_from=path,
+        add_obs={"cluster": pd.Categorical(np.full(n, "x"))},
+        uns={"note": "y"},
+    )
+    a = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(a.X, ad.read_h5ad(path).X)
+    assert list(a.obs.columns) == ["sample_id", "batch", "kept", "cluster"]
+    assert (a.obs["cluster"] == "x").all() and a.uns["note"] == "y"
+    np.testing.assert_array_equal(a.obsm["X_umap"], emb)
+    with pytest.raises(ValueError, match="are not"):  # other cells: refused, nothing written
+        _dense_cohort(tmp_path / "other.h5ad", sizes=(30, 5, 49))
+        derive_h5ad(tmp_path / "b.h5ad", obs_from=tmp_path / "other.h5ad", matrices_from=path)
+    assert not (tmp_path / "b.h5ad").exists()
+    with pytest.raises(ValueError, match="has 3 rows"):
+        derive_h5ad(tmp_path / "b.h5ad", obs_from=path, add_obs={"x": np.zeros(3)})

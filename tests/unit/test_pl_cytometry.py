@@ -24,6 +24,16 @@ def test_metacluster_heatmap_rows_columns_and_values():
     assert img.shape == (3, 3)
     assert img.min() >= 0 and img.max() <= 1  # scaled per marker
     assert img[0, 0] == 1.0  # metacluster 1 has the highest CD19 median
+    # drawn from a subsample: medians of the rows given, labels and sizes of all events
+    counts = pd.Series(
+        [600, 5, 300, 100],
+        index=pd.MultiIndex.from_tuples(
+            [("1", "B cell"), ("1", "NK cell"), ("2", "NK cell"), ("10", "unknown")]
+        ),
+    )
+    fig = metacluster_heatmap(X[::2], obs.iloc[::2], ["CD19", "CD56", "CD3"], counts=counts)
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == ["1: B cell (n=605)", "2: NK cell (n=300)", "10: unknown (n=100)"]
 
 
 def test_abundance_bars_stack_fractions_per_sample():

@@ -295,3 +295,51 @@ def test_lineage_table_is_checked(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown lineage"):
         read_lineage_table(bad)
+
+
+def test_fitting_file_by_file_gives_the_labels_of_all_cells_at_once():
+    """Cytometry annotates a cohort one file at a time (MarkerAnnotation): cluster means,
+    split votes and sub-cluster means summed over the files give the same labels, scores,
+    categories and group table as annotate() on every event — including a split cluster."""
+    from immunoprofiler.tl.annotation import fit_marker_annotation
+
+    table = pd.DataFrame(
+        {
+            "cell_type": ["CD4 T cell", "CD8 T cell", "B cell"],
+            "cell_ontology_id": ["CL:0000624", "CL:0000625", "CL:0000236"],
+            "lineage": ["T cell", "T cell", "B cell"],
+            "positive": ["CD3,CD4", "CD3,CD8", "CD19"],
+            "negative": ["CD8", "CD4", "CD3"],
+        }
+    ).set_index("cell_type", drop=False)
+    rng = np.random.default_rng(1)
+    prof = {"cd4": [4, 4, 0, 0], "cd8": [4, 0, 4, 0], "b": [0, 0, 0, 4], "nil": [0, 0, 0, 0]}
+    X = np.vstack([np.array(v) + rng.normal(0, 0.3, (300, 4)) for v in prof.values()])
+    truth = np.repeat(list(prof), 300)
+    # metacluster "1" mixes CD4 and CD8 T cells (nodes 1 and 2); events shuffled over files
+    meta = np.select([truth == "b", truth == "nil"], ["2", "3"], "1")
+    node = np.select([truth == "cd4", truth == "cd8", truth == "b"], ["1", "2", "3"], "4")
+    order = rng.permutation(len(X))
+    X, meta, node, truth = X[order], meta[order], node[order], truth[order]
+    a = ad.AnnData(X=X, var=pd.DataFrame(index=["CD3", "CD4", "CD8", "CD19"]))
+    a.obs["metacluster"], a.obs["som_node"] = meta, node
+    annotate(a, markers=table, cluster_key="metacluster", subcluster_key="som_node", rule="gate")
+    assert (a.obs["cell_type"].astype(str)[truth == "cd8"] == "CD8 T cell").all()  # split
+    files = [slice(0, 100), slice(100, 700), slice(700, 1200)]
+    fit = fit_marker_annotation(
+        lambda: [(X[f], meta[f], node[f]) for f in files],
+        genes=a.var_names,
+        markers=table,
+        cluster_key="metacluster",
+        rule="gate",
+        split=True,
+    )
+    pd.testing.assert_frame_equal(fit.uns["groups"], a.uns["annotation"]["groups"])
+    for f in files:
+        for col, values in fit.label(X[f], meta[f], node[f]).items():
+            expected = a.obs[col].iloc[f]
+            if col == "cell_type_score":
+                np.testing.assert_allclose(values, expected.to_numpy(), rtol=1e-6)
+            else:  # the categories of the whole fit in every file
+                assert list(values.categories) == list(expected.cat.categories), col
+                assert (np.asarray(values) == expected.to_numpy()).all(), col

@@ -29,3 +29,17 @@ def test_per_file_subsample_quota_seed_and_order():
     rng = np.random.default_rng(0)
     first = np.sort(rng.choice(100, 10, replace=False))
     np.testing.assert_array_equal(picks[0], first)
+
+
+def test_balanced_blocks_equals_balanced_subsample_of_the_same_rows():
+    from immunoprofiler.tl.subsample import balanced_blocks
+
+    names, sizes = ["S3", "S1", "S10", "S2"], [500, 20, 1000, 300]
+    groups = np.repeat(names, sizes)
+    starts = np.cumsum([0, *sizes[:-1]])
+    blocks = [(n, slice(a, a + k)) for n, a, k in zip(names, starts, sizes, strict=True)]
+    for n in (10, 100, 600, 5000):
+        for seed in (0, 1):
+            np.testing.assert_array_equal(
+                balanced_blocks(blocks, n, seed), balanced_subsample(groups, n, seed)
+            )

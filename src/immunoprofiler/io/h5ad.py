@@ -74,17 +74,69 @@ def write_h5ad(adata: ad.AnnData, path: str | Path) -> None:
         adata.write_h5ad(tmp)
 
 
-def read_obs(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """``obs`` of an ``.h5ad`` without reading any matrix; only ``columns`` when given."""
+def _rows_of(elem: h5py.Group | h5py.Dataset, rows: slice | np.ndarray) -> Any:
+    """The ``rows`` of one ``obs`` column (categorical, numeric or string) without reading
+    the rest of it."""
+    enc = elem.attrs.get("encoding-type", "")
+    if enc == "categorical":
+        return pd.Categorical.from_codes(
+            elem["codes"][rows],
+            categories=pd.Index(read_elem(elem["categories"])),
+            ordered=bool(elem.attrs.get("ordered", False)),
+        )
+    if isinstance(elem, h5py.Dataset):
+        return (elem.asstr() if enc == "string-array" else elem)[rows]
+    return np.asarray(read_elem(elem))[rows]  # nullable arrays: small columns, read whole
+
+
+def read_obs(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    *,
+    rows: slice | np.ndarray | None = None,
+    index: bool = True,
+) -> pd.DataFrame:
+    """``obs`` of an ``.h5ad`` without reading any matrix; only ``columns`` and only
+    ``rows`` (a slice or increasing indices) when given. ``index=False`` leaves the obs
+    names on disk (a ``RangeIndex`` over the rows read): a cohort of 100M events would
+    otherwise hold 100M Python strings (~7 GB) to count or label them.
+    """
     with h5py.File(path, "r") as f:
         obs = f["obs"]
-        if columns is None:
+        if columns is None and rows is None and index:
             return read_elem(obs)
-        missing = [c for c in columns if c not in obs]
+        names = list(obs.attrs["column-order"]) if columns is None else list(columns)
+        missing = [c for c in names if c not in obs]
         if missing:
             raise KeyError(f"{path}: obs has no column(s) {missing}")
-        index = read_elem(obs[obs.attrs["_index"]])
-        return pd.DataFrame({c: read_elem(obs[c]) for c in columns}, index=pd.Index(index))
+        sel = slice(None) if rows is None else rows
+        df = pd.DataFrame({c: _rows_of(obs[c], sel) for c in names})
+        if index:
+            df.index = pd.Index(_rows_of(obs[obs.attrs["_index"]], sel))
+        elif not names:
+            df = pd.DataFrame(index=pd.RangeIndex(len(obs[obs.attrs["_index"]][sel])))
+        return df
+
+
+def obs_blocks(path: str | Path, key: str = "sample_id") -> list[tuple[str, slice]]:
+    """The rows of each value of ``obs[key]`` as ``(value, slice)``, in file order: cohort
+    files are written one file (sample) after another, so every cohort step can map over
+    them block by block. Raises when a value's rows are not contiguous."""
+    with h5py.File(path, "r") as f:
+        elem = f["obs"][key]
+        if elem.attrs.get("encoding-type") == "categorical":
+            codes = elem["codes"][:]
+            names = np.asarray(read_elem(elem["categories"])).astype(str)
+        else:
+            names, codes = np.unique(np.asarray(read_elem(elem)).astype(str), return_inverse=True)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else []
+    stops = [*starts[1:], len(codes)]
+    blocks = [
+        (str(names[codes[a]]), slice(int(a), int(b))) for a, b in zip(starts, stops, strict=True)
+    ]
+    if len({name for name, _ in blocks}) != len(blocks):
+        raise ValueError(f"{path}: the rows of each {key} are not contiguous")
+    return blocks
 
 
 def read_uns(path: str | Path) -> dict[str, Any]:
@@ -93,10 +145,14 @@ def read_uns(path: str | Path) -> dict[str, Any]:
         return read_elem(f["uns"]) if "uns" in f else {}
 
 
-def read_obsm(path: str | Path, key: str) -> np.ndarray:
-    """One ``obsm`` entry of an ``.h5ad`` without reading any matrix (backed mode would load layers)."""
+def read_obsm(path: str | Path, key: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
+    """One ``obsm`` entry (only ``rows`` when given) of an ``.h5ad`` without reading any
+    matrix (backed mode would load layers)."""
     with h5py.File(path, "r") as f:
-        return np.asarray(read_elem(f["obsm"][key]))
+        elem = f["obsm"][key]
+        if rows is not None and isinstance(elem, h5py.Dataset):
+            return np.asarray(elem[rows])
+        return np.asarray(read_elem(elem))
 
 
 def read_var(path: str | Path) -> pd.DataFrame:
@@ -110,11 +166,11 @@ def read_columns(
     columns: Sequence[str],
     *,
     layer: str | None = None,
-    rows: np.ndarray | None = None,
+    rows: np.ndarray | slice | None = None,
     chunk_size: int = 50_000,
 ) -> sp.csr_matrix | np.ndarray:
     """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time;
-    only the (increasing) row indices ``rows`` when given.
+    only the rows ``rows`` (increasing indices, or a slice: one file's block) when given.
 
     Peak memory is one block of rows plus the result, not the whole matrix. A sparse
     matrix gives CSR, a dense one (cytometry) an array.
@@ -128,16 +184,19 @@ def read_columns(
         elem = f["X"] if layer is None else f["layers"][layer]
         dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
         n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(n)
+            rows, n = None, stop  # read as whole-row slices from start
+        else:
+            start = 0
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
             if rows.size and (np.diff(rows) <= 0).any():
                 raise ValueError("rows must be increasing")
-        picks = [
-            slice(start, min(start + chunk_size, n))
-            if rows is None
-            else rows[start : start + chunk_size]
-            for start in range(0, n if rows is None else len(rows), chunk_size)
-        ]
+        if rows is None:
+            picks = [slice(a, min(a + chunk_size, n)) for a in range(start, n, chunk_size)]
+        else:
+            picks = [rows[a : a + chunk_size] for a in range(0, len(rows), chunk_size)]
         if dense:
             order = np.argsort(idx)
             back = np.argsort(order)
@@ -267,21 +326,34 @@ def write_streamed(
     return out.obs
 
 
+def _obs_template(f: h5py.File, categories: Mapping[str, Sequence[str]]) -> h5py.Group:
+    """An empty ``obs`` with the categorical ``categories`` columns, its datasets resizable:
+    anndata's own encoding, filled block by block afterwards."""
+    empty = pd.DataFrame(
+        {c: pd.Categorical([], categories=list(cats)) for c, cats in categories.items()},
+        index=pd.Index([], dtype=object),
+    )
+    write_elem(f, "obs", empty, dataset_kwargs={"maxshape": (None,), "chunks": (65536,)})
+    return f["obs"]
+
+
 def write_dense_h5ad(
     path: str | Path,
     blocks: Iterable[tuple[np.ndarray, pd.DataFrame]],
     *,
     n_obs: int,
     var: pd.DataFrame,
+    categories: Mapping[str, Sequence[str]],
     uns: Mapping[str, Any] | None = None,
     layers: Sequence[str] = (),
-) -> pd.DataFrame:
+) -> None:
     """Write a dense float32 ``.h5ad`` from ``(X, obs)`` row blocks (and the same number of
-    extra arrays per block for ``layers``), one block in memory at a time. Returns obs.
+    extra arrays per block for ``layers``), one block in memory at a time.
 
-    A failure leaves no file behind.
+    ``obs`` has the columns of ``categories`` (categorical, with those categories); its
+    codes and names are written block by block, so neither the cohort's ``obs`` nor its
+    millions of names are ever held whole. A failure leaves no file behind.
     """
-    obs_parts = []
     check_space(path, 4 * n_obs * len(var) * (1 + len(layers)))
     with atomic(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -297,28 +369,106 @@ def write_dense_h5ad(
                 ds = dsets[name]
                 ds.attrs["encoding-type"] = "array"
                 ds.attrs["encoding-version"] = "0.2.0"
+            obs_g = _obs_template(f, categories)
+            cols = {c: (pd.Index(list(cats)), obs_g[c]["codes"]) for c, cats in categories.items()}
+            for ds in (obs_g["_index"], *(codes for _, codes in cols.values())):
+                ds.resize((n_obs,))
             row = 0
             for X, obs, *extra in blocks:
                 end = row + X.shape[0]
+                if end > n_obs or len(obs) != X.shape[0]:
+                    raise ValueError(f"{path}: block at row {row} does not fit ({n_obs} rows)")
                 dsets["X"][row:end] = X
                 for name, M in zip(layers, extra, strict=True):
                     dsets[name][row:end] = M
-                obs_parts.append(obs)
+                obs_g["_index"][row:end] = obs.index.astype(str).to_numpy(dtype=object)
+                for c, (cats, codes) in cols.items():
+                    codes[row:end] = cats.get_indexer(obs[c].astype(str))
                 row = end
             if row != n_obs:
                 raise ValueError(f"{path}: expected {n_obs} rows, blocks gave {row}")
-            obs = pd.concat(obs_parts) if obs_parts else pd.DataFrame(index=pd.Index([], dtype=str))
-            for col in obs.columns:
-                if obs[col].dtype == object:
-                    obs[col] = pd.Categorical(obs[col])
-            write_elem(f, "obs", obs)
             write_elem(f, "var", var)
-            write_elem(f, "obsm", {})
-            write_elem(f, "varm", {})
-            write_elem(f, "obsp", {})
-            write_elem(f, "varp", {})
+            for key in ("obsm", "varm", "obsp", "varp"):
+                write_elem(f, key, {})
             write_elem(f, "uns", dict(uns or {}))
-    return obs
+
+
+def _same_names(a: h5py.Dataset, b: h5py.Dataset, chunk: int = 1_000_000) -> bool:
+    """Whether two obs-name datasets are equal, compared a chunk at a time."""
+    return a.shape == b.shape and all(
+        np.array_equal(a[i : i + chunk], b[i : i + chunk]) for i in range(0, a.shape[0], chunk)
+    )
+
+
+def derive_h5ad(
+    out: str | Path,
+    *,
+    obs_from: str | Path,
+    add_obs: Mapping[str, Any] | None = None,
+    matrices_from: str | Path | None = None,
+    obsm: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]] | None = None,
+    uns: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``out`` from files already on disk, holding only what changes.
+
+    ``obs`` and ``obsm`` are ``obs_from``'s, copied inside HDF5 (the names never become
+    Python strings), with the ``add_obs`` columns and ``obsm`` entries added or replaced;
+    ``X``, layers and ``var`` are those of ``matrices_from`` (the file copied whole, its
+    cells checked to be ``obs_from``'s) or absent. An ``obsm`` entry is an array or
+    ``(rows, values)``: NaN outside the increasing ``rows``, written without an all-cells
+    array. ``uns`` replaces the source's.
+    Atomic (:func:`atomic`).
+    """
+    with atomic(out) as tmp:
+        if matrices_from is not None:
+            shutil.copyfile(matrices_from, tmp)
+        with h5py.File(obs_from, "r") as src, h5py.File(tmp, "r+" if matrices_from else "w") as f:
+            index = src["obs"].attrs["_index"]
+            if matrices_from is None:
+                f.attrs["encoding-type"] = "anndata"
+                f.attrs["encoding-version"] = "0.1.0"
+                write_elem(f, "var", pd.DataFrame(index=pd.Index([], dtype=str)))
+                for key in ("layers", "obsm", "varm", "obsp", "varp"):
+                    write_elem(f, key, {})
+            else:
+                old = f["obs"]
+                if not _same_names(old[old.attrs["_index"]], src["obs"][index]):
+                    raise ValueError(f"{out}: the cells of {obs_from} are not {matrices_from}'s")
+                del f["obs"]
+            src.copy(src["obs"], f, "obs")
+            for key in src["obsm"] if "obsm" in src else ():
+                if key in f["obsm"]:
+                    del f["obsm"][key]
+                src.copy(src["obsm"][key], f["obsm"], key)
+            obs_g = f["obs"]
+            n = obs_g[index].shape[0]
+            order = [str(c) for c in obs_g.attrs.get("column-order", [])]
+            for name, values in (add_obs or {}).items():
+                if len(values) != n:
+                    raise ValueError(f"{out}: obs column {name} has {len(values)} rows, not {n}")
+                if name in obs_g:
+                    del obs_g[name]
+                write_elem(obs_g, name, values)
+                order = [*(c for c in order if c != name), name]
+            obs_g.attrs["column-order"] = order
+            for key, value in (obsm or {}).items():
+                if key in f["obsm"]:
+                    del f["obsm"][key]
+                if isinstance(value, tuple):
+                    rows, values = value
+                    ds = f["obsm"].create_dataset(
+                        key, (n, values.shape[1]), dtype="f4", fillvalue=np.nan, chunks=True
+                    )
+                    ds.attrs["encoding-type"] = "array"
+                    ds.attrs["encoding-version"] = "0.2.0"
+                    if len(rows):
+                        ds[np.asarray(rows)] = np.asarray(values, dtype=np.float32)
+                else:
+                    write_elem(f["obsm"], key, np.asarray(value))
+            if uns is not None:
+                if "uns" in f:
+                    del f["uns"]
+                write_elem(f, "uns", dict(uns))
 
 
 def update_h5ad(
@@ -347,21 +497,3 @@ def update_h5ad(
         if uns is not None:
             del f["uns"]
             write_elem(f, "uns", dict(uns))
-
-
-def write_annotated(
-    source: str | Path,
-    out: str | Path,
-    *,
-    obs: pd.DataFrame,
-    obsm: Mapping[str, np.ndarray],
-    uns: Mapping[str, Any],
-) -> None:
-    """The annotated cohort file: ``source`` (the normalised cohort, matrices untouched) with
-    ``obs`` replaced, ``obsm`` entries added and ``uns`` replaced.
-
-    Written atomically (:func:`atomic`): a failure leaves neither ``out`` nor a partial file.
-    """
-    with atomic(out) as tmp:
-        shutil.copyfile(source, tmp)
-        update_h5ad(tmp, obs=obs, obsm=obsm, uns=uns)

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -33,35 +32,38 @@ def write_annotation(
     out: str | Path,
     *,
     normalized: str | Path,
-    clustered: ad.AnnData,
-    labelled: ad.AnnData,
+    clustered: str | Path,
+    labels: Mapping[str, Any],
+    annotation: Mapping[str, Any],
     step: str,
     params: Any,
     inputs: Iterable[str | Path],
-    obsm: Mapping[str, np.ndarray],
-    uns: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
+    obsm: Mapping[str, np.ndarray] | None = None,
+    uns: Sequence[str] = (),
+) -> None:
     """The annotated cohort file of a modality (RNA and cytometry alike): the normalised
-    cohort with the clustered file's ``obs`` plus the labels of ``labelled`` (cell type,
-    ontology id, lineage, score, annotation group), ``obsm`` added, ``uns["annotation"]``,
-    the extra ``uns`` entries, and the merged provenance with the step's own entry.
-
-    Returns the ``obs`` written.
+    cohort (matrices copied as they are) with the clustered file's ``obs`` and ``obsm`` plus
+    the ``labels`` columns (cell type, ontology id, lineage, score, annotation group) and
+    ``obsm`` entries, ``uns["annotation"]``, the clustered file's ``uns`` entries named in
+    ``uns``, and the merged provenance with the step's own entry. Neither file's ``obs`` is
+    read: it is copied inside HDF5.
     """
-    from ..io.h5ad import read_uns, write_annotated
-    from ..tl.annotation import LABEL_COLUMNS
+    from ..io.h5ad import derive_h5ad, read_uns
 
-    obs = clustered.obs.copy()
-    for col in (*LABEL_COLUMNS, "annotation_group"):
-        if col in labelled.obs:
-            obs[col] = labelled.obs[col].to_numpy()
     out_uns = read_uns(normalized)
+    extra = read_uns(clustered)
     out_uns["provenance"] = provenance.merge(
         out_uns.get("provenance"),
-        clustered.uns.get("provenance"),
+        extra.get("provenance"),
         provenance.entry(step, params=params, inputs=inputs),
     )
-    out_uns["annotation"] = labelled.uns["annotation"]
-    out_uns.update(uns or {})
-    write_annotated(normalized, out, obs=obs, obsm=obsm, uns=out_uns)
-    return obs
+    out_uns["annotation"] = dict(annotation)
+    out_uns.update({k: extra[k] for k in uns if k in extra})
+    derive_h5ad(
+        out,
+        obs_from=clustered,
+        add_obs=labels,
+        matrices_from=normalized,
+        obsm=obsm,
+        uns=out_uns,
+    )

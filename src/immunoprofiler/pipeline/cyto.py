@@ -199,11 +199,14 @@ def cyto_normalize(
         logger.warning("%s: markers not in every panel of the group left out: %s", f, left_out)
     files_info = []  # (file, retained rows, batch, is reference)
     meta_cols: list[str] = []
+    categories: dict[str, set[str]] = {}  # of the sheet metadata in obs (one value per file)
     for f in files:
-        obs = read_obs(f)
+        obs = read_obs(f, index=False)
         meta_cols = meta_cols or [
             c for c in obs.columns if not c.startswith("gate_") and c != "retained"
         ]
+        for c in meta_cols:
+            categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
         ref = obs[params.reference_column].iloc[0] if params.reference_column in obs else ""
         files_info.append(
             (
@@ -254,8 +257,8 @@ def cyto_normalize(
     def blocks():
         for (f, keep, batch, _), channels in zip(files_info, shared.channels, strict=True):
             X = read_columns(f, channels, layer="transformed", rows=keep)
-            obs = read_obs(f).iloc[keep][meta_cols]
-            obs["panel_group"] = pd.Categorical([group] * len(obs))
+            obs = read_obs(f, meta_cols, rows=keep)
+            obs["panel_group"] = group
             yield model.apply(X, batch), obs, X
 
     settings = {**dataclasses.asdict(params), "accelerator": accelerator, "group": group}
@@ -275,7 +278,15 @@ def cyto_normalize(
         "excluded_samples": excluded_table(excluded),
     }
     n_obs = sum(len(k) for _, k, _, _ in files_info)
-    write_dense_h5ad(out, blocks(), n_obs=n_obs, var=var, uns=uns, layers=("transformed",))
+    write_dense_h5ad(
+        out,
+        blocks(),
+        n_obs=n_obs,
+        var=var,
+        categories={**{c: sorted(v) for c, v in categories.items()}, "panel_group": [group]},
+        uns=uns,
+        layers=("transformed",),
+    )
     Path(model_out).write_text(json.dumps(model.to_dict()))
     improved = (
         dist.groupby("marker")[["emd_before", "emd_after"]].mean().diff(axis=1)["emd_after"] < 0
@@ -311,40 +322,51 @@ def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
     return side, side, note
 
 
+def _str_categorical(values: np.ndarray) -> pd.Categorical:
+    """``pd.Categorical(values.astype(str))`` of integer ``values`` without a string per row."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    names = uniq.astype(str)
+    order = np.argsort(names)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(rank[inv], categories=pd.Index(names[order]))
+
+
 def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> None:
-    """FlowSOM on the type markers (fitted on a seeded subsample, every event assigned), and
-    UMAP of a seeded subsample after (``obsm["X_umap"]``) and before batch normalisation
-    (``obsm["X_umap_uncorrected"]``: the same events; NaN outside the subsample)."""
-    from ..io.h5ad import read_columns, read_obs, read_var
+    """FlowSOM on the type markers (fitted on a seeded subsample, then every file's events
+    assigned, one file at a time), and UMAP of a seeded subsample after
+    (``obsm["X_umap"]``) and before batch normalisation (``obsm["X_umap_uncorrected"]``:
+    the same events; NaN outside the subsample). Writes obs, obsm and uns, no matrix."""
+    from ..io.h5ad import derive_h5ad, obs_blocks, read_columns, read_var
     from ..tl.embedding import umap
-    from ..tl.flowsom import flowsom
-    from ..tl.subsample import balanced_subsample
+    from ..tl.flowsom import fit_som
+    from ..tl.subsample import balanced_blocks
 
     var = read_var(inp)
     markers = list(var.index[var["marker_class"] == "type"])
     if not markers:
         raise ValueError(f"{inp}: the panel has no 'type' markers to cluster on")
-    X = np.asarray(read_columns(inp, markers), dtype=np.float32)
-    obs = read_obs(inp)
-    samples = obs["sample_id"].astype(str).to_numpy()
-    xdim, ydim, note = som_grid(min(len(X), params.fit_events), params.xdim, params.ydim)
+    blocks = obs_blocks(inp)
+    n = blocks[-1][1].stop if blocks else 0
+    xdim, ydim, note = som_grid(min(n, params.fit_events), params.xdim, params.ydim)
     if note:
         logger.warning("%s: %s", inp, note)
-    som, fit_idx = flowsom(
-        X,
-        samples,
+    fit_rows = balanced_blocks(blocks, params.fit_events, params.seed)
+    som = fit_som(
+        np.asarray(read_columns(inp, markers, rows=fit_rows), dtype=np.float32),
         xdim=xdim,
         ydim=ydim,
         n_metaclusters=params.n_metaclusters,
         rlen=params.rlen,
-        fit_events=params.fit_events,
         seed=params.seed,
     )
-    nodes, meta = som.assign(X)
-    obs["som_node"] = pd.Categorical(nodes.astype(str))
-    obs["metacluster"] = pd.Categorical((meta + 1).astype(str))
-    rows = balanced_subsample(samples, params.umap_events, params.seed + 1)
-    obs["in_umap"] = np.isin(np.arange(len(X)), rows)
+    nodes = np.empty(n, dtype=np.int32)
+    for _, rows in blocks:  # map: one file's events at a time
+        X = np.asarray(read_columns(inp, markers, rows=rows), dtype=np.float32)
+        nodes[rows] = som.assign(X)[0]
+    rows = balanced_blocks(blocks, params.umap_events, params.seed + 1)
+    in_umap = np.zeros(n, dtype=bool)
+    in_umap[rows] = True
     uns = {
         "provenance": provenance.merge(
             provenance.read(inp),
@@ -357,18 +379,28 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
             "markers": markers,
             "codes": som.codes,
             "node_metacluster": som.node_metacluster + 1,
-            "fit_events": len(fit_idx),
+            "fit_events": len(fit_rows),
             "grid": [xdim, ydim],
             "note": note,
         },
     }
     # the same events before batch normalisation, for the figure of what it removed
-    before = np.full((len(X), 2), np.nan, dtype=np.float32)
-    before[rows] = umap(
-        np.asarray(read_columns(inp, markers, layer="transformed", rows=rows)), seed=params.seed
+    after = np.asarray(read_columns(inp, markers, rows=rows), dtype=np.float32)
+    before = np.asarray(read_columns(inp, markers, layer="transformed", rows=rows))
+    derive_h5ad(
+        out,
+        obs_from=inp,
+        add_obs={
+            "som_node": _str_categorical(nodes),
+            "metacluster": _str_categorical(som.node_metacluster[nodes] + 1),
+            "in_umap": in_umap,
+        },
+        obsm={
+            "X_umap": (rows, umap(after, seed=params.seed)),
+            "X_umap_uncorrected": (rows, umap(before, seed=params.seed)),
+        },
+        uns=uns,
     )
-    obsm = {"X_umap": umap(X, rows=rows, seed=params.seed), "X_umap_uncorrected": before}
-    write_h5ad(ad.AnnData(obs=obs, obsm=obsm, uns=uns), out)
 
 
 def cyto_annotate(
@@ -383,8 +415,11 @@ def cyto_annotate(
     """Metaclusters → cell types by the protein marker table (gate rule, SOM nodes of mixed
     metaclusters labelled apart), with the lineage table's coarser labels for lineages the
     panel cannot resolve; writes the annotated cohort (the normalised file plus labels,
-    clusters and UMAP)."""
-    from ..io.h5ad import read_columns, read_var
+    clusters and UMAP). Fitted and applied file by file (:class:`MarkerAnnotation`).
+
+    Returns the annotation's group table.
+    """
+    from ..io.h5ad import obs_blocks, read_columns, read_obs, read_var
     from ..tl import annotation as ann
 
     table = ann.read_marker_table(markers)
@@ -394,51 +429,84 @@ def cyto_annotate(
         table, list(var.index[var["marker_class"] == "type"]), fallback
     )
     genes = ann.marker_genes(resolved)
-    cl = ad.read_h5ad(clustered)
-    sub = ad.AnnData(
-        X=np.asarray(read_columns(normalized, genes), dtype=np.float32),
-        obs=cl.obs[["metacluster", "som_node"]].copy(),
-        var=pd.DataFrame(index=genes),
-    )
-    ann.annotate(
-        sub,
+    files = obs_blocks(clustered)
+
+    def blocks():
+        for _, rows in files:
+            obs = read_obs(clustered, ["metacluster", "som_node"], rows=rows, index=False)
+            X = np.asarray(read_columns(normalized, genes, rows=rows), dtype=np.float32)
+            yield X, obs["metacluster"].to_numpy(str), obs["som_node"].to_numpy(str)
+
+    fit = ann.fit_marker_annotation(
+        blocks,
+        genes=pd.Index(genes),
         markers=resolved,
         cluster_key="metacluster",
-        subcluster_key="som_node",
+        min_score=params.min_score,
+        min_expression=params.min_expression,
+        split_fraction=params.split_fraction,
         rule="gate",
-        **dataclasses.asdict(params),
+        split=True,
     )
-    sub.uns["annotation"]["markers_used"] = resolved[
-        ["cell_type", "positive", "negative"]
-    ].reset_index(drop=True)
-    return write_annotation(
+    n = files[-1][1].stop if files else 0
+    codes = {c: np.empty(n, dtype=np.int32) for c in (*ann.LABEL_COLUMNS[:-1], "annotation_group")}
+    score = np.empty(n, dtype=np.float32)
+    categories = {}
+    for (X, clusters, subs), (_, rows) in zip(blocks(), files, strict=True):
+        for col, values in fit.label(X, clusters, subs).items():
+            if col == "cell_type_score":
+                score[rows] = values
+            else:
+                codes[col][rows] = values.codes
+                categories[col] = values.categories
+    labels = {c: pd.Categorical.from_codes(codes[c], categories=categories[c]) for c in codes}
+    labels = {c: labels.get(c, score) for c in (*ann.LABEL_COLUMNS, "annotation_group")}
+    fit.uns["markers_used"] = resolved[["cell_type", "positive", "negative"]].reset_index(drop=True)
+    write_annotation(
         out,
         normalized=normalized,
-        clustered=cl,
-        labelled=sub,
+        clustered=clustered,
+        labels=labels,
+        annotation=fit.uns,
         step="cyto_annotate",
         params=params,
         inputs=[markers, *([lineages] if lineages else [])],
-        obsm={k: cl.obsm[k] for k in ("X_umap", "X_umap_uncorrected")},
-        uns={"flowsom": cl.uns["flowsom"]},
+        uns=("flowsom",),
     )
+    return fit.uns["groups"]
 
 
 def cyto_composition(
     annotated: str | Path, out: str | Path, *, medians: str | Path, modality: str
 ) -> pd.DataFrame:
-    """Composition table and per-sample × cell type marker medians of one modality."""
-    from ..io.h5ad import read_columns, read_obs, read_var
+    """Composition table and per-sample × cell type marker medians of one modality, one
+    file (sample) at a time: each file's rows are one sample's, so its table is exact."""
+    from ..io.h5ad import obs_blocks, read_columns, read_obs, read_var
     from ..tl.abundance import composition
     from ..tl.pseudobulk import marker_medians
 
-    obs = read_obs(annotated)
-    df = composition(obs, modality=modality)
-    df.to_csv(out, sep="\t", index=False)
     var = read_var(annotated)
-    X = np.asarray(read_columns(annotated, list(var.index)))
-    marker_medians(X, obs, var, modality=modality).to_csv(medians, sep="\t", index=False)
+    comps, meds = [], []
+    for _, rows in obs_blocks(annotated):
+        obs = read_obs(annotated, _COMPOSITION_COLUMNS, rows=rows, index=False)
+        comps.append(composition(obs, modality=modality))
+        X = np.asarray(read_columns(annotated, list(var.index), rows=rows))
+        meds.append(marker_medians(X, obs, var, modality=modality))
+    df = _concat_sorted(comps, ["sample_id", "n_cells"], ascending=[True, False])
+    df.to_csv(out, sep="\t", index=False)
+    _concat_sorted(meds, ["sample_id", "cell_type", "marker"]).to_csv(
+        medians, sep="\t", index=False
+    )
     return df
+
+
+#: the obs columns a composition table is made of
+_COMPOSITION_COLUMNS = ["sample_id", "cell_type", "cell_ontology_id", "lineage", "panel_group"]
+
+
+def _concat_sorted(tables: list[pd.DataFrame], by: list[str], **kwargs) -> pd.DataFrame:
+    """Per-file tables as one, sorted as one table of all files would be."""
+    return pd.concat(tables, ignore_index=True).sort_values(by, ignore_index=True, **kwargs)
 
 
 def cyto_plots(
@@ -450,16 +518,25 @@ def cyto_plots(
     abundance: str | Path,
 ) -> None:
     """UMAP after batch normalisation (cell type, batch) and before it (the same events),
-    metacluster heatmap, per-sample composition."""
-    from ..io.h5ad import read_columns, read_obs, read_obsm, read_var
+    metacluster heatmap (medians of the UMAP's subsample; sizes and labels of all events),
+    per-sample composition — read file by file and on the subsample, never every event."""
+    from ..io.h5ad import obs_blocks, read_columns, read_obs, read_obsm, read_var
     from ..pl import abundance_bars, metacluster_heatmap, umap_scatter
     from ..tl.abundance import composition
 
-    obs, var = read_obs(annotated), read_var(annotated)
+    var = read_var(annotated)
     markers = list(var.index[var["marker_class"] == "type"])
+    rows = np.flatnonzero(read_obs(annotated, ["in_umap"], index=False)["in_umap"].to_numpy())
+    obs = read_obs(annotated, ["cell_type", "batch", "metacluster"], rows=rows, index=False)
     keys = ("cell_type", "batch")
     for key, path in (("X_umap", umap), ("X_umap_uncorrected", umap_uncorrected)):
-        save_figure(umap_scatter(read_obsm(annotated, key), obs, keys=keys), path)
-    X = np.asarray(read_columns(annotated, markers))
-    save_figure(metacluster_heatmap(X, obs, markers), heatmap)
-    save_figure(abundance_bars(composition(obs, modality="")), abundance)
+        save_figure(umap_scatter(read_obsm(annotated, key, rows=rows), obs, keys=keys), path)
+    comps, counts = [], []
+    for _, block in obs_blocks(annotated):
+        part = read_obs(annotated, [*_COMPOSITION_COLUMNS, "metacluster"], rows=block, index=False)
+        comps.append(composition(part, modality=""))
+        counts.append(part.groupby(["metacluster", "cell_type"], observed=True).size())
+    sizes = pd.concat(counts).groupby(level=[0, 1]).sum()
+    X = np.asarray(read_columns(annotated, markers, rows=rows))
+    save_figure(metacluster_heatmap(X, obs, markers, counts=sizes), heatmap)
+    save_figure(abundance_bars(pd.concat(comps, ignore_index=True)), abundance)

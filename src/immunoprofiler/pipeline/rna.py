@@ -299,6 +299,7 @@ def rna_annotate(
     ``integrated``."""
     from ..io.h5ad import read_columns, read_var
     from ..tl.annotation import (
+        LABEL_COLUMNS,
         annotate_cells,
         annotation_genes,
         localize_markers,
@@ -346,18 +347,20 @@ def rna_annotate(
     sub.uns["annotation"]["markers_used"] = table[
         ["cell_type", "positive", "negative"]
     ].reset_index(drop=True)
-    keep = ("integration", "leiden", "umap", "neighbors")
-    return write_annotation(
+    labels = sub.obs[[c for c in (*LABEL_COLUMNS, "annotation_group") if c in sub.obs]]
+    write_annotation(
         out,
         normalized=normalized,
-        clustered=hv,
-        labelled=sub,
+        clustered=clustered,
+        labels={c: labels[c].values for c in labels},
+        annotation=sub.uns["annotation"],
         step="rna_annotate",
         params=params,
         inputs=[f for f in (markers, reference, celltypist_model) if f],
-        obsm={**hv.obsm, **sub.obsm},
-        uns={k: hv.uns[k] for k in keep if k in hv.uns},
+        obsm=dict(sub.obsm),
+        uns=("integration", "leiden", "umap", "neighbors"),
     )
+    return labels
 
 
 def rna_composition(annotated: str | Path, out: str | Path) -> pd.DataFrame:

@@ -13,19 +13,35 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def metacluster_heatmap(X: np.ndarray, obs: pd.DataFrame, markers: Sequence[str]) -> Figure:
+def metacluster_heatmap(
+    X: np.ndarray, obs: pd.DataFrame, markers: Sequence[str], *, counts: pd.Series | None = None
+) -> Figure:
     """Median of each type marker per metacluster (scaled 0–1 per marker), rows labelled
-    with the metacluster's cell type and size."""
+    with the metacluster's cell type and size.
+
+    ``X`` / ``obs`` may be a subsample of the events; ``counts`` (events per metacluster
+    and cell type, indexed by both) then gives the labels and sizes of all of them.
+    """
     df = pd.DataFrame(X, columns=list(markers))
     df["metacluster"] = obs["metacluster"].astype(str).to_numpy()
-    med = df.groupby("metacluster").median()
-    med = med.loc[sorted(med.index, key=lambda x: int(x) if x.isdigit() else x)]
-    label = (
-        pd.DataFrame({"m": df["metacluster"], "t": obs["cell_type"].astype(str).to_numpy()})
-        .groupby("m")["t"]
-        .agg(lambda t: t.value_counts().index[0])
-    )
-    size = df["metacluster"].value_counts()
+    if counts is None:
+        counts = (
+            pd.Series(
+                1,
+                index=pd.MultiIndex.from_arrays(
+                    [df["metacluster"], obs["cell_type"].astype(str).to_numpy()]
+                ),
+            )
+            .groupby(level=[0, 1])
+            .sum()
+        )
+    counts = counts.set_axis(counts.index.map(lambda k: (str(k[0]), str(k[1]))))
+    counts = counts[counts > 0]
+    # the most frequent cell type of each metacluster (ties: the first in type order)
+    label = counts.sort_index().groupby(level=0).idxmax().map(lambda k: k[1])
+    size = counts.groupby(level=0).sum()
+    order = sorted(size.index, key=lambda x: int(x) if x.isdigit() else x)
+    med = df.groupby("metacluster").median().reindex(order)
     scaled = (med - med.min()) / (med.max() - med.min()).replace(0, 1)
     fig, ax = plt.subplots(figsize=(0.35 * len(markers) + 4, 0.3 * len(med) + 1.5))
     im = ax.imshow(scaled.to_numpy(), aspect="auto", cmap="viridis")

@@ -110,12 +110,18 @@ def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(cats), inv
 
 
-def _group_means(X: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
-    """Column means of ``X`` per group code ``inv`` (float64 sums, in row order)."""
-    sums = np.column_stack(
+def _group_sums(X: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column sums of ``X`` per group code ``inv`` (float64, in row order)."""
+    if not X.shape[1]:
+        return np.zeros((n_groups, 0))
+    return np.column_stack(
         [np.bincount(inv, weights=X[:, j], minlength=n_groups) for j in range(X.shape[1])]
     )
-    return sums / np.bincount(inv, minlength=n_groups)[:, None]
+
+
+def _group_means(X: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column means of ``X`` per group code ``inv`` (float64 sums, in row order)."""
+    return _group_sums(X, inv, n_groups) / np.bincount(inv, minlength=n_groups)[:, None]
 
 
 def _cluster_means(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +189,191 @@ def _leiden(sub: AnnData, resolution: float, seed: int) -> np.ndarray:
     )
 
 
+_SEP = "\x1f"  # between a cluster and a sub-cluster label in one key (numpy keeps it, not NUL)
+
+#: one block of cells: marker values (cells × genes), cluster labels, sub-cluster labels or None
+Block = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
+class MarkerAnnotation:
+    """Marker annotation fitted over blocks of cells (:func:`fit_marker_annotation`): the
+    per-gene scale, the calls of every cluster and relabelled sub-cluster, and
+    :meth:`label` to label any block of cells — so a cohort of 100M events is annotated one
+    file at a time, with the same result as all at once."""
+
+    def __init__(self, low, scale, W, kept, rule, min_score, final_of, call_of, table, uns):
+        self.low, self.scale, self.W, self.kept = low, scale, W, kept
+        self.rule, self.min_score = rule, min_score
+        self.final_of = final_of  # (cluster, sub-cluster or "") -> final annotation group
+        self.groups = np.array(sorted(set(final_of.values())), dtype=object)
+        self.types, type_of = _codes(np.array([call_of[g] for g in self.groups], dtype=object))
+        self._type_of = type_of  # final group code -> type code
+        self.columns = {}  # type code -> label columns (ontology id, lineage)
+        for col in ("cell_ontology_id", "lineage"):
+            values = [table.at[t, col] if t in table.index else UNKNOWN[col] for t in self.types]
+            names, code = _codes(np.array(values, dtype=object))
+            self.columns[col] = (names, code)
+        # the column of each type in the score matrix (-1: not scored, e.g. unknown)
+        self._column = np.array([kept.index(t) if t in kept else -1 for t in self.types], int)
+        self.uns = uns
+
+    def scaled(self, M: np.ndarray) -> np.ndarray:
+        return np.clip((M - self.low) / self.scale, 0.0, 1.0)
+
+    def cell_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every type's score per cell, the best type's column (-1: unknown) and score."""
+        S = _scores(self.scaled(X), self.W, self.rule)
+        best = np.argsort(-S, axis=1)[:, 0] if S.shape[1] else np.zeros(len(S), dtype=int)
+        best_score = S[np.arange(len(S)), best] if S.shape[1] else np.zeros(len(S))
+        return S, np.where(best_score < self.min_score, -1, best), best_score
+
+    def label(
+        self, X: np.ndarray, clusters: np.ndarray, subclusters: np.ndarray | None = None
+    ) -> dict[str, pd.Categorical | np.ndarray]:
+        """``annotation_group``, ``cell_type``, ``cell_ontology_id``, ``lineage`` (categoricals
+        with the categories of the whole fit) and ``cell_type_score`` of a block of cells."""
+        clusters = np.asarray(clusters).astype(str)
+        subs = np.full(len(clusters), "") if subclusters is None else np.asarray(subclusters)
+        keys, inv = _codes(np.char.add(np.char.add(clusters, _SEP), subs.astype(str)))
+        finals = [self.final_of.get(tuple(k.split(_SEP)), k.split(_SEP)[0]) for k in keys]
+        group = pd.Index(self.groups).get_indexer(finals)[inv]
+        type_code = self._type_of[group]
+        out = {
+            "annotation_group": pd.Categorical.from_codes(group, categories=pd.Index(self.groups)),
+            "cell_type": pd.Categorical.from_codes(type_code, categories=pd.Index(self.types)),
+        }
+        for col, (names, code) in self.columns.items():
+            out[col] = pd.Categorical.from_codes(code[type_code], categories=pd.Index(names))
+        # each cell's score for its own type (its best score where the type is not scored)
+        S, _, best_score = self.cell_scores(X)
+        column = self._column[type_code]
+        own = np.where(column >= 0, S[np.arange(len(S)), np.maximum(column, 0)], best_score)
+        out["cell_type_score"] = own.astype(np.float32)
+        return out
+
+
+def fit_marker_annotation(
+    blocks,
+    *,
+    genes: pd.Index,
+    markers: pd.DataFrame,
+    cluster_key: str,
+    min_score: float = 0.3,
+    min_expression: float = 1.0,
+    split_fraction: float = 0.05,
+    min_margin: float = 0.1,
+    min_group_size: int = 5,
+    rule: str = "mean",
+    split: bool = False,
+    resplit=None,
+) -> MarkerAnnotation:
+    """Fit the marker annotation of :func:`annotate` over ``blocks()`` (a callable giving
+    an iterable of :data:`Block`, read again for each pass): cluster means (pass 1), each
+    cell's best type voted per cluster (pass 2, when ``split``), sub-cluster means from the
+    blocks' sub-cluster labels or from ``resplit(cluster) -> labels of its cells`` (one
+    block in memory: re-clustering of the neighbour graph). Memory: one block plus
+    clusters × sub-clusters × genes sums.
+    """
+    W, kept = _weights(markers, genes)
+    W = W[[markers.index.get_loc(t) for t in kept]]
+    sums, counts = {}, {}  # (cluster, sub-cluster or "") -> column sums, cells
+    for X, clusters, subclusters in blocks():
+        X = np.asarray(X)
+        clusters = np.asarray(clusters).astype(str)
+        subs = np.full(len(clusters), "") if subclusters is None else np.asarray(subclusters)
+        keys, inv = _codes(np.char.add(np.char.add(clusters, _SEP), subs.astype(str)))
+        part = _group_sums(X, inv, len(keys))
+        n = np.bincount(inv, minlength=len(keys))
+        for key, m, k in zip(keys, part, n, strict=True):
+            pair = tuple(key.split(_SEP))
+            sums[pair] = sums.get(pair, 0.0) + m
+            counts[pair] = counts.get(pair, 0) + int(k)
+    groups = np.array(sorted({c for c, _ in sums}), dtype=object)
+    if not len(groups):
+        raise ValueError("no cells to annotate")
+    size = {c: sum(k for (g, _), k in counts.items() if g == c) for c in groups}
+    means = np.array([sum(m for (g, _), m in sums.items() if g == c) / size[c] for c in groups])
+    if rule == "gate":
+        # positive level = the second-highest group mean: one cluster of doublets (high
+        # in everything) must not set the positive level of every marker
+        low = means.min(axis=0)
+        high = np.sort(means, axis=0)[-2] if len(means) > 2 else means.max(axis=0)
+        scale = np.maximum(high - low, min_expression)
+    elif rule == "mean":
+        low = np.zeros(means.shape[1])
+        scale = np.maximum(means.max(axis=0), min_expression)
+    else:
+        raise ValueError(f"unknown annotation rule '{rule}' (mean, gate)")
+    table = markers.set_index("cell_type")
+    fit = MarkerAnnotation(low, scale, W, kept, rule, min_score, {}, {}, table, None)
+    group_scores, group_calls = _group_calls(groups, fit.scaled(means), W, kept, min_score, rule)
+    call_of = dict(zip(groups, group_calls["label"], strict=True))
+    final_of = {pair: pair[0] for pair in sums}
+    if split:
+        votes = np.zeros((len(groups), len(kept)), dtype=np.int64)
+        for X, clusters, _ in blocks():  # cells of each cluster called each type (not unknown)
+            _, best, _ = fit.cell_scores(np.asarray(X))
+            g = pd.Index(groups).get_indexer(np.asarray(clusters).astype(str))
+            known = best >= 0
+            votes += np.bincount(
+                g[known] * len(kept) + best[known], minlength=len(groups) * len(kept)
+            ).reshape(len(groups), len(kept))
+        for gi, c in enumerate(groups):
+            v = np.sort(votes[gi])[::-1] / max(size[c], 1)
+            if len(v) < 2 or v[1] == 0 or v[1] < split_fraction:
+                continue
+            if resplit is not None:  # one block in memory: re-cluster this cluster's cells
+                ((X, clusters, _),) = blocks()
+                in_c = np.asarray(clusters).astype(str) == c
+                sub_labels = resplit(c, in_c)
+                names, sub_means = _cluster_means(np.asarray(X)[in_c], sub_labels)
+                sizes = pd.Series(sub_labels).value_counts()
+                del final_of[(c, "")]  # its cells are labelled by their sub-cluster now
+                final_of.update({(c, str(name)): c for name in names})
+            else:
+                names = np.array(sorted(s for g, s in sums if g == c), dtype=object)
+                sub_means = np.array([sums[(c, s)] / counts[(c, s)] for s in names])
+                sizes = {s: counts[(c, s)] for s in names}
+            sub_scores, sub_calls = _group_calls(
+                names, fit.scaled(sub_means), W, kept, min_score, rule
+            )
+            for name, row in zip(names, sub_calls.itertuples(), strict=True):
+                # a sub-cluster keeps its parent's label unless it confidently is something else
+                if (
+                    row.label not in (UNKNOWN["cell_type"], call_of[c])
+                    and row.margin >= min_margin
+                    and sizes[name] >= min_group_size
+                ):
+                    sub_group = f"{c}.{name}"
+                    final_of[(c, str(name))] = sub_group
+                    call_of[sub_group] = row.label
+                    group_scores.loc[sub_group] = sub_scores.loc[name]
+                    group_calls.loc[sub_group] = [row.label, row.score, row.margin]
+                    logger.info(
+                        "cluster %s: sub-cluster %s relabelled %s (score %.2f)",
+                        c,
+                        name,
+                        row.label,
+                        row.score,
+                    )
+    uns = {
+        "method": "markers",
+        "cluster_key": cluster_key,
+        "groups": pd.concat(
+            [group_calls.rename(columns={"label": "cell_type"}), group_scores.round(4)], axis=1
+        )
+        .rename_axis("group")
+        .reset_index(),
+        "params": {
+            "min_score": min_score,
+            "min_expression": min_expression,
+            "split_fraction": split_fraction,
+            "rule": rule,
+        },
+    }
+    return MarkerAnnotation(low, scale, W, kept, rule, min_score, final_of, call_of, table, uns)
+
+
 def annotate(
     adata: AnnData,
     *,
@@ -233,104 +424,38 @@ def annotate(
     genes = pd.Index([g for g in marker_genes(markers) if g in adata.var_names])
     if len(genes) == 0:
         raise ValueError("none of the marker genes is in the data (are var_names gene symbols?)")
-    W, kept = _weights(markers, genes)
-    W = W[[markers.index.get_loc(t) for t in kept]]
     X = adata[:, genes].X
     X = X.toarray() if sp.issparse(X) else np.asarray(X)  # float32 or 64: scores are float64
-    labels = adata.obs[cluster_key].astype(str).to_numpy()
-    groups, group_of = _codes(labels)
-    means = _group_means(X, group_of, len(groups))
-    if rule == "gate":
-        # positive level = the second-highest group mean: one cluster of doublets (high
-        # in everything) must not set the positive level of every marker
-        low = means.min(axis=0)
-        high = np.sort(means, axis=0)[-2] if len(means) > 2 else means.max(axis=0)
-        scale = np.maximum(high - low, min_expression)
-    elif rule == "mean":
-        low = np.zeros(X.shape[1])
-        scale = np.maximum(means.max(axis=0), min_expression)
-    else:
-        raise ValueError(f"unknown annotation rule '{rule}' (mean, gate)")
+    clusters = adata.obs[cluster_key].astype(str).to_numpy()
+    subs = None if subcluster_key is None else adata.obs[subcluster_key].astype(str).to_numpy()
+    leiden = subcluster_key is None and "connectivities" in adata.obsp
+    resplit_labels: dict[str, np.ndarray] = {}
 
-    def scaled(M: np.ndarray) -> np.ndarray:
-        return np.clip((M - low) / scale, 0.0, 1.0)
+    def resplit(c: str, in_c: np.ndarray) -> np.ndarray:
+        resplit_labels[c] = _leiden(adata[in_c], split_resolution, seed)
+        return resplit_labels[c]
 
-    # per cell: every type's score, the best type (column of S) and its score, -1 = unknown
-    S = _scores(scaled(X), W, rule)
-    best = np.argsort(-S, axis=1)[:, 0] if S.shape[1] else np.zeros(len(S), dtype=int)
-    best_score = S[np.arange(len(S)), best] if S.shape[1] else np.zeros(len(S))
-    best = np.where(best_score < min_score, -1, best)
-
-    group_scores, group_calls = _group_calls(groups, scaled(means), W, kept, min_score, rule)
-    call_of = dict(zip(groups, group_calls["label"], strict=True))
-    final = labels.astype(object).copy()
-    if subcluster_key is not None or "connectivities" in adata.obsp:
-        known = best >= 0  # cells of each cluster called each type (unknown left out)
-        votes = np.bincount(
-            group_of[known] * len(kept) + best[known], minlength=len(groups) * len(kept)
-        ).reshape(len(groups), len(kept))
-        sizes_of = np.bincount(group_of, minlength=len(groups))
-        for gi, c in enumerate(groups):
-            v = np.sort(votes[gi])[::-1] / max(sizes_of[gi], 1)
-            if len(v) < 2 or v[1] == 0 or v[1] < split_fraction:
-                continue
-            in_c = group_of == gi
-            if subcluster_key is not None:
-                sub_labels = adata.obs[subcluster_key].astype(str).to_numpy()[in_c]
-            else:
-                sub_labels = _leiden(adata[in_c], split_resolution, seed)
-            names, sub_means = _cluster_means(X[in_c], sub_labels)
-            sub_scores, sub_calls = _group_calls(names, scaled(sub_means), W, kept, min_score, rule)
-            sizes = pd.Series(sub_labels).value_counts()
-            idx = np.flatnonzero(in_c)
-            for name, row in zip(names, sub_calls.itertuples(), strict=True):
-                # a sub-cluster keeps its parent's label unless it confidently is something else
-                if (
-                    row.label not in (UNKNOWN["cell_type"], call_of[c])
-                    and row.margin >= min_margin
-                    and sizes[name] >= min_group_size
-                ):
-                    sub_group = f"{c}.{name}"
-                    final[idx[sub_labels == name]] = sub_group
-                    call_of[sub_group] = row.label
-                    group_scores.loc[sub_group] = sub_scores.loc[name]
-                    group_calls.loc[sub_group] = [row.label, row.score, row.margin]
-                    logger.info(
-                        "cluster %s: sub-cluster %s relabelled %s (score %.2f)",
-                        c,
-                        name,
-                        row.label,
-                        row.score,
-                    )
-    # labels per group (few), then to the cells by integer codes: no per-cell Python
-    cats, inv = _codes(final.astype(str))
-    table = markers.set_index("cell_type")
-    types, type_of = _codes(np.array([call_of[g] for g in cats], dtype=object))
-    adata.obs["annotation_group"] = pd.Categorical.from_codes(inv, categories=pd.Index(cats))
-    adata.obs["cell_type"] = pd.Categorical.from_codes(type_of[inv], categories=pd.Index(types))
-    for col in ("cell_ontology_id", "lineage"):
-        values = [table.at[t, col] if t in table.index else UNKNOWN[col] for t in types]
-        names, code = _codes(np.array(values, dtype=object))
-        adata.obs[col] = pd.Categorical.from_codes(code[type_of][inv], categories=pd.Index(names))
-    # each cell's score for its own type (its best score where the type is not scored)
-    column = np.array([kept.index(t) if t in kept else -1 for t in types], dtype=int)[type_of][inv]
-    own = np.where(column >= 0, S[np.arange(len(S)), np.maximum(column, 0)], best_score)
-    adata.obs["cell_type_score"] = own.astype(np.float32)
-    adata.uns["annotation"] = {
-        "method": "markers",
-        "cluster_key": cluster_key,
-        "groups": pd.concat(
-            [group_calls.rename(columns={"label": "cell_type"}), group_scores.round(4)], axis=1
-        )
-        .rename_axis("group")
-        .reset_index(),
-        "params": {
-            "min_score": min_score,
-            "min_expression": min_expression,
-            "split_fraction": split_fraction,
-            "rule": rule,
-        },
-    }
+    fit = fit_marker_annotation(
+        lambda: [(X, clusters, subs)],
+        genes=genes,
+        markers=markers,
+        cluster_key=cluster_key,
+        min_score=min_score,
+        min_expression=min_expression,
+        split_fraction=split_fraction,
+        min_margin=min_margin,
+        min_group_size=min_group_size,
+        rule=rule,
+        split=subs is not None or leiden,
+        resplit=resplit if leiden else None,
+    )
+    if leiden:  # each re-clustered cell's sub-cluster, "" elsewhere
+        subs = np.full(len(clusters), "", dtype=object)
+        for c, labels in resplit_labels.items():
+            subs[clusters == c] = labels
+    for col, values in fit.label(X, clusters, subs).items():
+        adata.obs[col] = values
+    adata.uns["annotation"] = fit.uns
 
 
 def read_lineage_table(path: str | Path) -> pd.DataFrame:

@@ -8,6 +8,18 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _quotas(sizes: np.ndarray, n: int) -> np.ndarray:
+    """Rows to draw from each group: small groups give all their rows, the others share
+    the rest evenly (water-filling)."""
+    quota = np.zeros_like(sizes)
+    left = n
+    for i in np.argsort(sizes):
+        share = left // (len(sizes) - int((quota > 0).sum()))
+        quota[i] = min(sizes[i], share)
+        left -= quota[i]
+    return quota
+
+
 def balanced_subsample(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Sorted row indices: up to ``n`` rows, as evenly as possible from each group.
 
@@ -18,19 +30,38 @@ def balanced_subsample(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     >>> balanced_subsample(np.array(["a"] * 10 + ["b"] * 2), 6, seed=0).size
     6
     """
-    rng = np.random.default_rng(seed)
     names, inv = np.unique(groups, return_inverse=True)
     sizes = np.bincount(inv)
     if sizes.sum() <= n:
         return np.arange(len(groups))
-    quota = np.zeros_like(sizes)
-    left = n
-    for i in np.argsort(sizes):
-        share = left // (len(sizes) - int((quota > 0).sum()))
-        quota[i] = min(sizes[i], share)
-        left -= quota[i]
+    quota = _quotas(sizes, n)
+    rng = np.random.default_rng(seed)
     picks = [
-        rng.choice(np.flatnonzero(inv == i), quota[i], replace=False) for i in range(len(names))
+        np.flatnonzero(inv == i)[rng.choice(sizes[i], quota[i], replace=False)]
+        for i in range(len(names))
+    ]
+    return np.sort(np.concatenate(picks))
+
+
+def balanced_blocks(blocks: Sequence[tuple[str, slice]], n: int, seed: int) -> np.ndarray:
+    """:func:`balanced_subsample` of a cohort file whose groups are contiguous row blocks
+    (``(name, slice)``, :func:`immunoprofiler.io.h5ad.obs_blocks`): the same rows, without an
+    array of every row's group.
+
+    Examples
+    --------
+    >>> balanced_blocks([("b", slice(0, 10)), ("a", slice(10, 12))], 6, seed=0).size
+    6
+    """
+    order = sorted(range(len(blocks)), key=lambda i: blocks[i][0])  # np.unique's order
+    starts = np.array([blocks[i][1].start for i in order], dtype=np.int64)
+    sizes = np.array([blocks[i][1].stop - blocks[i][1].start for i in order], dtype=np.int64)
+    if sizes.sum() <= n:
+        return np.arange(int(sizes.sum()))
+    quota = _quotas(sizes, n)
+    rng = np.random.default_rng(seed)
+    picks = [
+        a + rng.choice(k, q, replace=False) for a, k, q in zip(starts, sizes, quota, strict=True)
     ]
     return np.sort(np.concatenate(picks))
 
