@@ -536,7 +536,7 @@ def cyto_plots(
         part = read_obs(annotated, [*_COMPOSITION_COLUMNS, "metacluster"], rows=block, index=False)
         comps.append(composition(part, modality=""))
         counts.append(part.groupby(["metacluster", "cell_type"], observed=True).size())
-    sizes = pd.concat(counts).groupby(level=[0, 1]).sum()
+    sizes = pd.concat(counts).groupby(level=[0, 1], observed=True).sum()
     X = np.asarray(read_columns(annotated, markers, rows=rows))
     save_figure(metacluster_heatmap(X, obs, markers, counts=sizes), heatmap)
     save_figure(abundance_bars(pd.concat(comps, ignore_index=True)), abundance)
