@@ -5,7 +5,8 @@ Run on an otherwise idle machine; every number comes from fresh processes:
 1. start-up: the adapter preamble of a job (``configure()`` then importing the step's
    function, as ``scripts/<rule>.py`` does) in a fresh interpreter, ``--repeats`` times:
    median wall seconds and peak RSS, and whether torch or scanpy got imported;
-2. per-sample jobs: ``snakemake --cores 1 --until cyto_clean rna_qc`` on the demo cohort in a
+2. per-sample jobs: ``snakemake --cores 1 --until cyto_preprocess rna_qc`` (``cyto_clean``
+   in a checkout from before the four per-file rules became one) on the demo cohort in a
    fresh folder (4 RNA samples in four formats, 8 FCS files): the run's wall time and, per
    rule, the median job seconds and max RSS from Snakemake's benchmark files;
 3. with ``--whole``: the whole demo (``--cores 2``), wall time and the slowest jobs.
@@ -31,7 +32,16 @@ from pathlib import Path
 
 from benchlib import ROOT, job_benchmarks, run_measured
 
-STEPS = ("cyto_ingest", "cyto_compensate", "cyto_transform", "cyto_clean", "rna_ingest", "rna_qc")
+#: per-sample rules, before (four per cytometry file) and after (one); a checkout has one set
+STEPS = (
+    "cyto_preprocess",
+    "cyto_ingest",
+    "cyto_compensate",
+    "cyto_transform",
+    "cyto_clean",
+    "rna_ingest",
+    "rna_qc",
+)
 
 PREAMBLE = """
 import json, resource, sys, time
@@ -51,7 +61,7 @@ print(json.dumps({{
 def startup(src: Path, out: Path, repeats: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src / "src")}
     rows = {}
-    for step in STEPS:
+    for step in [s for s in STEPS if (src / "scripts" / f"{s}.py").exists()]:
         runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -123,7 +133,8 @@ def main() -> None:
     ).stdout.strip()
     result: dict = {"label": args.label, "commit": commit, "cpus": os.cpu_count()}
     result["startup"] = startup(src, out, args.repeats)
-    wall, jobs = snakemake(src, out / f"per_sample_{commit}", 1, "--until", "cyto_clean", "rna_qc")
+    last = "cyto_preprocess" if (src / "scripts" / "cyto_preprocess.py").exists() else "cyto_clean"
+    wall, jobs = snakemake(src, out / f"per_sample_{commit}", 1, "--until", last, "rna_qc")
     result["per_sample"] = {"wall_s": round(wall, 1), "rules": per_rule(jobs)}
     print("per-sample jobs:", json.dumps(result["per_sample"], indent=1), flush=True)
     if args.whole:

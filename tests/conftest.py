@@ -77,6 +77,12 @@ def step_params(step: str, **overrides):
     return dataclasses.replace(getattr(_default_params(), step), **overrides)
 
 
+def preprocess_params(**clean):
+    """``cyto_preprocess``'s parameters with ``clean`` overrides (e.g. ``population=...``)."""
+    p = step_params("cyto_preprocess")
+    return dataclasses.replace(p, clean=dataclasses.replace(p.clean, **clean))
+
+
 def shared(*parts: str) -> Path:
     """Path below ../shared/data, or skip the test when that folder is absent."""
     path = DATA.joinpath(*parts)

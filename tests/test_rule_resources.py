@@ -1,5 +1,6 @@
-"""Every rule declares memory that grows with the attempt (so a job killed for memory is retried
-with more) and a runtime; the SLURM profile's groups name real rules."""
+"""Every rule declares memory and runtime that grow with the attempt (so a job killed for
+memory or time is retried with more) and follow the size of its inputs; the SLURM profile's
+groups name real rules."""
 
 from __future__ import annotations
 
@@ -27,21 +28,37 @@ def rules():
         return {r.name: r for r in wf._workflow.rules if r.name != "all"}
 
 
-def _mem(rule, attempt: int, size_mb: float = 500.0) -> int:
+def _res(rule, key: str, attempt: int = 1, size_mb: float = 500.0) -> int:
     wildcards = SimpleNamespace(sample="s", modality="flow")
-    res = rule.resources["mem_mb"].evaluate(
+    res = rule.resources[key]
+    if not res.is_evaluable():  # a constant
+        return int(res.value)
+    out = res.evaluate(
         wildcards, input=SimpleNamespace(size_mb=size_mb), attempt=attempt, threads=1
     )
-    return int(res.value)
+    return int(out.value)
 
 
 def test_memory_grows_with_attempt_and_runtime_is_set(rules):
     assert len(rules) > 20
     for name, rule in rules.items():
-        mems = [_mem(rule, a) for a in (1, 2, 3)]
+        mems = [_res(rule, "mem_mb", a) for a in (1, 2, 3)]
         assert mems[0] >= 256, (name, mems)  # the in-job Snakemake alone takes ~140 MB
         assert mems[0] < mems[1] < mems[2], (name, mems)
-        assert int(rule.resources["runtime"].value) > 0, name
+        assert _res(rule, "runtime") > 0, name
+
+
+def test_resources_follow_input_size(rules):
+    """Larger inputs get more memory and time, each retry more again; the cytometry cohort
+    steps, which map over files, ask far less than their inputs' size (a cohort of 100M
+    events, ~100 GB of files, fits a 12 GB node)."""
+    for name in ("cyto_preprocess", "cyto_cluster", "rna_qc", "rna_annotate", "rna_integrate"):
+        rule = rules[name]
+        assert _res(rule, "mem_mb", 1, 100.0) < _res(rule, "mem_mb", 1, 10_000.0), name
+        assert _res(rule, "runtime", 1, 100.0) < _res(rule, "runtime", 1, 50_000.0), name
+        assert _res(rule, "runtime", 2, 100.0) > _res(rule, "runtime", 1, 100.0), name
+    for name in ("cyto_normalize", "cyto_cluster", "cyto_annotate", "cyto_composition"):
+        assert _res(rules[name], "mem_mb", 1, 100_000.0) < 12_000, name
 
 
 def test_slurm_profile_groups_and_gpu_rules_name_real_rules(rules):

@@ -29,7 +29,12 @@ T = TypeVar("T")
 
 
 class SampleError(ValueError):
-    """One sample's data cannot be processed; the message names the sample, file and cause."""
+    """One sample's data cannot be processed; the message names the sample, file and cause.
+
+    ``step``: the stage that failed, where a rule runs several (recorded in the failure
+    record instead of the rule's name)."""
+
+    step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ def per_sample(
                 failure = Failure(
                     sample_id=str(arg["sample_id"]),
                     modality=modality or str(arg["modality"]),
-                    step=step,
+                    step=err.step or step,
                     file=str(arg[file] if file else ins[0]),
                     reason=str(err),
                 )

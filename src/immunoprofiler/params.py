@@ -224,14 +224,14 @@ class Logicle:
 
 @dataclass(frozen=True)
 class CytoIngest:
-    """``cyto_ingest``: what to do with events holding a non-finite value."""
+    """``cyto_preprocess``'s ingest: what to do with events holding a non-finite value."""
 
     non_finite: NonFinite
 
 
 @dataclass(frozen=True)
 class CytoTransform:
-    """``cyto_transform``: arcsinh with the panel's cofactors, or logicle."""
+    """``cyto_preprocess``'s transform: arcsinh with the panel's cofactors, or logicle."""
 
     method: TransformMethod
     logicle: Logicle
@@ -239,11 +239,20 @@ class CytoTransform:
 
 @dataclass(frozen=True)
 class CytoClean:
-    """``cyto_clean``: data-driven gates, or the gate of a gating file whose events are kept."""
+    """``cyto_preprocess``'s clean: data-driven gates, or a gating file's population."""
 
     population: str | None
     mad: float
     bead_min: float
+
+
+@dataclass(frozen=True)
+class CytoPreprocess:
+    """``cyto_preprocess``: the per-file stages' parameters."""
+
+    ingest: CytoIngest
+    transform: CytoTransform
+    clean: CytoClean
 
 
 @dataclass(frozen=True)
@@ -331,9 +340,7 @@ class StepParams:
     rna_integrate: RnaIntegrate
     rna_cluster: RnaCluster
     rna_annotate: RnaAnnotate
-    cyto_ingest: CytoIngest
-    cyto_transform: CytoTransform
-    cyto_clean: CytoClean
+    cyto_preprocess: CytoPreprocess
     cyto_normalize: CytoNormalize
     cyto_cluster: CytoCluster
     cyto_annotate: CytoAnnotate
@@ -385,9 +392,11 @@ class StepParams:
                 species=rna["species"],
                 seed=seed,
             ),
-            cyto_ingest=build(CytoIngest, cyto["ingest"], where="cyto.ingest"),
-            cyto_transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),
-            cyto_clean=build(CytoClean, cyto["clean"], where="cyto.clean", files=("gating",)),
+            cyto_preprocess=CytoPreprocess(
+                ingest=build(CytoIngest, cyto["ingest"], where="cyto.ingest"),
+                transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),
+                clean=build(CytoClean, cyto["clean"], where="cyto.clean", files=("gating",)),
+            ),
             cyto_normalize=build(
                 CytoNormalize, cyto["normalize"], where="cyto.normalize", seed=seed
             ),

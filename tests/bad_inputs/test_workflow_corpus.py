@@ -226,15 +226,20 @@ def corpus_run(tmp_path_factory):
     sheet.to_csv(data / "samples.tsv", sep="\t", index=False)
     work = tmp_path_factory.mktemp("corpus_run")
     proc = run_snakemake(
-        work, "--until", "cyto_clean", "rna_qc", config={"samples": str(data / "samples.tsv")}
+        work, "--until", "cyto_preprocess", "rna_qc", config={"samples": str(data / "samples.tsv")}
     )
     return work, proc.stdout + proc.stderr
+
+
+def _rule(modality: str, step: str) -> str:
+    """The rule a failing stage runs in (a cytometry file's stages are one rule)."""
+    return step if modality == "rna" else "cyto_preprocess"
 
 
 def _output(work: Path, sample: str, modality: str, step: str) -> Path:
     if modality == "rna":
         return work / f"results/rna/{step.removeprefix('rna_')}/{sample}.h5ad"
-    return work / f"results/cyto/{modality}/{step.removeprefix('cyto_')}/{sample}.h5ad"
+    return work / f"results/cyto/{modality}/preprocess/{sample}.h5ad"
 
 
 def test_every_damaged_sample_fails_alone_with_its_cause(corpus_run):
@@ -246,7 +251,12 @@ def test_every_damaged_sample_fails_alone_with_its_cause(corpus_run):
         assert failure.step == step, (sample, failure)
         assert failure.sample_id == sample and says in failure.reason, (sample, failure.reason)
         assert Path(failure.file).name in failure.reason, (sample, failure)
-        log = work / "logs" / step / (sample if modality == "rna" else f"{modality}/{sample}")
+        log = (
+            work
+            / "logs"
+            / _rule(modality, step)
+            / (sample if modality == "rna" else f"{modality}/{sample}")
+        )
         assert f"sample {sample} excluded" in log.with_suffix(".log").read_text(), sample
         outcomes[(modality, step)] = outcomes.get((modality, step), 0) + 1
     assert sum(outcomes.values()) == len(CASES) >= 17
@@ -255,5 +265,5 @@ def test_every_damaged_sample_fails_alone_with_its_cause(corpus_run):
 def test_the_good_samples_beside_them_complete(corpus_run):
     work, _ = corpus_run
     assert read_record(work / "results/rna/qc/good_rna.h5ad") is None
-    assert read_record(work / "results/cyto/flow/clean/good_flow.h5ad") is None
+    assert read_record(work / "results/cyto/flow/preprocess/good_flow.h5ad") is None
     assert ad.read_h5ad(work / "results/rna/qc/good_rna.h5ad", backed="r").n_obs > 100

@@ -141,7 +141,7 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_others(slurm_cluster
         work,
         *PROFILES,
         "--until",
-        "cyto_clean",
+        "cyto_preprocess",
         "--retries",
         "0",
         # strict mode: the bad file's job fails (the default would exclude the sample)
@@ -151,8 +151,8 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_others(slurm_cluster
     )
     assert proc.returncode != 0  # the truncated file failed …
     for s in ("f0", "f1", "f2", "f3"):  # … and --keep-going (in the profile) finished the others
-        assert (work / f"results/cyto/flow/clean/{s}.h5ad").exists(), s
-    assert "cut.fcs" in (work / "logs/cyto_ingest/flow/cut.log").read_text()
+        assert (work / f"results/cyto/flow/preprocess/{s}.h5ad").exists(), s
+    assert "cut.fcs" in (work / "logs/cyto_preprocess/flow/cut.log").read_text()
     ids, _ = _job_ids(work)
     states = {r["State"] for r in sacct(*ids)}
     assert "FAILED" in states and "COMPLETED" in states, states

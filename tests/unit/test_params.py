@@ -42,7 +42,9 @@ def test_every_step_gets_the_schema_defaults():
     assert p.rna_qc == P.RnaQc(**section("rna", "qc"), seed=0)
     assert p.rna_integrate.method == "scvi" and p.rna_integrate.max_epochs is None
     assert p.rna_bam_count.reads.gene_tags == ("GX", "GE")  # lists become tuples (frozen)
-    assert p.cyto_transform.logicle == P.Logicle(**section("cyto", "transform", "logicle"))
+    assert p.cyto_preprocess.transform.logicle == P.Logicle(
+        **section("cyto", "transform", "logicle")
+    )
     assert p.profile_differential_abundance is None  # no contrast, no DA step
     assert p.on_sample_failure == "exclude"  # a batch run goes on without its bad samples
     for step in dataclasses.fields(p):  # every step's parameters are a typed dataclass
@@ -57,7 +59,7 @@ def test_config_values_reach_the_steps_and_seed_is_shared():
     cfg["cyto"]["clean"]["bead_min"] = 5.5
     cfg["profile"]["contrast"] = {"column": "response", "groups": ["NR", "R"]}
     p = P.StepParams.from_config(cfg)
-    assert p.rna_integrate.method == "harmony" and p.cyto_clean.bead_min == 5.5
+    assert p.rna_integrate.method == "harmony" and p.cyto_preprocess.clean.bead_min == 5.5
     assert {p.rna_qc.seed, p.cyto_cluster.seed, p.rna_bam_count.seed, p.rna_cluster.seed} == {7}
     da = p.profile_differential_abundance
     assert da.contrast == P.Contrast(column="response", groups=("NR", "R"), paired_by=None)

@@ -28,38 +28,20 @@ pytestmark = pytest.mark.slow  # runs the chain on real data sets
 
 
 def run_chain(work, files, *, modality, batches, extra=None, **normalize):
-    """ingest → compensate → transform → clean per file, then the cohort steps."""
+    """preprocess (ingest → compensate → transform → clean) per file, then the cohort steps."""
     cleaned = []
     for i, f in enumerate(files):
         sid = f"s{i}"
         meta = {"sample_id": sid, "batch": batches[i], **((extra or [{}] * len(files))[i])}
-        pipeline.cyto_ingest(
+        pipeline.cyto_preprocess(
             f,
-            work / f"{sid}.i.h5ad",
-            panel_out=work / f"{sid}.panel.tsv",
-            sample_id=sid,
-            modality=modality,
-            metadata=meta,
-            params=step_params("cyto_ingest"),
-        )
-        pipeline.cyto_compensate(
-            work / f"{sid}.i.h5ad", work / f"{sid}.c.h5ad", sample_id=sid, modality=modality
-        )
-        pipeline.cyto_transform(
-            work / f"{sid}.c.h5ad",
-            work / f"{sid}.t.h5ad",
-            sample_id=sid,
-            modality=modality,
-            params=step_params("cyto_transform"),
-        )
-        pipeline.cyto_clean(
-            work / f"{sid}.t.h5ad",
             work / f"{sid}.k.h5ad",
+            panel_out=work / f"{sid}.panel.tsv",
             table=work / f"{sid}.qc.tsv",
             sample_id=sid,
             modality=modality,
-            params=step_params("cyto_clean"),
-            fcs_path=f,
+            metadata=meta,
+            params=step_params("cyto_preprocess"),
         )
         cleaned.append(work / f"{sid}.k.h5ad")
     dist = pipeline.cyto_normalize(

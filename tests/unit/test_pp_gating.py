@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from immunoprofiler.pp.gating import file_gates, gate_column, valley
-from tests.conftest import shared, step_params
+from tests.conftest import preprocess_params, shared
 
 MANUAL = ("CD4 T cells", "CD8 T cells", "B cells", "gd T cells", "NK cells", "NK T cells")
 
@@ -61,34 +61,21 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
     from immunoprofiler import pipeline
 
     folder, labels = bal
-    ing = tmp_path / "i.h5ad"
-    pipeline.cyto_ingest(
-        folder / "68983.fcs",
-        ing,
-        panel_out=tmp_path / "p.tsv",
-        sample_id="bal",
-        modality="flow",
-        metadata={"sample_id": "bal", "batch": "b1"},
-        params=step_params("cyto_ingest"),
-    )
-    pipeline.cyto_compensate(ing, tmp_path / "c.h5ad", sample_id="bal", modality="flow")
-    pipeline.cyto_transform(
-        tmp_path / "c.h5ad",
-        tmp_path / "t.h5ad",
-        sample_id="bal",
-        modality="flow",
-        params=step_params("cyto_transform"),
-    )
-    counts = pipeline.cyto_clean(
-        tmp_path / "t.h5ad",
-        tmp_path / "k.h5ad",
-        table=tmp_path / "qc.tsv",
-        sample_id="bal",
-        modality="flow",
-        params=step_params("cyto_clean", population="Singlets2"),
-        fcs_path=folder / "68983.fcs",
-        gating=folder / "gating.wsp",
-    )
+
+    def preprocess(out, population):
+        return pipeline.cyto_preprocess(
+            folder / "68983.fcs",
+            out,
+            panel_out=tmp_path / "p.tsv",
+            table=tmp_path / "qc.tsv",
+            sample_id="bal",
+            modality="flow",
+            metadata={"sample_id": "bal", "batch": "b1"},
+            params=preprocess_params(population=population),
+            gating=folder / "gating.wsp",
+        )
+
+    counts = preprocess(tmp_path / "k.h5ad", "Singlets2")
     import anndata as ad
 
     obs = ad.read_h5ad(tmp_path / "k.h5ad").obs
@@ -99,17 +86,10 @@ def test_clean_with_workspace_keeps_population(bal, tmp_path):
     assert obs["retained"].to_numpy()[labels != "Unlabeled"].all()
     assert obs[gate_column("NK T cells")].dtype == bool
     assert obs["retained"].sum() == obs[gate_column("Singlets2")].sum()
-    with pytest.raises(ValueError, match="gates there"):
-        pipeline.cyto_clean(
-            tmp_path / "t.h5ad",
-            tmp_path / "k2.h5ad",
-            table=tmp_path / "qc2.tsv",
-            sample_id="bal",
-            modality="flow",
-            params=step_params("cyto_clean", population="Live"),
-            fcs_path=folder / "68983.fcs",
-            gating=folder / "gating.wsp",
-        )
+    with pytest.raises(ValueError, match="gates there") as err:
+        preprocess(tmp_path / "k2.h5ad", "Live")
+    assert err.value.step == "cyto_clean"  # the stage that failed, for the failure record
+    assert not (tmp_path / "k2.h5ad").exists()
 
 
 def test_valley_finds_the_dip_between_two_modes():
@@ -127,32 +107,15 @@ def test_auto_gates_remove_what_is_not_a_live_single_cell(modality, tmp_path):
 
     X, names, desc, truth, spill = simulate_cytometry(6000, modality=modality, seed=3)
     write_fcs(tmp_path / "x.fcs", X, names, desc, spillover=spill)
-    pipeline.cyto_ingest(
+    counts = pipeline.cyto_preprocess(
         tmp_path / "x.fcs",
-        tmp_path / "i.h5ad",
-        panel_out=tmp_path / "p.tsv",
-        sample_id="x",
-        modality=modality,
-        metadata={"sample_id": "x", "batch": "b"},
-        params=step_params("cyto_ingest"),
-    )
-    pipeline.cyto_compensate(
-        tmp_path / "i.h5ad", tmp_path / "c.h5ad", sample_id="x", modality=modality
-    )
-    pipeline.cyto_transform(
-        tmp_path / "c.h5ad",
-        tmp_path / "t.h5ad",
-        sample_id="x",
-        modality=modality,
-        params=step_params("cyto_transform"),
-    )
-    counts = pipeline.cyto_clean(
-        tmp_path / "t.h5ad",
         tmp_path / "k.h5ad",
+        panel_out=tmp_path / "p.tsv",
         table=tmp_path / "qc.tsv",
         sample_id="x",
         modality=modality,
-        params=step_params("cyto_clean"),
+        metadata={"sample_id": "x", "batch": "b"},
+        params=preprocess_params(),
     )
     import anndata as ad
 

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 CHAINS = {
     "rna": ("rna_ingest", "rna_qc", "rna_normalize", "rna_integrate", "rna_annotate"),
-    "cytof": ("cyto_ingest", "cyto_clean", "cyto_normalize", "cyto_cluster", "cyto_annotate"),
-    "flow": ("cyto_ingest", "cyto_clean", "cyto_normalize", "cyto_cluster", "cyto_annotate"),
+    "cytof": ("cyto_preprocess", "cyto_normalize", "cyto_cluster", "cyto_annotate"),
+    "flow": ("cyto_preprocess", "cyto_normalize", "cyto_cluster", "cyto_annotate"),
 }
 
 
@@ -33,7 +33,7 @@ def test_single_modality_config_plans_only_its_chain(name, tmp_path):
     proc = run_snakemake(work, "-n")
     jobs = planned_jobs(proc.stdout + proc.stderr)
     for rule in CHAINS[name]:
-        per_sample = rule.endswith(("ingest", "_qc", "clean"))
+        per_sample = rule.endswith(("ingest", "_qc", "preprocess"))
         assert jobs.get(rule) == (4 if per_sample else 1), (rule, jobs)
     others = {r for m, rules in CHAINS.items() if m != name for r in rules} - set(CHAINS[name])
     assert not others & set(jobs), jobs

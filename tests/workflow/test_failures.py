@@ -3,8 +3,6 @@ others under --keep-going; a GPU request without a GPU fails at once with a clea
 
 from __future__ import annotations
 
-import re
-
 import anndata as ad
 import pandas as pd
 import pytest
@@ -123,7 +121,7 @@ def test_stop_on_sample_failure_fails_the_sample_jobs(tmp_path):
         tmp_path,
         "--keep-going",
         "--until",
-        "cyto_clean",
+        "cyto_preprocess",
         "rna_qc",
         config={"samples": str(sheet), "on_sample_failure": "stop"},
         check=False,
@@ -135,9 +133,9 @@ def test_stop_on_sample_failure_fails_the_sample_jobs(tmp_path):
         "sample 'noqc': only 0 of 150 cells pass QC"
         in (tmp_path / "logs/rna_qc/noqc.log").read_text()
     )
-    log = (tmp_path / "logs/cyto_clean/flow/saturated.log").read_text()
+    log = (tmp_path / "logs/cyto_preprocess/flow/saturated.log").read_text()
     assert "saturated.fcs" in log and "no event passes the gates" in log
-    for out in ("rna/ingest/broken", "rna/qc/noqc", "cyto/flow/clean/saturated"):
+    for out in ("rna/ingest/broken", "rna/qc/noqc", "cyto/flow/preprocess/saturated"):
         assert not (tmp_path / f"results/{out}.h5ad").exists(), out
     assert (tmp_path / "results/rna/qc/good.h5ad").exists()  # --keep-going: the good one ran
 
@@ -256,10 +254,10 @@ def test_config_typos_stop_before_any_job(tmp_path):
 
 
 def test_a_disk_filling_during_the_run_fails_the_job_clearly_and_loses_nothing(tmp_path):
-    """The working directory on a 3 MiB tmpfs (root, as in CI; skipped otherwise): the first
-    write that does not fit fails its job with "no space left on the device", naming the file;
-    nothing partial is left and the finished files stay; with space again, the same command
-    completes the run."""
+    """The working directory on a 2 MiB tmpfs (root, as in CI; skipped otherwise): the file's
+    preprocessed events (1.5 MB) fit, the cohort's normalised file does not: that job fails
+    with "no space left on the device", naming the file; nothing partial is left and the
+    finished file stays; with space again, the same command completes the run."""
     import os
     import subprocess
 
@@ -270,23 +268,23 @@ def test_a_disk_filling_during_the_run_fails_the_job_clearly_and_loses_nothing(t
         pytest.skip("mounting a small tmpfs needs root")
     work = tmp_path / "small"
     work.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(work)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(work)]).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         sheet = tmp_path / "samples.tsv"
         sheet.write_text(f"sample_id\tmodality\tpath\tbatch\nlsrii\tflow\t{fcs}\tb1\n")
-        args = ("--until", "cyto_clean")
+        args = ("--until", "cyto_normalize")
         proc = run_snakemake(work, *args, config={"samples": str(sheet)}, check=False)
         assert proc.returncode != 0
         out = proc.stdout + proc.stderr
-        assert re.search(r"results/cyto/flow/\w+/lsrii\.h5ad: no space left on the device", out)
+        assert "results/cyto/flow/normalized.h5ad: no space left on the device" in out
         assert not list(work.rglob("*.partial"))
         kept = list((work / "results").rglob("*.h5ad"))
-        assert kept  # what was finished before the disk filled is kept, and complete
+        assert kept == [work / "results/cyto/flow/preprocess/lsrii.h5ad"]  # kept, complete
         for f in kept:
             assert ad.read_h5ad(f, backed="r").n_obs > 0, f
         subprocess.run(["mount", "-o", "remount,size=64m", str(work)], check=True)
         run_snakemake(work, *args, config={"samples": str(sheet)})
-        assert (work / "results/cyto/flow/clean/lsrii.h5ad").is_file()
+        assert (work / "results/cyto/flow/normalized.h5ad").is_file()
     finally:
         subprocess.run(["umount", str(work)], check=False)

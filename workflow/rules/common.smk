@@ -259,19 +259,30 @@ def demo_outdir(wildcards, output):
     return str(Path(output.truth).parent)
 
 
-# --- resources: memory (MB) grows with the input and with each retry; runtime in minutes --
+# --- resources: memory (MB) and runtime (minutes) follow the inputs' size and grow with each
+# retry (an OOM-killed or timed-out job gets more). Constants per rule from the benchmarks
+# (README "Resources"): a per-sample step holds its file several times over; a cytometry
+# cohort step maps over its files and needs a base plus a few bytes per event (10M events:
+# every cohort step under 750 MB, bench/results/cyto_10M_2cores_*.json), not its inputs' size.
 
 
-def mem_per_sample(wildcards, input, attempt):
-    return int((1500 + 12 * input.size_mb) * attempt)
+def mem(base, per_input_mb=0.0):
+    """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input, times the attempt."""
+
+    def mem_mb(wildcards, input, attempt):
+        return int((base + per_input_mb * input.size_mb) * attempt)
+
+    return mem_mb
 
 
-def mem_cohort(wildcards, input, attempt):
-    return int((2000 + 3 * input.size_mb) * attempt)
+def runtime(base, per_input_gb=0.0):
+    """runtime: ``base`` minutes plus ``per_input_gb`` minutes per GB of input, times the
+    attempt."""
 
+    def minutes(wildcards, input, attempt):
+        return int((base + per_input_gb * input.size_mb / 1024) * attempt)
 
-def mem_embedding(wildcards, input, attempt):
-    return int((3000 + 4 * input.size_mb) * attempt)
+    return minutes
 
 
 def mem_bam(wildcards, attempt):

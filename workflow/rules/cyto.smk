@@ -1,106 +1,42 @@
-# The cytometry chain: per file ingest → compensate → transform → clean, then per panel
+# The cytometry chain: per file preprocess (ingest → compensate → transform → clean), then per panel
 # group ({group}: the modality, or <modality>-<panel group> when its files come from several
 # panels) normalise → cluster → annotate → composition / figures.
 
 
-rule cyto_ingest:
+# one job per file: ingest → compensate → transform → clean in one process (one start-up,
+# one write of only the layer later steps read)
+rule cyto_preprocess:
     input:
         fcs=cyto_fcs,
         panel=cyto_panel,
+        spillover=optional_file(config["cyto"]["spillover"]),
+        gating=optional_file(config["cyto"]["clean"]["gating"]),
     output:
-        h5ad="results/cyto/{modality}/ingest/{sample}.h5ad",
+        h5ad="results/cyto/{modality}/preprocess/{sample}.h5ad",
         panel="results/cyto/{modality}/panels/{sample}.tsv",
+        table="results/qc/cyto/{modality}/{sample}.tsv",
     log:
-        "logs/cyto_ingest/{modality}/{sample}.log",
+        "logs/cyto_preprocess/{modality}/{sample}.log",
     benchmark:
-        "benchmarks/cyto_ingest/{modality}/{sample}.tsv"
+        "benchmarks/cyto_preprocess/{modality}/{sample}.tsv"
     conda:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
-        mem_mb=mem_per_sample,
-        runtime=10,
+        mem_mb=mem(800, 12),
+        runtime=runtime(10, 20),
     params:
-        step=PARAMS.cyto_ingest,
+        step=PARAMS.cyto_preprocess,
         on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
     script:
-        "../../scripts/cyto_ingest.py"
-
-
-rule cyto_compensate:
-    input:
-        h5ad=rules.cyto_ingest.output.h5ad,
-        spillover=optional_file(config["cyto"]["spillover"]),
-    output:
-        "results/cyto/{modality}/compensate/{sample}.h5ad",
-    log:
-        "logs/cyto_compensate/{modality}/{sample}.log",
-    benchmark:
-        "benchmarks/cyto_compensate/{modality}/{sample}.tsv"
-    conda:
-        "../envs/cytometry.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_per_sample,
-        runtime=10,
-    params:
-        on_failure=PARAMS.on_sample_failure,
-    script:
-        "../../scripts/cyto_compensate.py"
-
-
-rule cyto_transform:
-    input:
-        rules.cyto_compensate.output[0],
-    output:
-        "results/cyto/{modality}/transform/{sample}.h5ad",
-    log:
-        "logs/cyto_transform/{modality}/{sample}.log",
-    benchmark:
-        "benchmarks/cyto_transform/{modality}/{sample}.tsv"
-    conda:
-        "../envs/cytometry.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_per_sample,
-        runtime=10,
-    params:
-        on_failure=PARAMS.on_sample_failure,
-        transform=PARAMS.cyto_transform,
-    script:
-        "../../scripts/cyto_transform.py"
-
-
-rule cyto_clean:
-    input:
-        h5ad=rules.cyto_transform.output[0],
-        fcs=cyto_fcs,
-        gating=optional_file(config["cyto"]["clean"]["gating"]),
-    output:
-        h5ad="results/cyto/{modality}/clean/{sample}.h5ad",
-        table="results/qc/cyto/{modality}/{sample}.tsv",
-    log:
-        "logs/cyto_clean/{modality}/{sample}.log",
-    benchmark:
-        "benchmarks/cyto_clean/{modality}/{sample}.tsv"
-    conda:
-        "../envs/cytometry.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_per_sample,
-        runtime=10,
-    params:
-        on_failure=PARAMS.on_sample_failure,
-        clean=PARAMS.cyto_clean,
-    script:
-        "../../scripts/cyto_clean.py"
+        "../../scripts/cyto_preprocess.py"
 
 
 rule cyto_qc_summary:
     input:
         [
-            rules.cyto_clean.output.table.format(modality=m, sample=s)
+            rules.cyto_preprocess.output.table.format(modality=m, sample=s)
             for m in CYTO_MODALITIES
             for s in cyto_samples(m)
         ],
@@ -128,7 +64,7 @@ rule cyto_qc_summary:
 
 rule cyto_normalize:
     input:
-        cyto_files(rules.cyto_clean.output.h5ad),
+        cyto_files(rules.cyto_preprocess.output.h5ad),
     output:
         h5ad="results/cyto/{group}/normalized.h5ad",
         model="results/cyto/{group}/normalize_model.json",
@@ -141,8 +77,8 @@ rule cyto_normalize:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=60,
+        mem_mb=mem(1500, 0.05),
+        runtime=runtime(30, 5),
         gpu=0,
     params:
         normalize=PARAMS.cyto_normalize,
@@ -190,8 +126,8 @@ rule cyto_cluster:
     # FlowSOM's fit on its subsample is seconds either way
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=120,
+        mem_mb=mem(1500, 0.1),
+        runtime=runtime(30, 10),
     params:
         cluster=PARAMS.cyto_cluster,
     script:
@@ -214,8 +150,8 @@ rule cyto_annotate:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=60,
+        mem_mb=mem(1500, 0.1),
+        runtime=runtime(30, 5),
     params:
         annotate=PARAMS.cyto_annotate,
     script:
@@ -236,8 +172,8 @@ rule cyto_composition:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=30,
+        mem_mb=mem(1000, 0.05),
+        runtime=runtime(15, 5),
     params:
         modality=lambda wildcards: cyto_group(wildcards.group).modality,
     script:
@@ -280,7 +216,7 @@ rule cyto_plots:
         "../envs/cytometry.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=30,
+        mem_mb=mem(1000, 0.05),
+        runtime=runtime(15, 5),
     script:
         "../../scripts/cyto_plots.py"

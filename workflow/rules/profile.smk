@@ -145,8 +145,8 @@ rule rna_pseudobulk:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_per_sample,
-        runtime=30,
+        mem_mb=mem(1500, 12),
+        runtime=runtime(30, 30),
     params:
         metadata=metadata,
     script:
@@ -167,8 +167,8 @@ rule profile_pseudobulk:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=30,
+        mem_mb=mem(2000, 3),
+        runtime=runtime(30, 10),
     script:
         "../../scripts/profile_pseudobulk.py"
 

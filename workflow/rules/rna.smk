@@ -18,7 +18,7 @@ rule rna_bam_count:
     threads: 2
     resources:
         mem_mb=mem_bam,
-        runtime=240,
+        runtime=runtime(60, 60),
     params:
         on_failure=PARAMS.on_sample_failure,
         bam_count=PARAMS.rna_bam_count,
@@ -58,8 +58,8 @@ rule rna_ingest:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_per_sample,
-        runtime=30,
+        mem_mb=mem(1500, 12),
+        runtime=runtime(10, 20),
     params:
         on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
@@ -89,8 +89,8 @@ rule rna_qc:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_per_sample,
-        runtime=60,
+        mem_mb=mem(1500, 12),
+        runtime=runtime(20, 40),
     params:
         on_failure=PARAMS.on_sample_failure,
         qc=PARAMS.rna_qc,
@@ -137,8 +137,8 @@ rule rna_normalize:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_cohort,
-        runtime=120,
+        mem_mb=mem(2000, 3),
+        runtime=runtime(30, 20),
     params:
         normalize=PARAMS.rna_normalize,
     script:
@@ -159,8 +159,8 @@ rule rna_integrate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem_embedding,
-        runtime=720,
+        mem_mb=mem(3000, 4),
+        runtime=runtime(120, 120),
         gpu=0,
     params:
         integrate=PARAMS.rna_integrate,
@@ -181,8 +181,8 @@ rule rna_cluster:
         "../envs/scanpy.yaml"
     threads: 2
     resources:
-        mem_mb=mem_embedding,
-        runtime=240,
+        mem_mb=mem(3000, 4),
+        runtime=runtime(60, 40),
     params:
         cluster=PARAMS.rna_cluster,
     script:
@@ -205,8 +205,8 @@ rule rna_annotate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem_embedding,
-        runtime=240,
+        mem_mb=mem(3000, 4),
+        runtime=runtime(60, 40),
         gpu=0,
     params:
         annotate=PARAMS.rna_annotate,
@@ -269,7 +269,7 @@ rule rna_plots:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_embedding,
-        runtime=30,
+        mem_mb=mem(3000, 4),
+        runtime=runtime(30, 10),
     script:
         "../../scripts/rna_plots.py"

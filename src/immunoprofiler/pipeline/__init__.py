@@ -7,14 +7,11 @@ never the Snakemake object, so every step runs and is tested without Snakemake.
 from .common import concat_tables, save_figure
 from .cyto import (
     cyto_annotate,
-    cyto_clean,
     cyto_cluster,
-    cyto_compensate,
     cyto_composition,
-    cyto_ingest,
     cyto_normalize,
     cyto_plots,
-    cyto_transform,
+    cyto_preprocess,
 )
 from .profile import (
     profile_differential_abundance,
@@ -39,14 +36,11 @@ from .rna import (
 __all__ = [
     "concat_tables",
     "cyto_annotate",
-    "cyto_clean",
     "cyto_cluster",
-    "cyto_compensate",
     "cyto_composition",
-    "cyto_ingest",
     "cyto_normalize",
     "cyto_plots",
-    "cyto_transform",
+    "cyto_preprocess",
     "profile_differential_abundance",
     "profile_provenance",
     "profile_pseudobulk",

@@ -1,6 +1,6 @@
 """The cytometry chain (CyTOF and flow): one function per rule.
 
-Per file: ``cyto_ingest`` → ``cyto_compensate`` → ``cyto_transform`` → ``cyto_clean``.
+Per file: ``cyto_preprocess`` (ingest → compensate → transform → clean, one job).
 Per modality (cohort): ``cyto_normalize`` (fitted on a subsample, applied file by file)
 → ``cyto_cluster`` (FlowSOM fitted on a subsample, every event assigned) →
 ``cyto_annotate`` → ``cyto_composition`` / ``cyto_plots``. Parameters come as the step's
@@ -35,20 +35,57 @@ def _add_entry(adata: ad.AnnData, step: str, **kwargs) -> None:
     )
 
 
-@per_sample("cyto_ingest", inputs=("path",), outputs=("out", "panel_out"))
-def cyto_ingest(
+#: the layers later steps read from a preprocessed file (the raw and compensated values are
+#: dropped once the gates are set: a third of the file's size)
+KEPT_LAYERS = ("transformed",)
+
+
+@per_sample("cyto_preprocess", inputs=("path",), outputs=("out", "panel_out", "table"))
+def cyto_preprocess(
     path: str | Path,
     out: str | Path,
     *,
     panel_out: str | Path,
+    table: str | Path,
     sample_id: str,
     modality: str,
     metadata: Mapping[str, str],
-    params: P.CytoIngest,
+    params: P.CytoPreprocess,
     panel: str | Path | None = None,
-) -> ad.AnnData:
-    """Read one FCS file (events with NaN/±inf: an error, or left out and counted), attach
-    its panel (given or derived) and the sheet metadata."""
+    spillover: str | Path | None = None,
+    gating: str | Path | None = None,
+) -> pd.DataFrame:
+    """One FCS file to its gated events, in one job (one process start, one write):
+    ingest (events with NaN/±inf an error or left out and counted; the panel given or
+    derived; the sheet metadata) → compensate (the user's spillover matrix or the file's) →
+    transform (arcsinh with the panel's cofactors, or logicle) → clean (data-driven gates or
+    a gating file's population: ``obs["gate_*"]``, ``obs["retained"]``).
+
+    Writes the transformed values (:data:`KEPT_LAYERS`), the gates, the panel table and the
+    gate counts; each stage keeps its provenance entry (``cyto_ingest:<sample>`` …). A
+    failure names its stage (``Failure.step``).
+    """
+    stage = "cyto_ingest"
+    try:
+        adata = _ingest(path, panel_out, sample_id, modality, metadata, params.ingest, panel)
+        stage = "cyto_compensate"
+        _compensate(adata, path, sample_id, spillover)
+        stage = "cyto_transform"
+        _transform(adata, sample_id, params.transform)
+        stage = "cyto_clean"
+        counts = _clean(adata, path, sample_id, modality, params.clean, gating)
+    except SampleError as err:
+        err.step = err.step or stage
+        raise
+    counts.to_csv(table, sep="\t", index=False)
+    adata.X = None
+    for name in [k for k in adata.layers if k not in KEPT_LAYERS]:
+        del adata.layers[name]
+    write_h5ad(adata, out)
+    return counts
+
+
+def _ingest(path, panel_out, sample_id, modality, metadata, params, panel) -> ad.AnnData:
     from ..io.fcs import read_fcs
     from ..io.panel import derive_panel, parse_channel, read_panel
     from ..io.samples import add_metadata
@@ -76,94 +113,58 @@ def cyto_ingest(
         },
         inputs=[path, *([panel] if panel else [])],
     )
-    write_h5ad(adata, out)
     return adata
 
 
-@per_sample("cyto_compensate", inputs=("inp",), outputs=("out",))
-def cyto_compensate(
-    inp: str | Path,
-    out: str | Path,
-    *,
-    sample_id: str,
-    modality: str,
-    spillover: str | Path | None = None,
-) -> str:
-    """``layers["compensated"]`` from the user's spillover matrix or the file's."""
+def _compensate(adata: ad.AnnData, path, sample_id: str, spillover) -> None:
     from ..pp.cytometry import compensate, read_spillover
 
-    adata = ad.read_h5ad(inp)
     matrix = read_spillover(spillover) if spillover else None
     try:
         source = compensate(adata, matrix)
     except ValueError as err:
-        raise SampleError(f"sample {sample_id} ({inp}): {err}") from err
+        raise SampleError(f"sample {sample_id} ({path}): {err}") from err
     _add_entry(
         adata,
         f"cyto_compensate:{sample_id}",
         params={"spillover": source},
         inputs=[spillover] if spillover else [],
     )
-    write_h5ad(adata, out)
-    return source
 
 
-@per_sample("cyto_transform", inputs=("inp",), outputs=("out",))
-def cyto_transform(
-    inp: str | Path, out: str | Path, *, sample_id: str, modality: str, params: P.CytoTransform
-) -> None:
-    """``layers["transformed"]`` (arcsinh with the panel's cofactors, or logicle)."""
+def _transform(adata: ad.AnnData, sample_id: str, params: P.CytoTransform) -> None:
     from ..pp.cytometry import transform
 
-    adata = ad.read_h5ad(inp)
     transform(adata, method=params.method, logicle=dataclasses.asdict(params.logicle))
     _add_entry(adata, f"cyto_transform:{sample_id}", params=params)
-    write_h5ad(adata, out)
 
 
-@per_sample("cyto_clean", inputs=("inp",), outputs=("out", "table"), file="fcs_path")
-def cyto_clean(
-    inp: str | Path,
-    out: str | Path,
-    *,
-    table: str | Path,
-    sample_id: str,
-    modality: str,
-    params: P.CytoClean,
-    fcs_path: str | Path | None = None,
-    gating: str | Path | None = None,
-) -> pd.DataFrame:
-    """Gate one file; write it with ``obs["gate_*"]`` / ``obs["retained"]`` and its counts."""
+def _clean(adata, path, sample_id, modality, params: P.CytoClean, gating) -> pd.DataFrame:
     from ..pp.gating import clean
 
-    adata = ad.read_h5ad(inp)
     try:
         counts = clean(
             adata,
             modality=modality,
-            fcs_path=fcs_path,
+            fcs_path=path,
             gating=gating,
             population=params.population,
             mad=params.mad,
             bead_min=params.bead_min,
         )
     except (ValueError, KeyError) as err:
-        raise SampleError(f"sample {sample_id} ({fcs_path or inp}): {err}") from err
+        raise SampleError(f"sample {sample_id} ({path}): {err}") from err
     if counts["events"].iloc[-1] == 0:
         passed = ", ".join(f"{r.gate}: {r.events}" for r in counts.itertuples())
-        raise SampleError(
-            f"sample {sample_id} ({fcs_path or inp}): no event passes the gates ({passed})"
-        )
+        raise SampleError(f"sample {sample_id} ({path}): no event passes the gates ({passed})")
     counts.insert(0, "modality", modality)
     counts.insert(0, "sample_id", sample_id)
-    counts.to_csv(table, sep="\t", index=False)
     _add_entry(
         adata,
         f"cyto_clean:{sample_id}",
         params={"gating": str(gating or "auto"), **dataclasses.asdict(params)},
         inputs=[gating] if gating else [],
     )
-    write_h5ad(adata, out)
     return counts
 
 
@@ -322,14 +323,22 @@ def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
     return side, side, note
 
 
-def _str_categorical(values: np.ndarray) -> pd.Categorical:
-    """``pd.Categorical(values.astype(str))`` of integer ``values`` without a string per row."""
-    uniq, inv = np.unique(values, return_inverse=True)
-    names = uniq.astype(str)
+def _str_categorical(values: np.ndarray, n_values: int, chunk: int = 1 << 20) -> pd.Categorical:
+    """``pd.Categorical(values.astype(str))`` of small integers ``0 <= values < n_values``
+    without a string per row, a sort of the rows or an all-rows index copy: categories are
+    the values present, sorted as strings; codes mapped a chunk at a time."""
+    seen = np.zeros(n_values, dtype=bool)
+    for a in range(0, len(values), chunk):
+        seen[np.unique(values[a : a + chunk])] = True
+    present = np.flatnonzero(seen)
+    names = present.astype(str)
     order = np.argsort(names)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return pd.Categorical.from_codes(rank[inv], categories=pd.Index(names[order]))
+    rank = np.full(n_values, -1, dtype=np.int16)
+    rank[present[order]] = np.arange(len(present))
+    codes = np.empty(len(values), dtype=np.int16)
+    for a in range(0, len(values), chunk):
+        codes[a : a + chunk] = rank[values[a : a + chunk]]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names[order]))
 
 
 def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> None:
@@ -360,10 +369,12 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
         rlen=params.rlen,
         seed=params.seed,
     )
-    nodes = np.empty(n, dtype=np.int32)
+    n_nodes = len(som.codes)
+    nodes = np.empty(n, dtype=np.int16)  # ≤ 32,767 SOM nodes (a 10×10 grid: 100)
+    meta = np.empty(n, dtype=np.int16)
     for _, rows in blocks:  # map: one file's events at a time
         X = np.asarray(read_columns(inp, markers, rows=rows), dtype=np.float32)
-        nodes[rows] = som.assign(X)[0]
+        nodes[rows], meta[rows] = som.assign(X)
     rows = balanced_blocks(blocks, params.umap_events, params.seed + 1)
     in_umap = np.zeros(n, dtype=bool)
     in_umap[rows] = True
@@ -391,8 +402,8 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
         out,
         obs_from=inp,
         add_obs={
-            "som_node": _str_categorical(nodes),
-            "metacluster": _str_categorical(som.node_metacluster[nodes] + 1),
+            "som_node": _str_categorical(nodes, n_nodes),
+            "metacluster": _str_categorical(meta + 1, int(som.node_metacluster.max()) + 2),
             "in_umap": in_umap,
         },
         obsm={
@@ -449,7 +460,8 @@ def cyto_annotate(
         split=True,
     )
     n = files[-1][1].stop if files else 0
-    codes = {c: np.empty(n, dtype=np.int32) for c in (*ann.LABEL_COLUMNS[:-1], "annotation_group")}
+    # per event: a 2-byte code per label column and the score (12 bytes; 1.2 GB at 100M)
+    codes = {c: np.empty(n, dtype=np.int16) for c in (*ann.LABEL_COLUMNS[:-1], "annotation_group")}
     score = np.empty(n, dtype=np.float32)
     categories = {}
     for (X, clusters, subs), (_, rows) in zip(blocks(), files, strict=True):
