@@ -205,7 +205,7 @@ rule rna_annotate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem(3000, 4),
+        mem_mb=mem(2000, 0.5),
         runtime=runtime(60, 40),
         gpu=0,
     params:
@@ -269,7 +269,7 @@ rule rna_plots:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem(3000, 4),
+        mem_mb=mem(2000, 0.5),
         runtime=runtime(30, 10),
     script:
         "../../scripts/rna_plots.py"
