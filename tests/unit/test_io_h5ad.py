@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from immunoprofiler.io.h5ad import read_columns, read_obs, update_h5ad, write_streamed
+from immunoprofiler.io.h5ad import read_columns, read_obs, write_streamed
 
 
 def blocks(n_blocks=3, n=40, g=25, seed=0):
@@ -50,18 +50,25 @@ def test_read_columns_in_chunks(tmp_path):
     assert abs(got_counts - ref[:, cols].layers["counts"]).max() == 0
 
 
-def test_update_in_place_keeps_matrices(tmp_path):
+def test_derived_file_keeps_sparse_matrices(tmp_path):
+    from immunoprofiler.io.h5ad import derive_h5ad
+
     parts = blocks()
     write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var)
-    obs = read_obs(tmp_path / "c.h5ad")
-    obs["cell_type"] = pd.Categorical(["B cell"] * len(obs))
-    update_h5ad(
-        tmp_path / "c.h5ad", obs=obs, obsm={"X_umap": np.zeros((len(obs), 2))}, uns={"a": 1}
+    n = 120
+    derive_h5ad(
+        tmp_path / "a.h5ad",
+        obs_from=tmp_path / "c.h5ad",
+        matrices_from=tmp_path / "c.h5ad",
+        add_obs={"cell_type": pd.Categorical(["B cell"] * n)},
+        obsm={"X_umap": np.zeros((n, 2))},
+        uns={"a": 1},
     )
-    got = ad.read_h5ad(tmp_path / "c.h5ad")
-    assert (got.obs["cell_type"] == "B cell").all()
-    assert got.obsm["X_umap"].shape == (120, 2)
+    got = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert (got.obs["cell_type"] == "B cell").all() and got.uns["a"] == 1
+    assert got.obsm["X_umap"].shape == (n, 2) and got.obsm["protein"].shape == (n, 3)
     assert abs(got.X - ad.concat(parts).X).max() == 0
+    assert abs(got.layers["counts"] - ad.concat(parts).layers["counts"]).max() == 0
 
 
 def test_failed_stream_leaves_no_file(tmp_path):

@@ -178,10 +178,9 @@ def test_protein_table_resolves_aliases_and_optional_slots():
         resolve_panel_markers(cyto, ["GFP"])
 
 
-def test_gate_rule_needs_every_positive_and_no_negative():
-    import pandas as pd
-
-    table = pd.DataFrame(
+def _gate_table() -> pd.DataFrame:
+    """Three protein types: CD4 T, CD8 T and B cells by CD3/CD4/CD8/CD19."""
+    return pd.DataFrame(
         {
             "cell_type": ["CD4 T cell", "CD8 T cell", "B cell"],
             "cell_ontology_id": ["CL:0000624", "CL:0000625", "CL:0000236"],
@@ -190,6 +189,10 @@ def test_gate_rule_needs_every_positive_and_no_negative():
             "negative": ["CD8", "CD4", "CD3"],
         }
     ).set_index("cell_type", drop=False)
+
+
+def test_gate_rule_needs_every_positive_and_no_negative():
+    table = _gate_table()
     rng = np.random.default_rng(0)
     prof = {
         "cd4": [4, 4, 0, 0],
@@ -303,15 +306,7 @@ def test_fitting_file_by_file_gives_the_labels_of_all_cells_at_once():
     categories and group table as annotate() on every event — including a split cluster."""
     from immunoprofiler.tl.annotation import fit_marker_annotation
 
-    table = pd.DataFrame(
-        {
-            "cell_type": ["CD4 T cell", "CD8 T cell", "B cell"],
-            "cell_ontology_id": ["CL:0000624", "CL:0000625", "CL:0000236"],
-            "lineage": ["T cell", "T cell", "B cell"],
-            "positive": ["CD3,CD4", "CD3,CD8", "CD19"],
-            "negative": ["CD8", "CD4", "CD3"],
-        }
-    ).set_index("cell_type", drop=False)
+    table = _gate_table()
     rng = np.random.default_rng(1)
     prof = {"cd4": [4, 4, 0, 0], "cd8": [4, 0, 4, 0], "b": [0, 0, 0, 4], "nil": [0, 0, 0, 0]}
     X = np.vstack([np.array(v) + rng.normal(0, 0.3, (300, 4)) for v in prof.values()])

@@ -469,31 +469,3 @@ def derive_h5ad(
                 if "uns" in f:
                     del f["uns"]
                 write_elem(f, "uns", dict(uns))
-
-
-def update_h5ad(
-    path: str | Path,
-    *,
-    obs: pd.DataFrame | None = None,
-    obsm: Mapping[str, np.ndarray] | None = None,
-    uns: Mapping[str, Any] | None = None,
-) -> None:
-    """Replace ``obs``, add ``obsm`` entries and replace ``uns`` in an ``.h5ad`` in place.
-
-    The matrices are not read: this is how the annotated cohort file gets its
-    labels and embeddings without loading ``X``.
-    """
-    with h5py.File(path, "r+") as f:
-        if obs is not None:
-            old = read_elem(f["obs"])
-            if not old.index.equals(obs.index):
-                raise ValueError(f"{path}: new obs does not match the file's cells")
-            del f["obs"]
-            write_elem(f, "obs", obs)
-        for k, v in (obsm or {}).items():
-            if f"obsm/{k}" in f:
-                del f[f"obsm/{k}"]
-            write_elem(f["obsm"], k, np.asarray(v))
-        if uns is not None:
-            del f["uns"]
-            write_elem(f, "uns", dict(uns))
