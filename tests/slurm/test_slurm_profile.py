@@ -72,8 +72,8 @@ def test_demo_through_slurm_equals_local(slurm_cluster, demo_run, tmp_path):
     submitted = set(SUBMITTED.findall(proc.stdout + proc.stderr))
     ids, logs = _job_ids(work)
     assert submitted and submitted == ids, (submitted, ids)
-    # per-file / per-sample steps ran as one grouped job per sample, cohort steps one job each
-    assert any("group_cyto_file" in str(p) for p in logs)
+    # one job per file (cyto_preprocess) and per RNA sample (a group), cohort steps one each
+    assert any("rule_cyto_preprocess" in str(p) for p in logs)
     assert any("group_rna_sample" in str(p) for p in logs)
     assert any("rule_cyto_cluster" in str(p) for p in logs)
     rows = sacct(*ids)

@@ -44,7 +44,7 @@ def _training(work: Path) -> bool:
 
 
 KILL_POINTS = {  # what is running when the kill comes
-    "a per-sample job": lambda w: any((w / "results/cyto").glob("*/ingest/*.h5ad")),
+    "a per-sample job": lambda w: any((w / "results/cyto").glob("*/preprocess/*.h5ad")),
     "an .h5ad write": _partial,
     "scVI training": _training,
     # started only after integration (a step that finished before an earlier kill would
