@@ -28,13 +28,17 @@ def rules():
         return {r.name: r for r in wf._workflow.rules if r.name != "all"}
 
 
-def _res(rule, key: str, attempt: int = 1, size_mb: float = 500.0) -> int:
+def _res(rule, key: str, attempt: int = 1, size_mb: float = 500.0, files: int = 1) -> int:
+    """A resource of ``rule`` for ``files`` inputs of ``size_mb`` in all."""
     wildcards = SimpleNamespace(sample="s", modality="flow")
     res = rule.resources[key]
     if not res.is_evaluable():  # a constant
         return int(res.value)
     out = res.evaluate(
-        wildcards, input=SimpleNamespace(size_mb=size_mb), attempt=attempt, threads=1
+        wildcards,
+        input=SimpleNamespace(size_mb=size_mb, size_files_mb=[size_mb / files] * files),
+        attempt=attempt,
+        threads=1,
     )
     return int(out.value)
 
@@ -59,6 +63,11 @@ def test_resources_follow_input_size(rules):
         assert _res(rule, "runtime", 2, 100.0) > _res(rule, "runtime", 1, 100.0), name
     for name in ("cyto_normalize", "cyto_cluster", "cyto_annotate", "cyto_composition"):
         assert _res(rules[name], "mem_mb", 1, 100_000.0) < 12_000, name
+    # RNA normalisation holds one sample at a time: 1,000 samples of 100 MB ask for less
+    # than 12 GB, one sample of 1 GB for more than one of 100 MB
+    normalize = rules["rna_normalize"]
+    assert _res(normalize, "mem_mb", 1, 100_000.0, files=1000) < 12_000
+    assert _res(normalize, "mem_mb", 1, 1000.0) > _res(normalize, "mem_mb", 1, 100.0)
 
 
 def test_slurm_profile_groups_and_gpu_rules_name_real_rules(rules):

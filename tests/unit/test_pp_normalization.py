@@ -26,6 +26,11 @@ def test_shifted_log_known_values():
     assert a.layers["counts"][0, 1] == 3  # counts untouched
 
 
+def _row_blocks(matrix, size):
+    """A batch given as blocks of ``size`` rows (what the pipeline reads from its files)."""
+    return lambda: (matrix[a : a + size] for a in range(0, matrix.shape[0], size))
+
+
 def test_batch_hvg_matches_scanpy(kang):
     parts = []
     for name in ("ctrl", "stim"):
@@ -37,10 +42,11 @@ def test_batch_hvg_matches_scanpy(kang):
     ref = sc.pp.highly_variable_genes(
         both, flavor="seurat_v3", n_top_genes=1000, batch_key="batch", inplace=False
     )
+    # each batch read in blocks of 997 cells: two passes, never the batch's whole matrix
     stats = {
-        p.obs["batch"].iloc[0]: hvg_stats(p.layers["counts"], n_top_genes=1000).set_axis(
-            p.var_names
-        )
+        p.obs["batch"].iloc[0]: hvg_stats(
+            _row_blocks(p.layers["counts"], 997), n_genes=p.n_vars
+        ).set_axis(p.var_names)
         for p in parts
     }
     ours = combine_hvg(stats, n_top_genes=1000)
@@ -49,6 +55,34 @@ def test_batch_hvg_matches_scanpy(kang):
     np.testing.assert_allclose(ours["variances_norm"], ref["variances_norm"], rtol=1e-5)
     np.testing.assert_allclose(ours["means"], ref["means"], rtol=1e-5)
     np.testing.assert_allclose(ours["variances"], ref["variances"], rtol=1e-4)
+
+
+def test_hvg_stats_do_not_depend_on_the_blocks_and_equal_scanpy_per_batch():
+    rng = np.random.default_rng(0)
+    lam = rng.gamma(0.3, 2.0, 300)  # 300 genes, a few highly expressed
+    counts = sp.csr_matrix(rng.poisson(lam * rng.gamma(2, 0.5, (2500, 1))).astype(np.float32))
+    counts[:40, :5] = 500  # outliers: the clipping at mean + σ√n matters
+    whole = hvg_stats(counts)
+    ref = sc.pp.highly_variable_genes(
+        ad.AnnData(counts), flavor="seurat_v3", n_top_genes=50, inplace=False
+    )
+    np.testing.assert_allclose(whole["variances_norm"], ref["variances_norm"], rtol=1e-6)
+    np.testing.assert_allclose(whole["means"], ref["means"], rtol=1e-6)
+    assert (whole["n_cells"] == 2500).all()
+    for size in (1, 333, 2500):
+        blocked = hvg_stats(_row_blocks(counts, size), n_genes=300)
+        np.testing.assert_allclose(blocked.to_numpy(), whole.to_numpy(), rtol=1e-9)
+    dense = hvg_stats(_row_blocks(counts.toarray(), 400), n_genes=300)
+    np.testing.assert_allclose(dense.to_numpy(), whole.to_numpy(), rtol=1e-9)
+
+
+def test_hvg_stats_refuses_a_batch_it_cannot_describe():
+    import pytest
+
+    with pytest.raises(ValueError, match="n_genes"):
+        hvg_stats(lambda: [sp.csr_matrix((3, 4))])
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        hvg_stats(sp.csr_matrix(np.ones((1, 4))))
 
 
 def test_rna_normalize_cohort_files(demo_cohort):

@@ -266,11 +266,13 @@ def demo_outdir(wildcards, output):
 # every cohort step under 750 MB, bench/results/cyto_10M_2cores_*.json), not its inputs' size.
 
 
-def mem(base, per_input_mb=0.0):
-    """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input, times the attempt."""
+def mem(base, per_input_mb=0.0, largest=False):
+    """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input (of its largest input
+    file with ``largest``: a step holding one file at a time), times the attempt."""
 
     def mem_mb(wildcards, input, attempt):
-        return int((base + per_input_mb * input.size_mb) * attempt)
+        size = max(input.size_files_mb, default=0) if largest else input.size_mb
+        return int((base + per_input_mb * size) * attempt)
 
     return mem_mb
 

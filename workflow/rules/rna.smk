@@ -137,7 +137,7 @@ rule rna_normalize:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem(2000, 3),
+        mem_mb=mem(2000, 4, largest=True),
         runtime=runtime(30, 20),
     params:
         normalize=PARAMS.rna_normalize,

@@ -1,7 +1,7 @@
 """Memory-light ``.h5ad`` I/O for cohort steps.
 
 Cohort files are written one sample at a time (:func:`write_streamed`) and read
-one block of rows at a time (:func:`read_columns`), so a cohort step holds one
+one block of rows at a time (:func:`iter_columns`), so a cohort step holds one
 sample's matrix, not the whole cohort's.
 """
 
@@ -161,19 +161,19 @@ def read_var(path: str | Path) -> pd.DataFrame:
         return read_elem(f["var"])
 
 
-def read_columns(
+def iter_columns(
     path: str | Path,
     columns: Sequence[str],
     *,
     layer: str | None = None,
     rows: np.ndarray | slice | None = None,
     chunk_size: int = 50_000,
-) -> sp.csr_matrix | np.ndarray:
-    """Read the ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time;
-    only the rows ``rows`` (increasing indices, or a slice: one file's block) when given.
+) -> Iterator[sp.csr_matrix | np.ndarray]:
+    """The ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time; only
+    the rows ``rows`` (increasing indices, or a slice: one file's block) when given.
 
-    Peak memory is one block of rows plus the result, not the whole matrix. A sparse
-    matrix gives CSR, a dense one (cytometry) an array.
+    Memory: one block of rows. A sparse matrix gives CSR blocks, a dense one (cytometry)
+    arrays.
     """
     with h5py.File(path, "r") as f:
         var_names = pd.Index(read_elem(f["var"]).index)
@@ -200,14 +200,39 @@ def read_columns(
         if dense:
             order = np.argsort(idx)
             back = np.argsort(order)
-            if rows is None:
-                blocks = [elem[pick, np.sort(idx)][:, back] for pick in picks]
-            else:  # h5py takes one index list per read: whole rows, then the columns
-                blocks = [elem[pick][:, idx] for pick in picks]
-            return np.concatenate(blocks or [np.zeros((0, len(idx)), dtype=elem.dtype)])
+            for pick in picks:
+                if rows is None:
+                    yield elem[pick, np.sort(idx)][:, back]
+                else:  # h5py takes one index list per read: whole rows, then the columns
+                    yield elem[pick][:, idx]
+            return
         ds = sparse_dataset(elem)
-        blocks = [sp.csr_matrix(ds[pick])[:, idx] for pick in picks]
-    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(idx)))
+        whole = np.array_equal(idx, np.arange(len(var_names)))
+        for pick in picks:
+            block = sp.csr_matrix(ds[pick])
+            yield block if whole else block[:, idx]
+
+
+def read_columns(
+    path: str | Path,
+    columns: Sequence[str],
+    *,
+    layer: str | None = None,
+    rows: np.ndarray | slice | None = None,
+    chunk_size: int = 50_000,
+) -> sp.csr_matrix | np.ndarray:
+    """The ``columns`` of ``X`` or a layer as one matrix, read block by block
+    (:func:`iter_columns`): peak memory one block plus the result, not the whole matrix."""
+    blocks = list(iter_columns(path, columns, layer=layer, rows=rows, chunk_size=chunk_size))
+    if blocks and isinstance(blocks[0], np.ndarray):
+        return np.concatenate(blocks)
+    if blocks:
+        return sp.vstack(blocks, format="csr")
+    with h5py.File(path, "r") as f:  # no rows: an empty matrix of the element's kind
+        elem = f["X"] if layer is None else f["layers"][layer]
+        if isinstance(elem, h5py.Dataset):
+            return np.zeros((0, len(columns)), dtype=elem.dtype)
+    return sp.csr_matrix((0, len(columns)))
 
 
 class StreamedH5ad:

@@ -133,11 +133,10 @@ def rna_normalize(
     inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: P.RnaNormalize
 ) -> pd.DataFrame:
     """Cohort normalisation into one file (all genes) and its highly variable genes into a
-    second: HVG statistics one batch at a time, then both files written one sample at a time
-    (memory: the largest batch's counts, not the cohort's). Returns the ``var`` written."""
-    import scipy.sparse as sp
-
-    from ..io.h5ad import StreamedH5ad, read_obs, read_uns, read_var
+    second: HVG statistics of each batch in two passes over blocks of its counts, then both
+    files written one sample at a time (memory: the largest sample, not its batch or the
+    cohort). Returns the ``var`` written."""
+    from ..io.h5ad import StreamedH5ad, iter_columns, read_obs, read_uns, read_var
     from ..pp.normalization import (
         BATCH_KEY,
         align_proteins,
@@ -168,10 +167,15 @@ def rna_normalize(
         batch_of.setdefault(batches[0], []).append(p)
     stats = {}
     for batch, files in batch_of.items():
-        counts = sp.vstack([sp.csr_matrix(load(p).layers["counts"]) for p in files], format="csr")
-        stats[batch] = hvg_stats(counts, n_top_genes=params.n_top_genes).set_axis(genes)
-        logger.info("batch %s: %d cells, HVG statistics done", batch, counts.shape[0])
-        del counts
+
+        def blocks(files=files):  # the batch's counts, 10,000 cells at a time
+            for p in files:
+                yield from iter_columns(p, genes, layer="counts", chunk_size=10_000)
+
+        stats[batch] = hvg_stats(blocks, n_genes=len(genes)).set_axis(genes)
+        logger.info(
+            "batch %s: %d cells, HVG statistics done", batch, stats[batch]["n_cells"].iloc[0]
+        )
     var = combine_hvg(stats, n_top_genes=params.n_top_genes)
     hvg = var.index[var["highly_variable"].to_numpy()]
     first = read_var(paths[0])  # gene annotation (per-sample QC statistics are not carried)

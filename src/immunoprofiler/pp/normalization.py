@@ -1,22 +1,22 @@
 """Cohort normalisation: shifted-log counts and batch-aware highly variable genes.
 
-The rule function (:func:`immunoprofiler.pipeline.rna_normalize`) feeds these one batch
-(HVG statistics) and one sample (writing) at a time, so memory is bounded by the largest
-batch, not the cohort. The HVG selection reproduces ``scanpy.pp.highly_variable_genes(flavor="seurat_v3",
-batch_key=...)``: scanpy computes each batch's normalised variances, and
+The rule function (:func:`immunoprofiler.pipeline.rna_normalize`) feeds the HVG statistics
+one block of a batch's rows at a time and writes one sample at a time, so memory is bounded
+by a block and a sample, not by a batch or the cohort. The HVG selection reproduces
+``scanpy.pp.highly_variable_genes(flavor="seurat_v3", batch_key=...)``: :func:`hvg_stats`
+computes each batch's normalised variances as scanpy does (two passes over blocks), and
 :func:`combine_hvg` ranks them across batches exactly as scanpy does.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,71 @@ def normalize(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
     adata.X = X
 
 
+Blocks = Callable[[], Iterable[sp.spmatrix | np.ndarray]]
+
+
+def _gene_sums(
+    blocks: Blocks, n_genes: int, clip: np.ndarray | None = None
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Cells, and per gene the sum and sum of squares of the counts (each count clipped at
+    its gene's ``clip`` when given), in float64 over every block of ``blocks()``."""
+    n, s1, s2 = 0, np.zeros(n_genes), np.zeros(n_genes)
+    for block in blocks():
+        n += block.shape[0]
+        if sp.issparse(block):
+            b = sp.csr_matrix(block)
+            x = b.data.astype(np.float64)
+            if clip is not None:
+                np.minimum(x, clip[b.indices], out=x)
+            s1 += np.bincount(b.indices, weights=x, minlength=n_genes)
+            s2 += np.bincount(b.indices, weights=x * x, minlength=n_genes)
+        else:
+            x = np.asarray(block, dtype=np.float64)
+            if clip is not None:
+                x = np.minimum(x, clip)
+            s1 += x.sum(axis=0)
+            s2 += (x * x).sum(axis=0)
+    return n, s1, s2
+
+
 def hvg_stats(
-    counts: ad.AnnData | sp.spmatrix, *, n_top_genes: int, span: float = 0.3
+    counts: Blocks | ad.AnnData | sp.spmatrix | np.ndarray,
+    *,
+    n_genes: int | None = None,
+    span: float = 0.3,
 ) -> pd.DataFrame:
-    """Per-gene ``means``, ``variances`` and ``variances_norm`` of one batch (scanpy seurat_v3)."""
-    a = counts if isinstance(counts, ad.AnnData) else ad.AnnData(X=counts)
-    df = sc.pp.highly_variable_genes(
-        a, flavor="seurat_v3", n_top_genes=min(n_top_genes, a.n_vars), span=span, inplace=False
-    )
-    out = df[["means", "variances", "variances_norm"]].copy()
-    out["n_cells"] = a.n_obs
-    return out
+    """Per-gene ``means``, ``variances`` and ``variances_norm`` of one batch, as scanpy's
+    ``highly_variable_genes(flavor="seurat_v3")`` computes them, in two passes over row blocks.
+
+    ``counts`` is the batch's count matrix, or a callable returning an iterable of its row
+    blocks (called twice; ``n_genes`` then says how many columns): memory is one block and
+    a few per-gene vectors whatever the batch size. Pass 1 gives each gene's mean and
+    variance, a loess fit of log variance on log mean (degree 2, ``span``) its expected
+    standard deviation σ; pass 2 sums the counts clipped at ``mean + σ√n`` and their squares,
+    whence the variance of the standardised, clipped counts.
+    """
+    from skmisc.loess import loess
+
+    if not callable(counts):
+        matrix = counts.X if isinstance(counts, ad.AnnData) else counts
+        n_genes = matrix.shape[1]
+        counts = lambda: [matrix]  # noqa: E731
+    elif n_genes is None:
+        raise ValueError("n_genes is required when counts are given as blocks")
+    n, s1, s2 = _gene_sums(counts, n_genes)
+    if n < 2:
+        raise ValueError(f"a batch needs at least 2 cells for HVG statistics, got {n}")
+    mean = s1 / n
+    var = (s2 / n - mean**2) * (n / (n - 1))  # ddof=1, as scanpy
+    not_const = var > 0
+    fitted = np.zeros(n_genes)
+    model = loess(np.log10(mean[not_const]), np.log10(var[not_const]), span=span, degree=2)
+    model.fit()
+    fitted[not_const] = model.outputs.fitted_values
+    reg_std = np.sqrt(10**fitted)
+    _, c1, c2 = _gene_sums(counts, n_genes, clip=reg_std * np.sqrt(n) + mean)
+    norm = (n * mean**2 + c2 - 2 * c1 * mean) / ((n - 1) * reg_std**2)
+    return pd.DataFrame({"means": mean, "variances": var, "variances_norm": norm, "n_cells": n})
 
 
 def combine_hvg(stats: Mapping[str, pd.DataFrame], *, n_top_genes: int) -> pd.DataFrame:

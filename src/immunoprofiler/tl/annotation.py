@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -170,23 +169,10 @@ def _group_calls(
 
 
 def _leiden(sub: AnnData, resolution: float, seed: int) -> np.ndarray:
-    import scanpy as sc
+    from .clustering import leiden
 
-    return (
-        sc.tl.leiden(
-            ad.AnnData(obs=pd.DataFrame(index=sub.obs_names)),
-            adjacency=sub.obsp["connectivities"],
-            resolution=resolution,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            random_state=seed,
-            copy=True,
-        )
-        .obs["leiden"]
-        .astype(str)
-        .to_numpy()
-    )
+    labels = leiden(sub.obsp["connectivities"], resolution=resolution, seed=seed)
+    return np.asarray(labels).astype(str)
 
 
 _SEP = "\x1f"  # between a cluster and a sub-cluster label in one key (numpy keeps it, not NUL)
