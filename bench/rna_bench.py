@@ -11,7 +11,8 @@ Snakemake's benchmark files; plain script: its max RSS) and their ratios, and wr
 OUT/results.json. Targets at 200k cells on 2 cores: wall ratio ≤ 1.25, memory ratio ≤ 0.75.
 
 Usage: python bench/rna_bench.py [--cells 200000] [--genes 20000] [--batches 4] [--cores 2]
-                                 [--out bench/out] [--seed 0]
+                                 [--out bench/out] [--seed 0] [--median-umis 3000]
+                                 [--skip-plain]
 """
 
 from __future__ import annotations
@@ -28,33 +29,53 @@ import psutil
 from benchlib import ROOT, run_measured, run_pipeline
 
 
-def generate(out: Path, cells: int, genes: int, batches: int, seed: int) -> Path:
-    """One .h5ad of raw counts per batch (sample), and a sample sheet."""
+def _simulate(args: tuple) -> str:
+    """One sample's raw counts to ``path`` (a worker process: samples are drawn in parallel)."""
     import anndata as ad
 
     from immunoprofiler.datasets import simulate_pbmc
 
+    path, per, genes, b, batches, seed, median_umis = args
+    t = time.perf_counter()
+    a = simulate_pbmc(
+        per, n_genes=genes, batch=b, n_batches=batches, seed=seed, median_umis=median_umis
+    )
+    counts = ad.AnnData(X=None, obs=a.obs[["true_cell_type"]], var=a.var[["gene_ids"]])
+    counts.layers["counts"] = a.X
+    counts.write_h5ad(path)
+    return f"generated {Path(path).stem}: {a.n_obs} cells x {a.n_vars} genes in {time.perf_counter() - t:.0f} s"
+
+
+def generate(
+    out: Path,
+    cells: int,
+    genes: int,
+    batches: int,
+    seed: int,
+    *,
+    median_umis: float = 3000.0,
+    workers: int = 1,
+) -> Path:
+    """One .h5ad of raw counts per batch (sample), drawn by ``workers`` processes, and a
+    sample sheet."""
+    from multiprocessing import Pool
+
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     sheet = out / "samples.tsv"
-    rows = []
     per = cells // batches
+    rows, todo = [], []
     for b in range(batches):
         sid = f"S{b + 1}"
         path = data / f"{sid}.h5ad"
         if not path.exists():
-            t = time.perf_counter()
-            a = simulate_pbmc(per, n_genes=genes, batch=b, n_batches=batches, seed=seed)
-            counts = ad.AnnData(X=None, obs=a.obs[["true_cell_type"]], var=a.var[["gene_ids"]])
-            counts.layers["counts"] = a.X
-            counts.write_h5ad(path)
-            print(
-                f"generated {sid}: {a.n_obs} cells x {a.n_vars} genes in {time.perf_counter() - t:.0f} s",
-                flush=True,
-            )
+            todo.append((str(path), per, genes, b, batches, seed, median_umis))
         rows.append(
             {"sample_id": sid, "modality": "rna", "path": str(path), "batch": f"batch{b + 1}"}
         )
+    with Pool(max(1, workers)) as pool:
+        for line in pool.imap(_simulate, todo):
+            print(line, flush=True)
     pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
     return sheet
 
@@ -94,16 +115,28 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--median-umis", type=float, default=3000.0, help="sequencing depth (simulator's median)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--skip-plain", action="store_true", help="only run the pipeline")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    sheet = generate(out, args.cells, args.genes, args.batches, args.seed)
+    sheet = generate(
+        out,
+        args.cells,
+        args.genes,
+        args.batches,
+        args.seed,
+        median_umis=args.median_umis,
+        workers=args.cores,
+    )
     res = {
         "cells": args.cells,
         "genes": args.genes,
         "batches": args.batches,
+        "median_umis": args.median_umis,
         "cores": args.cores,
         "cpu": os.cpu_count(),
         "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),

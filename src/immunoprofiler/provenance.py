@@ -4,10 +4,13 @@
 the key libraries, the parameters (as a JSON string, so ``None`` and nested values
 survive the ``.h5ad`` round trip) and the sha256 of the input files the step read from
 outside the pipeline (raw data, reference tables, models) — as a one-key mapping
-``{step: record}`` (per-sample steps are named ``"<step>:<sample_id>"``). A step writes
-:func:`merge` of its inputs' provenance and its own entry into the ``uns`` of its output;
-cohort steps merge the entries of every input the same way. No timestamps: a rerun with
-the same inputs gives identical records.
+``{step: record}`` (per-sample steps are named ``"<step>:<sample_id>"``). A per-sample step
+writes :func:`merge` of its inputs' provenance and its own entry into the ``uns`` of its
+output. A cohort file keeps its samples' entries once (:func:`cohort_uns`): the first cohort
+file of a chain holds them as one table (``uns["provenance_samples"]``: one row per entry,
+written in milliseconds where 1,000 nested records took ~35 s), later cohort files name that
+file (``uns["provenance_samples_in"]``) and hold only the cohort steps' entries; :func:`read`
+follows the name. No timestamps: a rerun with the same inputs gives identical records.
 
 Examples
 --------
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -46,6 +50,13 @@ KEY_LIBRARIES = (
 )
 
 Provenance = dict[str, dict[str, Any]]
+
+#: ``uns`` key of the cohort file holding its samples' entries as one table
+SAMPLES = "provenance_samples"
+#: ``uns`` key of later cohort files: that file's path, relative to their own folder
+SAMPLES_IN = "provenance_samples_in"
+#: the columns of :func:`table`
+COLUMNS = ["step", "params", "inputs", "versions"]
 
 
 @cache
@@ -135,14 +146,104 @@ def merge(*records: Mapping[str, Any] | None) -> Provenance:
     return out
 
 
+def table(prov: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The entries of ``prov`` as one table (a ``DataFrame``, one row per step sorted by
+    step; ``inputs`` and ``versions`` as sorted JSON)."""
+    import pandas as pd
+
+    rows = [
+        {
+            "step": step,
+            "params": rec.get("params", "{}"),
+            "inputs": json.dumps(dict(rec.get("inputs", {})), sort_keys=True),
+            "versions": json.dumps(dict(rec.get("versions", {})), sort_keys=True),
+        }
+        for step, rec in sorted(prov.items())
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def from_table(df: Any) -> Provenance:
+    """The entries of a :func:`table` as a provenance mapping."""
+    return {
+        str(r.step): {
+            "step": str(r.step),
+            "versions": json.loads(r.versions),
+            "params": str(r.params),
+            "inputs": json.loads(r.inputs),
+        }
+        for r in df.itertuples(index=False)
+    }
+
+
+def _samples_home(path: str | Path) -> Path | None:
+    """The file holding ``path``'s per-sample entries as a table: itself, the file it names,
+    or ``None``."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if f"uns/{SAMPLES}" in f:
+            return Path(path)
+        if f"uns/{SAMPLES_IN}" in f:
+            name = f[f"uns/{SAMPLES_IN}"][()]
+            return Path(path).parent / (name.decode() if isinstance(name, bytes) else str(name))
+    return None
+
+
+def cohort_uns(
+    prov: Mapping[str, Mapping[str, Any]],
+    *,
+    out: str | Path,
+    inputs: Iterable[str | Path] = (),
+) -> dict[str, Any]:
+    """The provenance entries of a cohort file's ``uns``: ``provenance``, the cohort steps'
+    entries, and the per-sample entries kept once — as a table (``SAMPLES``) unless one of
+    ``inputs`` already holds or names a table, then that file's path relative to ``out``'s
+    folder (``SAMPLES_IN``).
+
+    Examples
+    --------
+    >>> uns = cohort_uns(merge(read(qc), entry("rna_normalize")), out=path)  # doctest: +SKIP
+    """
+    cohort = {k: dict(v) for k, v in prov.items() if ":" not in k}
+    homes = {h.resolve() for p in inputs if (h := _samples_home(p)) is not None}
+    if len(homes) == 1:
+        home = homes.pop()
+        return {"provenance": cohort, SAMPLES_IN: os.path.relpath(home, Path(out).resolve().parent)}
+    return {"provenance": cohort, SAMPLES: table({k: v for k, v in prov.items() if ":" in k})}
+
+
+def updated(
+    uns: Mapping[str, Any],
+    own: Provenance,
+    *,
+    out: str | Path,
+    inputs: Iterable[str | Path] = (),
+) -> dict[str, Any]:
+    """``uns`` of a cohort file derived from ``inputs``: its ``provenance`` merged with the
+    step's ``own`` entry, the per-sample entries named, not copied (:func:`cohort_uns`)."""
+    rest = {k: v for k, v in uns.items() if k not in ("provenance", SAMPLES, SAMPLES_IN)}
+    return {**rest, **cohort_uns(merge(uns.get("provenance"), own), out=out, inputs=inputs)}
+
+
 def read(*paths: str | Path) -> Provenance:
-    """The merged ``uns["provenance"]`` of ``.h5ad`` files, read without any matrix."""
+    """The merged provenance of ``.h5ad`` files, read without any matrix: ``uns["provenance"]``
+    and the per-sample entries the file holds or names (:func:`cohort_uns`)."""
     import h5py
     from anndata.io import read_elem
 
     out: Provenance = {}
     for path in paths:
+        home = _samples_home(path)
+        if home is not None and home.resolve() != Path(path).resolve():
+            if not home.is_file():
+                raise FileNotFoundError(
+                    f"{path}: its per-sample provenance is in {home}, which is missing"
+                )
+            out.update(read(home))
         with h5py.File(path, "r") as f:
+            if f"uns/{SAMPLES}" in f:
+                out.update(from_table(read_elem(f[f"uns/{SAMPLES}"])))
             if "uns/provenance" in f:
                 out.update(read_elem(f["uns/provenance"]))
     return out

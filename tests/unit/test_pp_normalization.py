@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from immunoprofiler import provenance
 from immunoprofiler.io.tenx import read_rna
 from immunoprofiler.pp.normalization import combine_hvg, common_genes, hvg_stats, normalize
 
@@ -98,7 +101,11 @@ def test_rna_normalize_cohort_files(demo_cohort):
     np.testing.assert_allclose(cohort.X[:5].toarray(), expected, rtol=1e-5, atol=1e-6)
     assert cohort.X.dtype == np.float32
     assert "rna_normalize" in cohort.uns["provenance"]
-    assert any(k.startswith("rna_qc:") for k in cohort.uns["provenance"])
+    # per-sample entries: one table in the full file, which the HVG file names
+    samples = provenance.from_table(cohort.uns[provenance.SAMPLES])
+    assert any(k.startswith("rna_qc:") for k in samples)
+    assert hvg.uns[provenance.SAMPLES_IN] == Path(demo_cohort["cohort"]).name
+    assert provenance.read(demo_cohort["hvg"]) == provenance.read(demo_cohort["cohort"])
     # one demo sample has antibody capture: the others' antibodies are missing (NaN), not 0
     stained = np.isfinite(cohort.obsm["protein"]).all(axis=1)
     with_adt = {s for s, m in cohort.uns["protein_panel"]["missing"].items() if len(m) == 0}

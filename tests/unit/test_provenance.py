@@ -106,3 +106,39 @@ def test_the_committed_lock_pins_every_declared_dependency():
     names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in wanted}
     # every declared dependency is locked: a change to pyproject needs tools/update-lock.sh
     assert names - {"torch"} <= set(pins), sorted(names - {"torch"} - set(pins))
+
+
+def test_per_sample_entries_are_kept_once_in_a_cohort_chain(tmp_path):
+    """The first cohort file holds its samples' entries as one table; a file derived from it
+    names that file (relative to its own folder) and holds only the cohort steps' entries;
+    read() of any file of the chain gives every entry."""
+    import pytest
+
+    from immunoprofiler import provenance as P
+
+    samples = merge(*(entry(f"rna_qc:S{i}", params={"i": i}) for i in range(300)))
+    first_uns = P.cohort_uns(merge(samples, entry("normalize")), out=tmp_path / "norm.h5ad")
+    assert set(first_uns["provenance"]) == {"normalize"}
+    assert len(first_uns[P.SAMPLES]) == 300
+    assert P.from_table(P.table(samples)) == samples  # the table round-trips exactly
+    ad.AnnData(uns=first_uns).write_h5ad(tmp_path / "norm.h5ad")
+    (tmp_path / "later").mkdir()
+    later = tmp_path / "later" / "clustered.h5ad"
+    uns = P.updated(
+        ad.read_h5ad(tmp_path / "norm.h5ad").uns,
+        entry("cluster"),
+        out=later,
+        inputs=[tmp_path / "norm.h5ad"],
+    )
+    assert uns[P.SAMPLES_IN] == "../norm.h5ad" and P.SAMPLES not in uns
+    assert set(uns["provenance"]) == {"normalize", "cluster"}
+    ad.AnnData(uns=uns).write_h5ad(later)
+    # a third file derived from the second names the first, not the second
+    third = P.updated(uns, entry("annotate"), out=tmp_path / "ann.h5ad", inputs=[later])
+    assert third[P.SAMPLES_IN] == "norm.h5ad"
+    everything = read(later)
+    assert set(everything) == set(samples) | {"normalize", "cluster"}
+    assert everything["rna_qc:S7"] == samples["rna_qc:S7"]
+    (tmp_path / "norm.h5ad").unlink()
+    with pytest.raises(FileNotFoundError, match=r"norm\.h5ad"):
+        read(later)

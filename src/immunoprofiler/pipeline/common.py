@@ -50,12 +50,14 @@ def write_annotation(
     """
     from ..io.h5ad import derive_h5ad, read_uns
 
-    out_uns = read_uns(normalized)
     extra = read_uns(clustered)
-    out_uns["provenance"] = provenance.merge(
-        out_uns.get("provenance"),
-        extra.get("provenance"),
-        provenance.entry(step, params=params, inputs=inputs),
+    out_uns = provenance.updated(
+        read_uns(normalized),
+        provenance.merge(
+            extra.get("provenance"), provenance.entry(step, params=params, inputs=inputs)
+        ),
+        out=out,
+        inputs=[normalized, clustered],
     )
     out_uns["annotation"] = dict(annotation)
     out_uns.update({k: extra[k] for k in uns if k in extra})

@@ -266,8 +266,11 @@ def cyto_normalize(
     if note:
         settings["note"] = note
     uns = {
-        "provenance": provenance.merge(
-            provenance.read(*files), provenance.entry("cyto_normalize", params=settings)
+        **provenance.cohort_uns(
+            provenance.merge(
+                provenance.read(*files), provenance.entry("cyto_normalize", params=settings)
+            ),
+            out=out,
         ),
         "batch_normalization": {"method": method, "note": note},
         "panel": {
@@ -346,7 +349,7 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     assigned, one file at a time), and UMAP of a seeded subsample after
     (``obsm["X_umap"]``) and before batch normalisation (``obsm["X_umap_uncorrected"]``:
     the same events; NaN outside the subsample). Writes obs, obsm and uns, no matrix."""
-    from ..io.h5ad import derive_h5ad, obs_blocks, read_columns, read_var
+    from ..io.h5ad import derive_h5ad, obs_blocks, read_columns, read_uns, read_var
     from ..tl.embedding import umap
     from ..tl.flowsom import fit_som
     from ..tl.subsample import balanced_blocks
@@ -379,12 +382,14 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     in_umap = np.zeros(n, dtype=bool)
     in_umap[rows] = True
     uns = {
-        "provenance": provenance.merge(
-            provenance.read(inp),
+        **provenance.updated(
+            {"provenance": read_uns(inp).get("provenance")},
             provenance.entry(
                 "cyto_cluster",
                 params={**dataclasses.asdict(params), **({"note": note} if note else {})},
             ),
+            out=out,
+            inputs=[inp],
         ),
         "flowsom": {
             "markers": markers,

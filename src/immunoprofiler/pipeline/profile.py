@@ -124,7 +124,9 @@ def profile_pseudobulk(
     parts = [ad.read_h5ad(p) for p in split_failed(samples)[0]]
     pb = ad.concat(parts, join="outer", fill_value=0)
     pb.obs = pb.obs.astype({c: str for c in pb.obs if not pd.api.types.is_numeric_dtype(pb.obs[c])})
-    pb.uns["provenance"] = provenance.merge(*(p.uns.get("provenance") for p in parts))
+    pb.uns = provenance.cohort_uns(
+        provenance.merge(*(p.uns.get("provenance") for p in parts)), out=counts
+    )
     write_h5ad(pb, counts)
     pb.obs.to_csv(cells, sep="\t", index=False)
     return pb
@@ -179,30 +181,20 @@ def profile_provenance(
     )
     env.to_csv(environment, sep="\t", index=False)
     differ = env[env["status"] != "same"]
-    rows = [
-        {
-            "step": step,
-            "params": rec.get("params", "{}"),
-            "inputs": json.dumps(dict(rec.get("inputs", {})), sort_keys=True),
-            "versions": json.dumps(dict(rec.get("versions", {})), sort_keys=True),
-        }
-        for step, rec in sorted(provenance.read(*annotated).items())
-    ]
-    rows.append(
-        {
-            "step": "environment",
-            "params": json.dumps({"packages_differing_from_lock": len(differ)}),
-            "inputs": json.dumps({Path(lock).name: provenance.sha256sum(lock)}),
-            "versions": json.dumps(
-                {
-                    r.package: f"{r.installed or 'not installed'} (lock {r.locked})"
-                    for r in differ.itertuples()
-                },
-                sort_keys=True,
-            ),
-        }
-    )
-    df = pd.DataFrame(rows, columns=["step", "params", "inputs", "versions"])
+    steps = provenance.table(provenance.read(*annotated))
+    env_row = {
+        "step": "environment",
+        "params": json.dumps({"packages_differing_from_lock": len(differ)}),
+        "inputs": json.dumps({Path(lock).name: provenance.sha256sum(lock)}),
+        "versions": json.dumps(
+            {
+                r.package: f"{r.installed or 'not installed'} (lock {r.locked})"
+                for r in differ.itertuples()
+            },
+            sort_keys=True,
+        ),
+    }
+    df = pd.concat([steps, pd.DataFrame([env_row])], ignore_index=True)
     df.to_csv(table, sep="\t", index=False)
     Path(config_out).write_text(yaml.safe_dump(dict(config), sort_keys=False))
     return df

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,8 +184,11 @@ def rna_normalize(
     var = var.join(first[keep].reindex(var.index))
 
     uns: dict[str, Any] = {
-        "provenance": provenance.merge(
-            provenance.read(*paths), provenance.entry("rna_normalize", params=params)
+        **provenance.cohort_uns(
+            provenance.merge(
+                provenance.read(*paths), provenance.entry("rna_normalize", params=params)
+            ),
+            out=out,
         ),
         "hvg": {"flavor": "seurat_v3", "batch_key": BATCH_KEY},
         "excluded_samples": excluded_table(excluded),
@@ -200,9 +204,14 @@ def rna_normalize(
             },
         }
         logger.info("antibody panel (%s): %d antibodies", params.proteins, len(panel))
+    # the HVG file names the full file for the per-sample provenance (kept once)
+    uns_hvg = {k: v for k, v in uns.items() if k != provenance.SAMPLES}
+    uns_hvg[provenance.SAMPLES_IN] = os.path.relpath(
+        Path(out).resolve(), Path(out_hvg).resolve().parent
+    )
     with (
         StreamedH5ad(out, var=var, uns=uns) as full,
-        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns) as small,
+        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns_hvg) as small,
     ):
         for p in paths:
             a = load(p)
@@ -244,8 +253,8 @@ def rna_integrate(
     (model_dir / "integration.json").write_text(
         json.dumps({**settings, "embedding": key}, indent=2)
     )
-    adata.uns["provenance"] = provenance.merge(
-        adata.uns.get("provenance"), provenance.entry("rna_integrate", params=settings)
+    adata.uns = provenance.updated(
+        adata.uns, provenance.entry("rna_integrate", params=settings), out=out, inputs=[inp]
     )
     write_h5ad(adata, out)
     return key
@@ -278,8 +287,8 @@ def rna_cluster(
     pcs = pca(X, n_comps=30, seed=params.seed)
     emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)
     adata.obsm["X_umap_uncorrected"] = emb
-    adata.uns["provenance"] = provenance.merge(
-        adata.uns.get("provenance"), provenance.entry("rna_cluster", params=params)
+    adata.uns = provenance.updated(
+        adata.uns, provenance.entry("rna_cluster", params=params), out=out, inputs=[inp]
     )
     write_h5ad(adata, out)
 
