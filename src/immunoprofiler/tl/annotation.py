@@ -15,6 +15,7 @@ user-given model file (nothing is downloaded).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Literal
@@ -181,15 +182,47 @@ _SEP = "\x1f"  # between a cluster and a sub-cluster label in one key (numpy kee
 Block = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
+def _pairs(
+    clusters: np.ndarray, subclusters: np.ndarray | None
+) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """The distinct ``(cluster, sub-cluster or "")`` pairs of a block's cells and each cell's
+    index into them."""
+    clusters = np.asarray(clusters).astype(str)
+    subs = np.full(len(clusters), "") if subclusters is None else np.asarray(subclusters)
+    keys, inv = _codes(np.char.add(np.char.add(clusters, _SEP), subs.astype(str)))
+    return [tuple(k.split(_SEP)) for k in keys], inv
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scorer:
+    """Marker values scaled to [0, 1] per gene (``(x - low) / scale``) and scored per type
+    (``W``, ``rule``); a best score below ``min_score`` is unknown."""
+
+    low: np.ndarray
+    scale: np.ndarray
+    W: np.ndarray
+    rule: str
+    min_score: float
+
+    def scaled(self, M: np.ndarray) -> np.ndarray:
+        return np.clip((M - self.low) / self.scale, 0.0, 1.0)
+
+    def cell_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every type's score per cell, the best type's column (-1: unknown) and score."""
+        S = _scores(self.scaled(X), self.W, self.rule)
+        best = np.argsort(-S, axis=1)[:, 0] if S.shape[1] else np.zeros(len(S), dtype=int)
+        best_score = S[np.arange(len(S)), best] if S.shape[1] else np.zeros(len(S))
+        return S, np.where(best_score < self.min_score, -1, best), best_score
+
+
 class MarkerAnnotation:
     """Marker annotation fitted over blocks of cells (:func:`fit_marker_annotation`): the
     per-gene scale, the calls of every cluster and relabelled sub-cluster, and
     :meth:`label` to label any block of cells — so a cohort of 100M events is annotated one
     file at a time, with the same result as all at once."""
 
-    def __init__(self, low, scale, W, kept, rule, min_score, final_of, call_of, table, uns):
-        self.low, self.scale, self.W, self.kept = low, scale, W, kept
-        self.rule, self.min_score = rule, min_score
+    def __init__(self, scorer: _Scorer, kept, final_of, call_of, table, uns):
+        self.scorer, self.kept = scorer, kept
         self.final_of = final_of  # (cluster, sub-cluster or "") -> final annotation group
         self.groups = np.array(sorted(set(final_of.values())), dtype=object)
         self.types, type_of = _codes(np.array([call_of[g] for g in self.groups], dtype=object))
@@ -203,25 +236,13 @@ class MarkerAnnotation:
         self._column = np.array([kept.index(t) if t in kept else -1 for t in self.types], int)
         self.uns = uns
 
-    def scaled(self, M: np.ndarray) -> np.ndarray:
-        return np.clip((M - self.low) / self.scale, 0.0, 1.0)
-
-    def cell_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every type's score per cell, the best type's column (-1: unknown) and score."""
-        S = _scores(self.scaled(X), self.W, self.rule)
-        best = np.argsort(-S, axis=1)[:, 0] if S.shape[1] else np.zeros(len(S), dtype=int)
-        best_score = S[np.arange(len(S)), best] if S.shape[1] else np.zeros(len(S))
-        return S, np.where(best_score < self.min_score, -1, best), best_score
-
     def label(
         self, X: np.ndarray, clusters: np.ndarray, subclusters: np.ndarray | None = None
     ) -> dict[str, pd.Categorical | np.ndarray]:
         """``annotation_group``, ``cell_type``, ``cell_ontology_id``, ``lineage`` (categoricals
         with the categories of the whole fit) and ``cell_type_score`` of a block of cells."""
-        clusters = np.asarray(clusters).astype(str)
-        subs = np.full(len(clusters), "") if subclusters is None else np.asarray(subclusters)
-        keys, inv = _codes(np.char.add(np.char.add(clusters, _SEP), subs.astype(str)))
-        finals = [self.final_of.get(tuple(k.split(_SEP)), k.split(_SEP)[0]) for k in keys]
+        pairs, inv = _pairs(clusters, subclusters)
+        finals = [self.final_of.get(pair, pair[0]) for pair in pairs]
         group = pd.Index(self.groups).get_indexer(finals)[inv]
         type_code = self._type_of[group]
         out = {
@@ -231,7 +252,7 @@ class MarkerAnnotation:
         for col, (names, code) in self.columns.items():
             out[col] = pd.Categorical.from_codes(code[type_code], categories=pd.Index(names))
         # each cell's score for its own type (its best score where the type is not scored)
-        S, _, best_score = self.cell_scores(X)
+        S, _, best_score = self.scorer.cell_scores(X)
         column = self._column[type_code]
         own = np.where(column >= 0, S[np.arange(len(S)), np.maximum(column, 0)], best_score)
         out["cell_type_score"] = own.astype(np.float32)
@@ -264,14 +285,10 @@ def fit_marker_annotation(
     W = W[[markers.index.get_loc(t) for t in kept]]
     sums, counts = {}, {}  # (cluster, sub-cluster or "") -> column sums, cells
     for X, clusters, subclusters in blocks():
-        X = np.asarray(X)
-        clusters = np.asarray(clusters).astype(str)
-        subs = np.full(len(clusters), "") if subclusters is None else np.asarray(subclusters)
-        keys, inv = _codes(np.char.add(np.char.add(clusters, _SEP), subs.astype(str)))
-        part = _group_sums(X, inv, len(keys))
-        n = np.bincount(inv, minlength=len(keys))
-        for key, m, k in zip(keys, part, n, strict=True):
-            pair = tuple(key.split(_SEP))
+        pairs, inv = _pairs(clusters, subclusters)
+        part = _group_sums(np.asarray(X), inv, len(pairs))
+        n = np.bincount(inv, minlength=len(pairs))
+        for pair, m, k in zip(pairs, part, n, strict=True):
             sums[pair] = sums.get(pair, 0.0) + m
             counts[pair] = counts.get(pair, 0) + int(k)
     groups = np.array(sorted({c for c, _ in sums}), dtype=object)
@@ -291,14 +308,14 @@ def fit_marker_annotation(
     else:
         raise ValueError(f"unknown annotation rule '{rule}' (mean, gate)")
     table = markers.set_index("cell_type")
-    fit = MarkerAnnotation(low, scale, W, kept, rule, min_score, {}, {}, table, None)
-    group_scores, group_calls = _group_calls(groups, fit.scaled(means), W, kept, min_score, rule)
+    scorer = _Scorer(low, scale, W, rule, min_score)
+    group_scores, group_calls = _group_calls(groups, scorer.scaled(means), W, kept, min_score, rule)
     call_of = dict(zip(groups, group_calls["label"], strict=True))
     final_of = {pair: pair[0] for pair in sums}
     if split:
         votes = np.zeros((len(groups), len(kept)), dtype=np.int64)
         for X, clusters, _ in blocks():  # cells of each cluster called each type (not unknown)
-            _, best, _ = fit.cell_scores(np.asarray(X))
+            _, best, _ = scorer.cell_scores(np.asarray(X))
             g = pd.Index(groups).get_indexer(np.asarray(clusters).astype(str))
             known = best >= 0
             votes += np.bincount(
@@ -321,7 +338,7 @@ def fit_marker_annotation(
                 sub_means = np.array([sums[(c, s)] / counts[(c, s)] for s in names])
                 sizes = {s: counts[(c, s)] for s in names}
             sub_scores, sub_calls = _group_calls(
-                names, fit.scaled(sub_means), W, kept, min_score, rule
+                names, scorer.scaled(sub_means), W, kept, min_score, rule
             )
             for name, row in zip(names, sub_calls.itertuples(), strict=True):
                 # a sub-cluster keeps its parent's label unless it confidently is something else
@@ -357,7 +374,7 @@ def fit_marker_annotation(
             "rule": rule,
         },
     }
-    return MarkerAnnotation(low, scale, W, kept, rule, min_score, final_of, call_of, table, uns)
+    return MarkerAnnotation(scorer, kept, final_of, call_of, table, uns)
 
 
 def annotate(
