@@ -27,6 +27,19 @@ def clustered(demo_cohort):
     return work / "clu.h5ad"
 
 
+def test_cluster_with_two_threads_equals_one(clustered, demo_cohort, tmp_path):
+    """With 2 threads the uncorrected UMAP runs in a second process: the same file."""
+    work = demo_cohort["work"]
+    two = tmp_path / "clu2.h5ad"
+    pipeline.rna_cluster(work / "int.h5ad", two, params=step_params("rna_cluster"), threads=2)
+    one, other = ad.read_h5ad(clustered), ad.read_h5ad(two)
+    assert one.n_obs > 2_000  # enough cells for the second process
+    for key in ("X_umap", "X_umap_uncorrected"):
+        np.testing.assert_array_equal(one.obsm[key], other.obsm[key])
+    pd.testing.assert_frame_equal(one.obs, other.obs)
+    assert (one.obsp["connectivities"] != other.obsp["connectivities"]).nnz == 0
+
+
 def _annotate(clustered, demo_cohort, out, **kwargs):
     """``pipeline.rna_annotate`` on the demo cohort clustered by the fixture."""
     return pipeline.rna_annotate(

@@ -265,27 +265,40 @@ def rna_cluster(
 ) -> None:
     """Neighbours, Leiden and UMAP on the integrated embedding; and, for the figure of the
     batch effect integration removed, the UMAP of plain PCA on the HVGs (no batch correction)
-    of the cells the UMAP was fitted on (``obsm["X_umap_uncorrected"]``, NaN elsewhere),
-    computed here where the UMAP code is already compiled.
+    of the cells the UMAP was fitted on (``obsm["X_umap_uncorrected"]``, NaN elsewhere).
+    With ``threads`` ≥ 2 that second UMAP runs in a second process while the first core
+    builds the graph, clusters and fits the main UMAP (all single-threaded for identical
+    reruns): the same result, one UMAP's time sooner.
 
     Reads ``obs``, ``uns``, the embedding and the fitted cells' HVG rows, not the matrices;
     writes the cells' clusters, graph and embeddings without the HVG matrices (``rna_annotate``
     takes those, when it needs them, from the integrated file)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
+    from multiprocessing import get_context
+
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_uns, read_var
-    from ..tl.clustering import cluster
+    from ..tl.clustering import cluster, umap_rows
     from ..tl.embedding import pca, umap
 
     uns = read_uns(inp)
     use_rep = uns["integration"]["use_rep"]
     adata = ad.AnnData(obs=read_obs(inp), obsm={use_rep: read_obsm(inp, use_rep)}, uns=uns)
-    rows = cluster(  # the cells the UMAP was fitted on
-        adata, use_rep=use_rep, n_jobs=threads, **dataclasses.asdict(params)
-    )
-    emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
+    rows = umap_rows(adata.obs, params.umap_cells, params.seed)  # the UMAP's fitted cells
     ordered = np.sort(rows)  # read in file order, used in the fitted order
     X = read_columns(inp, list(read_var(inp).index), rows=ordered)[np.searchsorted(ordered, rows)]
     pcs = pca(X, n_comps=30, seed=params.seed)
-    emb[rows] = umap(pcs, min_dist=params.umap_min_dist, seed=params.seed)
+    uncorrected = {"min_dist": params.umap_min_dist, "seed": params.seed}
+    background = threads > 1 and len(rows) > 2_000  # below, starting a process costs more
+    with (
+        ProcessPoolExecutor(1, mp_context=get_context("spawn")) if background else nullcontext()
+    ) as pool:
+        later = pool.submit(umap, pcs, **uncorrected) if pool else None
+        fitted = cluster(adata, use_rep=use_rep, n_jobs=threads, **dataclasses.asdict(params))
+        if not np.array_equal(fitted, rows):  # pragma: no cover - one function chooses both
+            raise RuntimeError("the UMAP's fitted cells differ from those chosen before")
+        emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
+        emb[rows] = later.result() if later else umap(pcs, **uncorrected)
     adata.obsm["X_umap_uncorrected"] = emb
     adata.uns = provenance.updated(
         adata.uns, provenance.entry("rna_cluster", params=params), out=out, inputs=[inp]

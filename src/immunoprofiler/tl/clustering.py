@@ -89,6 +89,13 @@ def leiden(
     return pd.Categorical(groups.astype("U"), categories=natsorted(map(str, np.unique(groups))))
 
 
+def umap_rows(obs: pd.DataFrame, n: int, seed: int) -> np.ndarray:
+    """The cells a UMAP of at most ``n`` cells is fitted on: a seeded subsample, even over
+    ``obs["sample_id"]`` when present (:func:`cluster`'s choice, known before clustering)."""
+    groups = obs["sample_id"].to_numpy() if "sample_id" in obs else np.zeros(len(obs))
+    return balanced_subsample(groups, n, seed)
+
+
 def cluster(
     adata: AnnData,
     *,
@@ -139,10 +146,7 @@ def cluster(
     adata.uns[key_added] = {
         "params": {"resolution": resolution, "random_state": seed, "n_iterations": 2}
     }
-    groups = (
-        adata.obs["sample_id"].to_numpy() if "sample_id" in adata.obs else np.zeros(adata.n_obs)
-    )
-    fit = balanced_subsample(groups, umap_cells, seed)
+    fit = umap_rows(adata.obs, umap_cells, seed)
     adata.obsm["X_umap"] = umap_fit_place(
         np.asarray(adata.obsm[use_rep], dtype=np.float32),
         fit=fit,
