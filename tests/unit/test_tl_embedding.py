@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from immunoprofiler.tl.embedding import place, umap, umap_fit_place
+from immunoprofiler.tl.embedding import place, umap, umap_elsewhere, umap_fit_place
 
 
 def _blobs(n=400, seed=0):
@@ -97,3 +97,10 @@ def test_placement_against_a_full_umap_at_50k_cells():
     assert same_placed >= max(same_full - 0.02, 0.95)
     assert kept_placed >= 0.8 * kept_full
     assert same_placed >= same_fitted - 0.02
+
+
+def test_umap_in_a_second_process_equals_this_one_and_reports_failures():
+    X, _ = _blobs(150)
+    np.testing.assert_array_equal(umap_elsewhere(X, seed=3)(), umap(X, seed=3))
+    with pytest.raises(RuntimeError, match="second process failed"):
+        umap_elsewhere(X, no_such_argument=1)()

@@ -273,13 +273,9 @@ def rna_cluster(
     Reads ``obs``, ``uns``, the embedding and the fitted cells' HVG rows, not the matrices;
     writes the cells' clusters, graph and embeddings without the HVG matrices (``rna_annotate``
     takes those, when it needs them, from the integrated file)."""
-    from concurrent.futures import ProcessPoolExecutor
-    from contextlib import nullcontext
-    from multiprocessing import get_context
-
     from ..io.h5ad import read_columns, read_obs, read_obsm, read_uns, read_var
     from ..tl.clustering import cluster, umap_rows
-    from ..tl.embedding import pca, umap
+    from ..tl.embedding import pca, umap, umap_elsewhere
 
     uns = read_uns(inp)
     use_rep = uns["integration"]["use_rep"]
@@ -289,16 +285,13 @@ def rna_cluster(
     X = read_columns(inp, list(read_var(inp).index), rows=ordered)[np.searchsorted(ordered, rows)]
     pcs = pca(X, n_comps=30, seed=params.seed)
     uncorrected = {"min_dist": params.umap_min_dist, "seed": params.seed}
-    background = threads > 1 and len(rows) > 2_000  # below, starting a process costs more
-    with (
-        ProcessPoolExecutor(1, mp_context=get_context("spawn")) if background else nullcontext()
-    ) as pool:
-        later = pool.submit(umap, pcs, **uncorrected) if pool else None
-        fitted = cluster(adata, use_rep=use_rep, n_jobs=threads, **dataclasses.asdict(params))
-        if not np.array_equal(fitted, rows):  # pragma: no cover - one function chooses both
-            raise RuntimeError("the UMAP's fitted cells differ from those chosen before")
-        emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
-        emb[rows] = later.result() if later else umap(pcs, **uncorrected)
+    # below 2,000 cells starting a second process costs more than it saves
+    later = umap_elsewhere(pcs, **uncorrected) if threads > 1 and len(rows) > 2_000 else None
+    fitted = cluster(adata, use_rep=use_rep, n_jobs=threads, **dataclasses.asdict(params))
+    if not np.array_equal(fitted, rows):  # pragma: no cover - one function chooses both
+        raise RuntimeError("the UMAP's fitted cells differ from those chosen before")
+    emb = np.full((adata.n_obs, 2), np.nan, dtype=np.float32)
+    emb[rows] = later() if later else umap(pcs, **uncorrected)
     adata.obsm["X_umap_uncorrected"] = emb
     adata.uns = provenance.updated(
         adata.uns, provenance.entry("rna_cluster", params=params), out=out, inputs=[inp]

@@ -3,7 +3,13 @@ their nearest fitted neighbours (one implementation for RNA and cytometry)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +53,31 @@ def umap(
                 precomputed_knn=(idx, dist, None),
             ).fit_transform(Xr)
     return emb
+
+
+def umap_elsewhere(X: np.ndarray, **kwargs) -> Callable[[], np.ndarray]:
+    """Start :func:`umap` of ``X`` in a second Python process (a fresh interpreter, so it
+    works from any caller, a Snakemake script included) and return a function that waits
+    for it and gives its result — the same array :func:`umap` gives in this process. A
+    failure of the other process is raised by that function."""
+    folder = tempfile.TemporaryDirectory(prefix="umap_")
+    src, out = Path(folder.name) / "X.npy", Path(folder.name) / "emb.npy"
+    np.save(src, np.asarray(X, dtype=np.float32))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(src), str(out), json.dumps(kwargs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def result() -> np.ndarray:
+        with folder:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"UMAP in a second process failed: {err.strip()[-2000:]}")
+            return np.load(out)
+
+    return result
 
 
 def place(
@@ -111,3 +142,7 @@ def pca(X: np.ndarray | sp.spmatrix, *, n_comps: int, seed: int = 0) -> np.ndarr
 
     n = min(n_comps, X.shape[0] - 1, X.shape[1] - 1)
     return np.asarray(sc.pp.pca(X, n_comps=n, random_state=seed), dtype=np.float32)
+
+
+if __name__ == "__main__":  # umap_elsewhere's second process: X.npy -> emb.npy
+    np.save(sys.argv[2], umap(np.load(sys.argv[1]), **json.loads(sys.argv[3])))
