@@ -71,6 +71,53 @@ def test_derived_file_keeps_sparse_matrices(tmp_path):
     assert abs(got.layers["counts"] - ad.concat(parts).layers["counts"]).max() == 0
 
 
+def test_derived_matrices_are_links_that_follow_a_moved_folder_and_materialize(tmp_path):
+    """The annotated file links the normalised file's matrices instead of copying them: a
+    fraction of its size, read whole, backed and by columns as if they were in it; the folder
+    moved whole still reads; :func:`materialize` writes a copy that stands alone; a missing
+    target is named."""
+    import h5py
+
+    from immunoprofiler.io.h5ad import derive_h5ad, materialize
+
+    parts = blocks(n_blocks=4, n=500, g=300)
+    full = ad.concat(parts)
+    home = tmp_path / "results"
+    (home / "normalize").mkdir(parents=True)
+    norm = home / "normalize" / "normalized.h5ad"
+    write_streamed(norm, iter(parts), var=parts[0].var)
+    labels = {"cell_type": pd.Categorical(np.arange(full.n_obs) % 2)}
+    derive_h5ad(home / "annotated.h5ad", obs_from=norm, matrices_from=norm, add_obs=labels)
+    # a file derived from the derived one links to the same matrices, not to a link
+    derive_h5ad(home / "again.h5ad", obs_from=norm, matrices_from=home / "annotated.h5ad")
+    with h5py.File(home / "again.h5ad") as f:
+        assert f.get("X", getlink=True).filename == "normalize/normalized.h5ad"
+    assert (home / "annotated.h5ad").stat().st_size < norm.stat().st_size / 5
+    home.rename(tmp_path / "moved")
+    moved = tmp_path / "moved" / "annotated.h5ad"
+    got = ad.read_h5ad(moved)
+    assert (
+        abs(got.X - full.X).max() == 0
+        and got.obs["cell_type"].tolist() == labels["cell_type"].tolist()
+    )
+    assert abs(got.layers["counts"] - full.layers["counts"]).max() == 0
+    assert got.var_names.tolist() == full.var_names.tolist()
+    backed = ad.read_h5ad(moved, backed="r")
+    assert abs(backed.X[10:20] - full.X[10:20]).max() == 0
+    backed.file.close()
+    cols = [full.var_names[7], full.var_names[2]]
+    assert abs(read_columns(moved, cols) - full[:, cols].X).max() == 0
+    materialize(moved, tmp_path / "alone.h5ad")
+    (tmp_path / "moved" / "normalize" / "normalized.h5ad").unlink()
+    alone = ad.read_h5ad(tmp_path / "alone.h5ad")
+    assert abs(alone.X - full.X).max() == 0 and "cell_type" in alone.obs
+    with pytest.raises(FileNotFoundError, match=r"annotated.h5ad: its X is a link to normalize/"):
+        read_columns(moved, cols)
+    with pytest.raises(FileNotFoundError, match="keep the results folder together"):
+        materialize(moved, tmp_path / "b.h5ad")
+    assert not (tmp_path / "b.h5ad").exists()
+
+
 def test_failed_stream_leaves_no_file(tmp_path):
     import pytest
 
@@ -147,7 +194,7 @@ def full_disk(tmp_path):
 
 
 def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_path):
-    """Every writer (whole AnnData, streamed, dense, annotated copy) raises DiskFullError naming
+    """Every writer (whole AnnData, streamed, dense, annotated) raises DiskFullError naming
     the file and leaves neither it nor a partial file; a per-sample step fails its job rather
     than excluding the sample."""
     from immunoprofiler.failures import per_sample
@@ -169,8 +216,12 @@ def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_p
         "dense.h5ad": lambda out: write_dense_h5ad(
             out, [(big.X, big.obs)], n_obs=big.n_obs, var=big.var, categories={}
         ),
-        "annotated.h5ad": lambda out: derive_h5ad(
-            out, obs_from=tmp_path / "src.h5ad", matrices_from=tmp_path / "src.h5ad", uns={}
+        "annotated.h5ad": lambda out: derive_h5ad(  # the matrices linked, the obsm written
+            out,
+            obs_from=tmp_path / "src.h5ad",
+            matrices_from=tmp_path / "src.h5ad",
+            obsm={"X_pca": big.X},
+            uns={},
         ),
     }
     for name, write in writers.items():

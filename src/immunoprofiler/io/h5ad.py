@@ -8,6 +8,7 @@ sample's matrix, not the whole cohort's.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -181,7 +182,7 @@ def iter_columns(
         if (idx < 0).any():
             missing = [c for c, i in zip(columns, idx, strict=True) if i < 0]
             raise KeyError(f"{path}: genes not found: {missing[:10]}")
-        elem = f["X"] if layer is None else f["layers"][layer]
+        elem = _element(f, "X", path) if layer is None else _element(f, "layers", path)[layer]
         dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
         n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
         if isinstance(rows, slice):
@@ -425,6 +426,64 @@ def _same_names(a: h5py.Dataset, b: h5py.Dataset, chunk: int = 1_000_000) -> boo
     )
 
 
+LINKED = ("X", "layers")
+"""The elements :func:`derive_h5ad` links to the matrices' file instead of copying."""
+
+
+def _link_matrices(
+    matrices_from: str | Path, f: h5py.File, out: Path, names: h5py.Dataset, obs_from
+) -> None:
+    """Into the open ``f`` (to become ``out``): ``matrices_from``'s :data:`LINKED` elements as
+    external links relative to ``out``'s folder (a results tree moved whole still reads; a
+    link in ``matrices_from`` is followed to its own file), and its other elements but
+    ``obs`` and ``uns`` copied."""
+    with h5py.File(matrices_from, "r") as mat:
+        old = mat["obs"]
+        if not _same_names(old[old.attrs["_index"]], names):
+            raise ValueError(f"{out}: the cells of {obs_from} are not {matrices_from}'s")
+        for key, value in mat.attrs.items():
+            f.attrs[key] = value
+        home = Path(matrices_from).resolve().parent
+        for key in mat:
+            if key in LINKED:
+                link = mat.get(key, getlink=True)
+                target, path = (
+                    (home / link.filename, link.path)
+                    if isinstance(link, h5py.ExternalLink)
+                    else (home / Path(matrices_from).name, f"/{key}")
+                )
+                rel = os.path.relpath(target, out.resolve().parent)
+                f[key] = h5py.ExternalLink(rel, path)
+            elif key not in ("obs", "uns"):
+                mat.copy(mat[key], f, key)
+
+
+def materialize(path: str | Path, out: str | Path) -> None:
+    """Write ``out``: ``path`` with its linked matrices (:func:`derive_h5ad`) copied in, a
+    file that stands alone (to send or archive without the results tree). Atomic."""
+    with atomic(out) as tmp, h5py.File(path, "r") as src, h5py.File(tmp, "w") as f:
+        for key, value in src.attrs.items():
+            f.attrs[key] = value
+        for key in src:
+            _element(src, key, path)
+            src.copy(src[key], f, key, expand_external=True)
+
+
+def _element(f: h5py.File, key: str, path: str | Path) -> h5py.Group | h5py.Dataset:
+    """``f[key]``; a link whose file is gone raises :class:`FileNotFoundError` naming it."""
+    try:
+        return f[key]
+    except KeyError:
+        link = f.get(key, getlink=True)
+        if not isinstance(link, h5py.ExternalLink):
+            raise
+        target = Path(path).resolve().parent / link.filename
+        raise FileNotFoundError(
+            f"{path}: its {key} is a link to {link.filename} ({target}), which cannot be "
+            f"read: keep the results folder together, or rerun the step that wrote {path}"
+        ) from None
+
+
 def derive_h5ad(
     out: str | Path,
     *,
@@ -438,16 +497,16 @@ def derive_h5ad(
 
     ``obs`` and ``obsm`` are ``obs_from``'s, copied inside HDF5 (the names never become
     Python strings), with the ``add_obs`` columns and ``obsm`` entries added or replaced;
-    ``X``, layers and ``var`` are those of ``matrices_from`` (the file copied whole, its
-    cells checked to be ``obs_from``'s) or absent. An ``obsm`` entry is an array or
-    ``(rows, values)``: NaN outside the increasing ``rows``, written without an all-cells
-    array. ``uns`` replaces the source's.
-    Atomic (:func:`atomic`).
+    with ``matrices_from`` (its cells checked to be ``obs_from``'s), ``X`` and the layers are
+    HDF5 external links to that file's (:data:`LINKED`: no second copy of the cohort's
+    matrices; anndata and h5py read them as if they were here) and its ``var``, ``obsm``,
+    ``obsp``, ``varm`` and ``varp`` are copied; without it, the file has no matrix. An
+    ``obsm`` entry is an array or ``(rows, values)``: NaN outside the increasing ``rows``,
+    written without an all-cells array. ``uns`` replaces the source's.
+    Atomic (:func:`atomic`); :func:`materialize` writes a copy that holds the matrices.
     """
     with atomic(out) as tmp:
-        if matrices_from is not None:
-            shutil.copyfile(matrices_from, tmp)
-        with h5py.File(obs_from, "r") as src, h5py.File(tmp, "r+" if matrices_from else "w") as f:
+        with h5py.File(obs_from, "r") as src, h5py.File(tmp, "w") as f:
             index = src["obs"].attrs["_index"]
             if matrices_from is None:
                 f.attrs["encoding-type"] = "anndata"
@@ -456,10 +515,7 @@ def derive_h5ad(
                 for key in ("layers", "obsm", "varm", "obsp", "varp"):
                     write_elem(f, key, {})
             else:
-                old = f["obs"]
-                if not _same_names(old[old.attrs["_index"]], src["obs"][index]):
-                    raise ValueError(f"{out}: the cells of {obs_from} are not {matrices_from}'s")
-                del f["obs"]
+                _link_matrices(matrices_from, f, Path(out), src["obs"][index], obs_from)
             src.copy(src["obs"], f, "obs")
             for key in src["obsm"] if "obsm" in src else ():
                 if key in f["obsm"]:

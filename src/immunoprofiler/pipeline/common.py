@@ -42,10 +42,11 @@ def write_annotation(
     uns: Sequence[str] = (),
 ) -> None:
     """The annotated cohort file of a modality (RNA and cytometry alike): the normalised
-    cohort (matrices copied as they are) with the clustered file's ``obs`` and ``obsm`` plus
-    the ``labels`` columns (cell type, ontology id, lineage, score, annotation group) and
-    ``obsm`` entries, ``uns["annotation"]``, the clustered file's ``uns`` entries named in
-    ``uns``, and the merged provenance with the step's own entry. Neither file's ``obs`` is
+    cohort (its matrices linked, not copied: :func:`~immunoprofiler.io.h5ad.derive_h5ad`)
+    with the clustered file's ``obs`` and ``obsm`` plus the ``labels`` columns (cell type,
+    ontology id, lineage, score, annotation group) and ``obsm`` entries,
+    ``uns["annotation"]``, the clustered file's ``uns`` entries named in ``uns``, and the
+    merged provenance with the step's own entry. Neither file's ``obs`` is
     read: it is copied inside HDF5.
     """
     from ..io.h5ad import derive_h5ad, read_uns
