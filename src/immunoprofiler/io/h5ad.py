@@ -182,7 +182,7 @@ def iter_columns(
         if (idx < 0).any():
             missing = [c for c, i in zip(columns, idx, strict=True) if i < 0]
             raise KeyError(f"{path}: genes not found: {missing[:10]}")
-        elem = _element(f, "X", path) if layer is None else _element(f, "layers", path)[layer]
+        elem = _matrix(f, path, layer)
         dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
         n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
         if isinstance(rows, slice):
@@ -230,7 +230,7 @@ def read_columns(
     if blocks:
         return sp.vstack(blocks, format="csr")
     with h5py.File(path, "r") as f:  # no rows: an empty matrix of the element's kind
-        elem = f["X"] if layer is None else f["layers"][layer]
+        elem = _matrix(f, path, layer)
         if isinstance(elem, h5py.Dataset):
             return np.zeros((0, len(columns)), dtype=elem.dtype)
     return sp.csr_matrix((0, len(columns)))
@@ -465,8 +465,7 @@ def materialize(path: str | Path, out: str | Path) -> None:
         for key, value in src.attrs.items():
             f.attrs[key] = value
         for key in src:
-            _element(src, key, path)
-            src.copy(src[key], f, key, expand_external=True)
+            src.copy(_element(src, key, path), f, key, expand_external=True)
 
 
 def _element(f: h5py.File, key: str, path: str | Path) -> h5py.Group | h5py.Dataset:
@@ -482,6 +481,12 @@ def _element(f: h5py.File, key: str, path: str | Path) -> h5py.Group | h5py.Data
             f"{path}: its {key} is a link to {link.filename} ({target}), which cannot be "
             f"read: keep the results folder together, or rerun the step that wrote {path}"
         ) from None
+
+
+def _matrix(f: h5py.File, path: str | Path, layer: str | None) -> h5py.Group | h5py.Dataset:
+    """``X`` or the layer ``layer`` of the open ``f`` (:func:`_element`: a missing link target
+    is named)."""
+    return _element(f, "X", path) if layer is None else _element(f, "layers", path)[layer]
 
 
 def derive_h5ad(
