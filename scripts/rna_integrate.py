@@ -1,7 +1,9 @@
 """Adapter for rule rna_integrate: scVI / Harmony / PCA on the HVGs.
 
 The accelerator follows the rule's `gpu` resource: gpu=0 trains on the CPU,
-gpu>=1 requires a visible CUDA device and fails at once without one.
+gpu>=1 requires a visible CUDA device and fails at once without one. The rule's
+`mem_mb` is the job's memory: scVI trains from disk when the HVG counts take more than
+a third of it.
 """
 
 from immunoprofiler.runtime import configure
@@ -17,4 +19,5 @@ rna_integrate(
     model_dir=snakemake.output.model,
     params=snakemake.params.integrate,
     accelerator=select_accelerator(int(snakemake.resources.get("gpu", 0))),
+    memory_mb=snakemake.resources.get("mem_mb"),
 )

@@ -26,7 +26,13 @@ def configure(
     written to the log with their traceback.
     """
     threads = max(int(threads), 1)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "DASK_NUM_WORKERS",  # dask's threaded scheduler (read when dask is imported)
+    ):
         os.environ[var] = str(threads)
     # OpenMP threads that wait yield the core instead of spinning on it: on a node where
     # another job holds a core, spinning threads slow training many times over

@@ -76,6 +76,7 @@ def test_fcs_non_finite_values_are_refused(tmp_path):
     assert kept.uns["fcs"]["non_finite_dropped"] == 3
     assert kept.n_obs == good.n_obs - 3
     assert {"s_5", "s_9", "s_11"}.isdisjoint(kept.obs_names) and "s_10" in kept.obs_names
+    assert {5, 9, 11}.isdisjoint(kept.obs["event"]) and 10 in set(kept.obs["event"])
     np.testing.assert_array_equal(kept.layers["raw"], good[kept.obs_names].layers["raw"])
 
 

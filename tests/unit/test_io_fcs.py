@@ -45,6 +45,7 @@ def test_real_file_reads(folder, name, events, channels, n_spill):
     raw = a.layers["raw"]
     assert raw.dtype == np.float32 and np.isfinite(raw).all()
     assert a.obs_names[0] == "s_0" and a.var_names.is_unique
+    np.testing.assert_array_equal(a.obs["event"], np.arange(events))
     assert a.uns["fcs"]["keywords"]["tot"] == str(events)
     if n_spill:
         assert len(a.uns["spillover"]["detectors"]) == n_spill

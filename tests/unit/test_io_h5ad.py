@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,7 +77,6 @@ def test_derived_matrices_are_links_that_follow_a_moved_folder_and_materialize(t
     fraction of its size, read whole, backed and by columns as if they were in it; the folder
     moved whole still reads; :func:`materialize` writes a copy that stands alone; a missing
     target is named."""
-    import h5py
 
     from immunoprofiler.io.h5ad import derive_h5ad, materialize
 
@@ -248,14 +248,20 @@ def _dense_cohort(path, sizes=(30, 5, 50), markers=4, seed=0):
     for i, n in enumerate(sizes):
         X = rng.normal(size=(n, markers)).astype(np.float32)
         obs = pd.DataFrame(
-            {"sample_id": f"S{i + 1}", "batch": f"b{i % 2}"},
+            {"sample_id": f"S{i + 1}", "batch": f"b{i % 2}", "event": np.arange(n) * 2 + 1},
             index=[f"S{i + 1}_{j}" for j in range(n)],
         )
         parts.append((X, obs, X + 1))
     var = pd.DataFrame({"marker_class": "type"}, index=[f"m{k}" for k in range(markers)])
     cats = {"sample_id": [f"S{i + 1}" for i in range(len(sizes))], "batch": ["b0", "b1", "b9"]}
     write_dense_h5ad(
-        path, iter(parts), n_obs=sum(sizes), var=var, categories=cats, layers=("transformed",)
+        path,
+        iter(parts),
+        n_obs=sum(sizes),
+        var=var,
+        categories=cats,
+        integers={"event": np.int64},
+        layers=("transformed",),
     )
     return parts
 
@@ -269,10 +275,18 @@ def test_dense_cohort_written_by_blocks_reads_as_the_concatenation(tmp_path):
     np.testing.assert_array_equal(got.X, np.concatenate([p[0] for p in parts]))
     np.testing.assert_array_equal(got.layers["transformed"], got.X + 1)
     ref = pd.concat([p[1] for p in parts])
-    assert list(got.obs_names) == list(ref.index)
+    # names: the row numbers, stored compactly; each row found again by sample and event
+    assert list(got.obs_names) == [str(i) for i in range(85)]
+    with h5py.File(path) as f:
+        assert f["obs"]["_index"].dtype.kind == "S"
+    assert got.obs["event"].dtype == np.int64
+    np.testing.assert_array_equal(got.obs["event"], ref["event"])
+    backed = ad.read_h5ad(path, backed="r")
+    assert list(backed.obs_names[:3]) == ["0", "1", "2"]
+    backed.file.close()
     assert got.obs["batch"].dtype.name == "category"
     assert list(got.obs["batch"].cat.categories) == ["b0", "b1", "b9"]  # the given categories
-    assert (got.obs["sample_id"].astype(str) == ref["sample_id"]).all()
+    assert got.obs["sample_id"].astype(str).tolist() == ref["sample_id"].tolist()
     assert obs_blocks(path) == [("S1", slice(0, 30)), ("S2", slice(30, 35)), ("S3", slice(35, 85))]
     with pytest.raises(ValueError, match="expected 90 rows"):
         from immunoprofiler.io.h5ad import write_dense_h5ad
@@ -320,7 +334,7 @@ def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
     )
     c = ad.read_h5ad(tmp_path / "c.h5ad")
     assert c.X is None and c.n_vars == 0 and c.n_obs == n
-    assert list(c.obs.columns) == ["sample_id", "batch", "cluster", "kept"]
+    assert list(c.obs.columns) == ["sample_id", "batch", "event", "cluster", "kept"]
     assert c.obs["kept"].sum() == n - 3
     emb = c.obsm["X_umap"]
     assert np.isfinite(emb).all(axis=1).nonzero()[0].tolist() == rows.tolist()
@@ -334,7 +348,7 @@ def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
     )
     a = ad.read_h5ad(tmp_path / "a.h5ad")
     np.testing.assert_array_equal(a.X, ad.read_h5ad(path).X)
-    assert list(a.obs.columns) == ["sample_id", "batch", "kept", "cluster"]
+    assert list(a.obs.columns) == ["sample_id", "batch", "event", "kept", "cluster"]
     assert (a.obs["cluster"] == "x").all() and a.uns["note"] == "y"
     np.testing.assert_array_equal(a.obsm["X_umap"], emb)
     with pytest.raises(ValueError, match="are not"):  # other cells: refused, nothing written
@@ -343,3 +357,37 @@ def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
     assert not (tmp_path / "b.h5ad").exists()
     with pytest.raises(ValueError, match="has 3 rows"):
         derive_h5ad(tmp_path / "b.h5ad", obs_from=path, add_obs={"x": np.zeros(3)})
+
+
+def test_layer_as_X_backed_reads_from_disk_without_a_copy(tmp_path):
+    """scVI's input: a layer as the X of a backed AnnData, rows read as they are asked for
+    (sorted minibatches, as scvi-tools reads backed data), or read into memory; the linking
+    file is a fraction of the matrix's size and gone after the block; a missing layer is
+    named; the layer's size in memory is known before reading it."""
+    from immunoprofiler.io.h5ad import layer_as_X, matrix_nbytes
+
+    parts = blocks(n_blocks=4, n=500, g=300)
+    full = ad.concat(parts)
+    path = tmp_path / "hvg.h5ad"
+    write_streamed(path, iter(parts), var=parts[0].var)
+    counts = full.layers["counts"]
+    assert matrix_nbytes(path, "counts") == sum(
+        x.nbytes for x in (counts.data, counts.indices, counts.indptr)
+    )
+    with layer_as_X(path, "counts", obs=["sample_id"]) as a:
+        assert a.isbacked and not sp.issparse(a.X)  # on disk, not a matrix in memory
+        rows = np.array([3, 17, 999, 1500, 1999])
+        assert abs(a.X[rows] - counts[rows]).max() == 0
+        assert a.obs["sample_id"].tolist() == full.obs["sample_id"].tolist()
+        assert a.var_names.tolist() == full.var_names.tolist()
+        (view,) = tmp_path.glob(".backed_*/view.h5ad")
+        with h5py.File(view) as f:
+            assert isinstance(f.get("X", getlink=True), h5py.ExternalLink)
+        assert view.stat().st_size < path.stat().st_size / 10
+    assert not list(tmp_path.glob(".backed_*"))
+    with layer_as_X(path, "counts", backed=False) as a:
+        assert not a.isbacked and sp.issparse(a.X) and abs(a.X - counts).max() == 0
+    assert not list(tmp_path.glob(".backed_*"))
+    with pytest.raises(KeyError), layer_as_X(path, "spliced"):
+        pass
+    assert not list(tmp_path.glob(".backed_*"))

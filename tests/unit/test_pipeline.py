@@ -27,6 +27,62 @@ def clustered(demo_cohort):
     return work / "clu.h5ad"
 
 
+def test_integrated_file_links_the_hvg_matrices(clustered, demo_cohort):
+    """rna_integrate writes what it adds (embedding, uns); X and the counts are the HVG
+    file's, linked."""
+    import h5py
+
+    work = demo_cohort["work"]
+    with h5py.File(work / "int.h5ad") as f:
+        for key in ("X", "layers"):
+            assert f.get(key, getlink=True).filename == "hvg.h5ad"
+    a, hvg = ad.read_h5ad(work / "int.h5ad"), ad.read_h5ad(demo_cohort["hvg"])
+    assert abs(a.layers["counts"] - hvg.layers["counts"]).max() == 0
+    assert a.obsm["X_pca_harmony"].shape == (a.n_obs, 50)
+    assert a.uns["integration"]["use_rep"] == "X_pca_harmony"
+    assert {"rna_normalize", "rna_integrate"} <= set(a.uns["provenance"])
+    assert (work / "int.h5ad").stat().st_size < demo_cohort["hvg"].stat().st_size / 3
+
+
+@pytest.mark.slow
+def test_scvi_step_reads_counts_into_memory_or_trains_from_disk(demo_cohort, tmp_path, caplog):
+    """scVI through the step: the HVG counts read into memory when they fit a third of the
+    job's memory, else trained from disk (each way reproducible); the epochs recorded, none
+    of scvi-tools' registry keys in the output."""
+    import logging
+
+    def run(name, memory_mb):
+        out = tmp_path / f"{name}.h5ad"
+        with caplog.at_level(logging.INFO, logger="immunoprofiler"):
+            pipeline.rna_integrate(
+                demo_cohort["hvg"],
+                out,
+                model_dir=tmp_path / f"model_{name}",
+                params=step_params("rna_integrate", method="scvi", max_epochs=3),
+                memory_mb=memory_mb,
+            )
+        return ad.read_h5ad(out)
+
+    counts_mb = ad.read_h5ad(demo_cohort["hvg"]).layers["counts"].data.nbytes * 2 / 2**20
+    disk, again = run("disk", counts_mb), run("again", counts_mb)  # 3 × counts > the job's
+    assert caplog.text.count("training from disk") == 2
+    memory = run("memory", 100 * counts_mb)
+    assert "read into memory" in caplog.text
+    np.testing.assert_array_equal(disk.obsm["X_scVI"], again.obsm["X_scVI"])
+    for a in (disk, memory):
+        assert a.uns["integration"] == {
+            "method": "scvi",
+            "use_rep": "X_scVI",
+            "batch_key": "batch",
+            "epochs": 3,
+        }
+        assert len(a.uns["scvi_elbo_train"]) == 3
+        assert not [k for k in a.uns if k.startswith("_scvi")]
+        assert not [c for c in a.obs if c.startswith("_scvi")]
+    assert (tmp_path / "model_disk" / "model.pt").exists()
+    assert not list(demo_cohort["hvg"].parent.glob(".backed_*"))
+
+
 def test_cluster_with_two_threads_equals_one(clustered, demo_cohort, tmp_path):
     """With 2 threads the uncorrected UMAP runs in a second process: the same file."""
     work = demo_cohort["work"]

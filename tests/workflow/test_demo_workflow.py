@@ -144,7 +144,8 @@ def test_cytometry_outputs_and_ground_truth(demo_run, modality):
     truth = pd.read_csv(demo_run / "resources/demo/cyto_truth.tsv.gz", sep="\t")
     truth = truth[truth["modality"] == modality]
     truth.index = truth["sample_id"] + "_" + truth["event"].astype(str)
-    t = truth.loc[a.obs_names]
+    # each event found by its sample and its number in the FCS file
+    t = truth.loc[a.obs["sample_id"].astype(str) + "_" + a.obs["event"].astype(str)]
     assert (t["kind"] == "cell").mean() > 0.99  # beads, dead cells, doublets, debris removed
     cells = (t["kind"] == "cell").to_numpy()
     agreement = (

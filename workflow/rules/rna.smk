@@ -159,7 +159,7 @@ rule rna_integrate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem(3000, 4),
+        mem_mb=mem(3000, 2),
         runtime=runtime(120, 120),
         gpu=0,
     params:

@@ -164,7 +164,8 @@ def read_fcs(path: str | Path, *, sample_id: str, non_finite: NonFinite = "error
     AnnData with ``X = None`` and the events in ``layers["raw"]`` (float32, linear
     scale); ``var`` indexed by ``$PnN`` with ``description`` ($PnS) and ``range`` ($PnR);
     ``uns["fcs"]`` the keywords and version, ``uns["spillover"]`` the file's spillover
-    matrix (if any); ``obs_names`` ``<sample_id>_<event>``.
+    matrix (if any); ``obs_names`` ``<sample_id>_<event>``, ``obs["event"]`` the event's
+    number in the file (from 0; events dropped as non-finite leave gaps).
 
     Raises
     ------
@@ -204,7 +205,10 @@ def read_fcs(path: str | Path, *, sample_id: str, non_finite: NonFinite = "error
         events = events[keep]
     var = pd.DataFrame({"channel": channels, "description": desc, "range": ranges}, index=channels)
     adata = ad.AnnData(
-        obs=pd.DataFrame(index=[f"{sample_id}_{i}" for i in np.flatnonzero(keep)]),
+        obs=pd.DataFrame(
+            {"event": np.flatnonzero(keep).astype(np.int64)},
+            index=[f"{sample_id}_{i}" for i in np.flatnonzero(keep)],
+        ),
         var=var,
         layers={"raw": np.ascontiguousarray(events, dtype=np.float32)},
     )

@@ -352,15 +352,37 @@ def write_streamed(
     return out.obs
 
 
-def _obs_template(f: h5py.File, categories: Mapping[str, Sequence[str]]) -> h5py.Group:
-    """An empty ``obs`` with the categorical ``categories`` columns, its datasets resizable:
-    anndata's own encoding, filled block by block afterwards."""
+def _obs_template(
+    f: h5py.File,
+    categories: Mapping[str, Sequence[str]],
+    integers: Mapping[str, Any],
+    n_obs: int,
+) -> h5py.Group:
+    """An ``obs`` of ``n_obs`` rows with the categorical ``categories`` and the ``integers``
+    columns (name → dtype), anndata's own encoding, filled block by block afterwards; its
+    names are the row numbers, fixed-width ASCII, compressed (~2 bytes a row, where a
+    variable-length string takes ~40 and 100M of them 4 GB per file)."""
     empty = pd.DataFrame(
-        {c: pd.Categorical([], categories=list(cats)) for c, cats in categories.items()},
+        {
+            **{c: pd.Categorical([], categories=list(cats)) for c, cats in categories.items()},
+            **{c: np.zeros(0, dtype=dtype) for c, dtype in integers.items()},
+        },
         index=pd.Index([], dtype=object),
     )
     write_elem(f, "obs", empty, dataset_kwargs={"maxshape": (None,), "chunks": (65536,)})
-    return f["obs"]
+    obs = f["obs"]
+    attrs = dict(obs["_index"].attrs)
+    del obs["_index"]
+    names = obs.create_dataset(
+        "_index",
+        data=np.arange(n_obs).astype(f"S{len(str(max(n_obs - 1, 0)))}"),
+        chunks=(min(max(n_obs, 1), 1 << 20),),
+        compression="gzip",
+    )
+    names.attrs.update(attrs)
+    for ds in (*(obs[c]["codes"] for c in categories), *(obs[c] for c in integers)):
+        ds.resize((n_obs,))
+    return obs
 
 
 def write_dense_h5ad(
@@ -370,15 +392,19 @@ def write_dense_h5ad(
     n_obs: int,
     var: pd.DataFrame,
     categories: Mapping[str, Sequence[str]],
+    integers: Mapping[str, Any] | None = None,
     uns: Mapping[str, Any] | None = None,
     layers: Sequence[str] = (),
 ) -> None:
     """Write a dense float32 ``.h5ad`` from ``(X, obs)`` row blocks (and the same number of
     extra arrays per block for ``layers``), one block in memory at a time.
 
-    ``obs`` has the columns of ``categories`` (categorical, with those categories); its
-    codes and names are written block by block, so neither the cohort's ``obs`` nor its
-    millions of names are ever held whole. A failure leaves no file behind.
+    ``obs`` has the columns of ``categories`` (categorical, with those categories) and of
+    ``integers`` (name → integer dtype, e.g. an event's number in its file); they are
+    written block by block, so the cohort's ``obs`` is never held whole. The ``obs_names``
+    are the row numbers (``"0"``, ``"1"``, …): no string per row is built, and the blocks'
+    own names are not kept (a row is found again by its columns, e.g. sample and event).
+    A failure leaves no file behind.
     """
     check_space(path, 4 * n_obs * len(var) * (1 + len(layers)))
     with atomic(path) as tmp:
@@ -395,10 +421,9 @@ def write_dense_h5ad(
                 ds = dsets[name]
                 ds.attrs["encoding-type"] = "array"
                 ds.attrs["encoding-version"] = "0.2.0"
-            obs_g = _obs_template(f, categories)
+            integers = dict(integers or {})
+            obs_g = _obs_template(f, categories, integers, n_obs)
             cols = {c: (pd.Index(list(cats)), obs_g[c]["codes"]) for c, cats in categories.items()}
-            for ds in (obs_g["_index"], *(codes for _, codes in cols.values())):
-                ds.resize((n_obs,))
             row = 0
             for X, obs, *extra in blocks:
                 end = row + X.shape[0]
@@ -407,7 +432,8 @@ def write_dense_h5ad(
                 dsets["X"][row:end] = X
                 for name, M in zip(layers, extra, strict=True):
                     dsets[name][row:end] = M
-                obs_g["_index"][row:end] = obs.index.astype(str).to_numpy(dtype=object)
+                for c in integers:
+                    obs_g[c][row:end] = obs[c].to_numpy()
                 for c, (cats, codes) in cols.items():
                     codes[row:end] = cats.get_indexer(obs[c].astype(str))
                 row = end
@@ -487,6 +513,63 @@ def _matrix(f: h5py.File, path: str | Path, layer: str | None) -> h5py.Group | h
     """``X`` or the layer ``layer`` of the open ``f`` (:func:`_element`: a missing link target
     is named)."""
     return _element(f, "X", path) if layer is None else _element(f, "layers", path)[layer]
+
+
+def matrix_nbytes(path: str | Path, layer: str | None = None) -> int:
+    """Bytes ``X`` or the layer ``layer`` takes in memory (a sparse matrix's three arrays)."""
+    with h5py.File(path, "r") as f:
+        elem = _matrix(f, path, layer)
+        parts = elem.values() if isinstance(elem, h5py.Group) else [elem]
+        return int(sum(ds.size * ds.dtype.itemsize for ds in parts))
+
+
+@contextmanager
+def layer_as_X(
+    path: str | Path, layer: str, *, obs: Sequence[str] = (), backed: bool = True
+) -> Iterator[ad.AnnData]:
+    """``path``'s layer ``layer`` as the ``X`` of an AnnData with ``var`` and the ``obs``
+    columns: opened in backed mode (rows read from disk as they are used: scvi-tools trains
+    from it without loading the matrix) or, with ``backed=False``, read into memory. Nothing
+    is copied on disk: a temporary file beside ``path`` links its ``X`` to the layer, and is
+    removed when the block ends."""
+    import tempfile
+
+    path = Path(path).resolve()
+    with tempfile.TemporaryDirectory(prefix=".backed_", dir=path.parent) as tmp:
+        view = Path(tmp) / "view.h5ad"
+        with h5py.File(path, "r") as src, h5py.File(view, "w") as f:
+            _matrix(src, path, layer)  # a missing layer or link target is named here
+            for key, value in src.attrs.items():
+                f.attrs[key] = value
+            f["X"] = h5py.ExternalLink(str(path), f"/layers/{layer}")
+            write_elem(f, "obs", read_obs(path, columns=list(obs)))
+            write_elem(f, "var", read_elem(src["var"]))
+            for key in ("layers", "obsm", "varm", "obsp", "varp", "uns"):
+                write_elem(f, key, {})
+        if not backed:
+            yield ad.read_h5ad(view)
+            return
+        adata = ad.read_h5ad(view, backed="r")
+        try:
+            yield adata
+        finally:
+            adata.file.close()
+
+
+@contextmanager
+def lazy_X(
+    path: str | Path, *, obs: Sequence[str] = (), chunk_size: int = 10_000
+) -> Iterator[ad.AnnData]:
+    """An AnnData whose ``X`` is ``path``'s, read lazily (anndata's ``read_elem_lazy``: a dask
+    array of ``chunk_size``-row blocks, read when computed, while the block is open), with
+    ``var`` and the ``obs`` columns; for scanpy functions that take dask arrays (``pca``)."""
+    from anndata.experimental import read_elem_lazy
+
+    with h5py.File(path, "r") as f:
+        X = _matrix(f, path, None)
+        n_vars = X.attrs["shape"][1] if isinstance(X, h5py.Group) else X.shape[1]
+        lazy = read_elem_lazy(X, chunks=(chunk_size, int(n_vars)))
+        yield ad.AnnData(X=lazy, obs=read_obs(path, columns=list(obs)), var=read_elem(f["var"]))
 
 
 def derive_h5ad(

@@ -201,10 +201,12 @@ def cyto_normalize(
     files_info = []  # (file, retained rows, batch, is reference)
     meta_cols: list[str] = []
     categories: dict[str, set[str]] = {}  # of the sheet metadata in obs (one value per file)
+    has_event = True  # the event's number in its FCS file (io.fcs.read_fcs)
     for f in files:
         obs = read_obs(f, index=False)
+        has_event &= "event" in obs
         meta_cols = meta_cols or [
-            c for c in obs.columns if not c.startswith("gate_") and c != "retained"
+            c for c in obs.columns if not c.startswith("gate_") and c not in ("retained", "event")
         ]
         for c in meta_cols:
             categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
@@ -255,10 +257,12 @@ def cyto_normalize(
     dist["method"], dist["note"] = method, note
     dist.to_csv(table, sep="\t", index=False)
 
+    integers = {"event": np.int64} if has_event else {}
+
     def blocks():
         for (f, keep, batch, _), channels in zip(files_info, shared.channels, strict=True):
             X = read_columns(f, channels, layer="transformed", rows=keep)
-            obs = read_obs(f, meta_cols, rows=keep)
+            obs = read_obs(f, [*meta_cols, *integers], rows=keep)
             obs["panel_group"] = group
             yield model.apply(X, batch), obs, X
 
@@ -288,6 +292,7 @@ def cyto_normalize(
         n_obs=n_obs,
         var=var,
         categories={**{c: sorted(v) for c, v in categories.items()}, "panel_group": [group]},
+        integers=integers,
         uns=uns,
         layers=("transformed",),
     )

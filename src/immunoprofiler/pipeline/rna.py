@@ -236,27 +236,61 @@ def rna_integrate(
     model_dir: str | Path,
     params: P.RnaIntegrate,
     accelerator: Accelerator = "cpu",
+    memory_mb: float | None = None,
 ) -> str:
-    """Integrate the HVG matrix; ``model_dir`` gets ``integration.json`` (and the scVI model)."""
+    """Integrate the HVG matrix; ``model_dir`` gets ``integration.json`` (and the scVI model).
+
+    scVI reads the HVG file's counts into memory when they take at most a third of
+    ``memory_mb`` (the job's memory; ``None``: no limit), else it trains from disk, its
+    minibatches read from the file as they are used
+    (:func:`~immunoprofiler.io.h5ad.layer_as_X`): memory then follows the cells, not the
+    counts. The two ways train the same model on the same minibatches, but a backed
+    minibatch is read in sorted order, which changes floating-point sums, so their
+    embeddings are not identical (each is reproducible). Harmony and PCA take the PCA of the
+    shifted-log ``X`` read lazily as a dask array (:func:`~immunoprofiler.io.h5ad.lazy_X`).
+    The output holds only what the step adds (the embedding, ``uns``): its matrices are links
+    to the HVG file's (:func:`~immunoprofiler.io.h5ad.derive_h5ad`)."""
+    from ..io.h5ad import derive_h5ad, layer_as_X, lazy_X, matrix_nbytes, read_uns
+    from ..pp.normalization import BATCH_KEY
     from ..tl.integration import integrate
 
-    adata = ad.read_h5ad(inp)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    key = integrate(
-        adata,
-        **dataclasses.asdict(params),
-        accelerator=accelerator,
-        model_dir=model_dir if params.method == "scvi" else None,
-    )
+    if params.method == "scvi":
+        counts_mb = matrix_nbytes(inp, "counts") / 2**20
+        from_disk = memory_mb is not None and counts_mb > memory_mb / 3
+        logger.info(
+            "scVI: the HVG counts take %.0f MB in memory (job memory %s MB): %s",
+            counts_mb,
+            "unlimited" if memory_mb is None else f"{memory_mb:.0f}",
+            "training from disk" if from_disk else "read into memory",
+        )
+        data = layer_as_X(inp, "counts", obs=[BATCH_KEY], backed=from_disk)
+    else:
+        data = lazy_X(inp, obs=[BATCH_KEY])
+    with data as adata:
+        key = integrate(
+            adata,
+            **dataclasses.asdict(params),
+            batch_key=BATCH_KEY,
+            counts_layer=None,
+            accelerator=accelerator,
+            model_dir=model_dir if params.method == "scvi" else None,
+        )
+        # scvi-tools' own registry keys (_scvi_*) stay with the saved model
+        emb = adata.obsm[key]
+        added = {k: v for k, v in adata.uns.items() if not k.startswith("_scvi")}
     settings = {**dataclasses.asdict(params), "accelerator": accelerator}
     (model_dir / "integration.json").write_text(
         json.dumps({**settings, "embedding": key}, indent=2)
     )
-    adata.uns = provenance.updated(
-        adata.uns, provenance.entry("rna_integrate", params=settings), out=out, inputs=[inp]
+    uns = provenance.updated(
+        {**read_uns(inp), **added},
+        provenance.entry("rna_integrate", params=settings),
+        out=out,
+        inputs=[inp],
     )
-    write_h5ad(adata, out)
+    derive_h5ad(out, obs_from=inp, matrices_from=inp, obsm={key: emb}, uns=uns)
     return key
 
 

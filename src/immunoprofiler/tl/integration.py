@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +20,14 @@ EMBEDDING = {"scvi": "X_scVI", "harmony": "X_pca_harmony", "none": "X_pca"}
 
 
 def _pca(adata: AnnData, n_pcs: int, seed: int) -> np.ndarray:
+    """PCA of ``X``; a dask ``X`` (read lazily from disk, block by block) gets scanpy's exact
+    covariance-eigendecomposition PCA, computed here."""
     n = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
     sc.pp.pca(adata, n_comps=n, random_state=seed, mask_var=None)
-    return adata.obsm["X_pca"]
+    pcs = adata.obsm["X_pca"]
+    if hasattr(pcs, "compute"):  # a dask array
+        adata.obsm["X_pca"] = pcs = np.asarray(pcs.compute(), dtype=np.float32)
+    return pcs
 
 
 def integrate(
@@ -35,6 +41,7 @@ def integrate(
     max_epochs: int | None = None,
     kl_warmup_epochs: int | None = None,
     batch_size: int = 128,
+    counts_layer: str | None = "counts",
     seed: int = 0,
     accelerator: Accelerator = "cpu",
     model_dir: str | Path | None = None,
@@ -44,7 +51,9 @@ def integrate(
     Parameters
     ----------
     adata
-        Cells × highly variable genes: ``X`` shifted-log, ``layers["counts"]`` raw counts.
+        Cells × highly variable genes: ``X`` shifted-log (PCA, Harmony), raw counts in
+        ``layers[counts_layer]`` (scVI). The AnnData may be backed: scVI then reads its
+        minibatches from disk.
     method
         ``"scvi"`` (scvi-tools SCVI on counts → ``X_scVI``), ``"harmony"`` (harmonypy on
         PCA → ``X_pca_harmony``) or ``"none"`` (PCA only → ``X_pca``).
@@ -56,6 +65,9 @@ def integrate(
         shorter training never completes (the KL term then stays below full weight).
     batch_size
         scVI minibatch size.
+    counts_layer
+        The layer of raw counts scVI models; ``None``: ``X`` holds them (as in
+        :func:`immunoprofiler.io.h5ad.layer_as_X`'s AnnData).
     accelerator
         ``"cpu"`` or ``"gpu"``, from :func:`immunoprofiler.accelerator.select_accelerator`.
     model_dir
@@ -74,9 +86,10 @@ def integrate(
         import scvi
 
         scvi.settings.seed = seed
-        scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key=batch_key)
+        scvi.model.SCVI.setup_anndata(adata, layer=counts_layer, batch_key=batch_key)
         model = scvi.model.SCVI(adata, n_latent=n_latent, n_layers=n_layers)
         plan = {} if kl_warmup_epochs is None else {"n_epochs_kl_warmup": kl_warmup_epochs}
+        start = time.perf_counter()
         model.train(
             max_epochs=max_epochs,
             batch_size=batch_size,
@@ -85,17 +98,23 @@ def integrate(
             devices=1,
             enable_progress_bar=False,
         )
+        trained = time.perf_counter()
         adata.obsm[key] = model.get_latent_representation().astype(np.float32)
         history = model.history.get("elbo_train")
         if history is not None:
             adata.uns["scvi_elbo_train"] = history.to_numpy().ravel().astype(float)
         epochs = None if history is None else len(history)  # one ELBO value per epoch
         logger.info(
-            "scVI: %s epochs (KL warm-up: %s) of batch size %d on %d cells",
+            "scVI: %s epochs (KL warm-up: %s) of batch size %d on %d cells%s: trained in %.1f s "
+            "(%.2f s/epoch), latent space in %.1f s",
             epochs,
             "scvi-tools' 400 epochs" if kl_warmup_epochs is None else f"{kl_warmup_epochs} epochs",
             batch_size,
             adata.n_obs,
+            " read from disk" if adata.isbacked else "",
+            trained - start,
+            (trained - start) / max(epochs or 1, 1),
+            time.perf_counter() - trained,
         )
         if model_dir is not None:
             model.save(str(model_dir), overwrite=True, save_anndata=False)
