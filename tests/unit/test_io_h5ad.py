@@ -359,35 +359,40 @@ def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
         derive_h5ad(tmp_path / "b.h5ad", obs_from=path, add_obs={"x": np.zeros(3)})
 
 
-def test_layer_as_X_backed_reads_from_disk_without_a_copy(tmp_path):
+def test_layer_as_X_backed_reads_from_disk_without_a_copy(tmp_path, monkeypatch):
     """scVI's input: a layer as the X of a backed AnnData, rows read as they are asked for
     (sorted minibatches, as scvi-tools reads backed data), or read into memory; the linking
-    file is a fraction of the matrix's size and gone after the block; a missing layer is
-    named; the layer's size in memory is known before reading it."""
+    file, in the temporary folder (never beside the results), is a fraction of the matrix's
+    size and gone after the block; a missing layer is named; the layer's size in memory is
+    known before reading it."""
+    import tempfile
+
     from immunoprofiler.io.h5ad import layer_as_X, matrix_nbytes
 
     parts = blocks(n_blocks=4, n=500, g=300)
     full = ad.concat(parts)
-    path = tmp_path / "hvg.h5ad"
+    home, tmp = tmp_path / "results", tmp_path / "tmp"
+    home.mkdir(), tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    path = home / "hvg.h5ad"
     write_streamed(path, iter(parts), var=parts[0].var)
     counts = full.layers["counts"]
-    assert matrix_nbytes(path, "counts") == sum(
-        x.nbytes for x in (counts.data, counts.indices, counts.indptr)
-    )
+    parts_bytes = sum(x.nbytes for x in (counts.data, counts.indices, counts.indptr))
+    assert matrix_nbytes(path, "counts") == parts_bytes
     with layer_as_X(path, "counts", obs=["sample_id"]) as a:
         assert a.isbacked and not sp.issparse(a.X)  # on disk, not a matrix in memory
         rows = np.array([3, 17, 999, 1500, 1999])
         assert abs(a.X[rows] - counts[rows]).max() == 0
         assert a.obs["sample_id"].tolist() == full.obs["sample_id"].tolist()
         assert a.var_names.tolist() == full.var_names.tolist()
-        (view,) = tmp_path.glob(".backed_*/view.h5ad")
+        (view,) = tmp.glob("immunoprofiler_backed_*/view.h5ad")
         with h5py.File(view) as f:
             assert isinstance(f.get("X", getlink=True), h5py.ExternalLink)
         assert view.stat().st_size < path.stat().st_size / 10
-    assert not list(tmp_path.glob(".backed_*"))
-    with layer_as_X(path, "counts", backed=False) as a:
+    assert not list(tmp.iterdir()) and [p.name for p in home.iterdir()] == ["hvg.h5ad"]
+    with layer_as_X(path, "counts", obs=["sample_id"], backed=False) as a:
         assert not a.isbacked and sp.issparse(a.X) and abs(a.X - counts).max() == 0
-    assert not list(tmp_path.glob(".backed_*"))
+        assert a.obs["sample_id"].tolist() == full.obs["sample_id"].tolist()
     with pytest.raises(KeyError), layer_as_X(path, "spliced"):
         pass
-    assert not list(tmp_path.glob(".backed_*"))
+    assert not list(tmp.iterdir()) and [p.name for p in home.iterdir()] == ["hvg.h5ad"]

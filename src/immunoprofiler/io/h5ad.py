@@ -529,13 +529,19 @@ def layer_as_X(
 ) -> Iterator[ad.AnnData]:
     """``path``'s layer ``layer`` as the ``X`` of an AnnData with ``var`` and the ``obs``
     columns: opened in backed mode (rows read from disk as they are used: scvi-tools trains
-    from it without loading the matrix) or, with ``backed=False``, read into memory. Nothing
-    is copied on disk: a temporary file beside ``path`` links its ``X`` to the layer, and is
-    removed when the block ends."""
+    from it without loading the matrix) or, with ``backed=False``, read into memory.
+    Backed, nothing is copied: a small temporary file in the temporary folder (``TMPDIR``,
+    never beside the results, which a killed job would leave it among) links its ``X`` to
+    the layer, and is removed when the block ends."""
     import tempfile
 
     path = Path(path).resolve()
-    with tempfile.TemporaryDirectory(prefix=".backed_", dir=path.parent) as tmp:
+    if not backed:
+        with h5py.File(path, "r") as f:
+            X, var = read_elem(_matrix(f, path, layer)), read_elem(f["var"])
+        yield ad.AnnData(X=X, obs=read_obs(path, columns=list(obs)), var=var)
+        return
+    with tempfile.TemporaryDirectory(prefix="immunoprofiler_backed_") as tmp:
         view = Path(tmp) / "view.h5ad"
         with h5py.File(path, "r") as src, h5py.File(view, "w") as f:
             _matrix(src, path, layer)  # a missing layer or link target is named here
@@ -546,9 +552,6 @@ def layer_as_X(
             write_elem(f, "var", read_elem(src["var"]))
             for key in ("layers", "obsm", "varm", "obsp", "varp", "uns"):
                 write_elem(f, key, {})
-        if not backed:
-            yield ad.read_h5ad(view)
-            return
         adata = ad.read_h5ad(view, backed="r")
         try:
             yield adata
