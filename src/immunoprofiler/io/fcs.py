@@ -204,11 +204,9 @@ def read_fcs(path: str | Path, *, sample_id: str, non_finite: NonFinite = "error
     if dropped:
         events = events[keep]
     var = pd.DataFrame({"channel": channels, "description": desc, "range": ranges}, index=channels)
+    numbers = np.flatnonzero(keep).astype(np.int64)  # each event's number in the file
     adata = ad.AnnData(
-        obs=pd.DataFrame(
-            {"event": np.flatnonzero(keep).astype(np.int64)},
-            index=[f"{sample_id}_{i}" for i in np.flatnonzero(keep)],
-        ),
+        obs=pd.DataFrame({"event": numbers}, index=[f"{sample_id}_{i}" for i in numbers]),
         var=var,
         layers={"raw": np.ascontiguousarray(events, dtype=np.float32)},
     )
