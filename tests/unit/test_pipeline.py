@@ -268,7 +268,7 @@ def _normalized(path, n, *, batches=("b",)):
 @pytest.mark.slow  # fits FlowSOM, compiles UMAP
 def test_a_small_panel_group_is_clustered_on_a_smaller_som_and_says_so(tmp_path):
     from immunoprofiler.failures import SampleError
-    from immunoprofiler.pipeline.cyto import som_grid
+    from immunoprofiler.tl.flowsom import som_grid
 
     assert som_grid(100_000, 10, 10) == (10, 10, "")
     _normalized(tmp_path / "n.h5ad", 150)

@@ -7,8 +7,11 @@ import pytest
 
 from immunoprofiler.pp.batchnorm import (
     QuantileModel,
+    applicable_method,
     apply_quantiles,
+    batch_distance_table,
     batch_distances,
+    emd_improved,
     fit_quantiles,
     nearest,
 )
@@ -71,3 +74,19 @@ def test_nearest_matches_brute_force():
     X, C = rng.normal(size=(500, 4)), rng.normal(size=(7, 4))
     brute = np.argmin(((X[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
     np.testing.assert_array_equal(nearest(X, C, chunk=64), brute)
+
+
+def test_one_batch_is_not_normalised_and_says_why():
+    assert applicable_method("quantile", ["b1", "b2", "b1"]) == ("quantile", "")
+    assert applicable_method("none", ["b1"]) == ("none", "")
+    method, note = applicable_method("cytovi", ["b1", "b1", "b1"])
+    assert method == "none" and note == "cytovi not applied: the group's files are one batch"
+
+
+def test_emd_improved_counts_the_markers_whose_mean_distance_dropped():
+    X, b = _batches()
+    model = fit_quantiles(X, b, markers=["m1", "m2"], n_quantiles=50)
+    dist = batch_distance_table(X, b, model, markers=["m1", "m2"], marker_class=["type"] * 2)
+    assert emd_improved(dist) == 1.0  # quantile maps align both markers' batches
+    worse = dist.assign(emd_after=np.where(dist["marker"] == "m2", 9.0, dist["emd_after"]))
+    assert emd_improved(worse) == 0.5

@@ -304,7 +304,7 @@ def test_fitting_file_by_file_gives_the_labels_of_all_cells_at_once():
     """Cytometry annotates a cohort one file at a time (MarkerAnnotation): cluster means,
     split votes and sub-cluster means summed over the files give the same labels, scores,
     categories and group table as annotate() on every event — including a split cluster."""
-    from immunoprofiler.tl.annotation import fit_marker_annotation
+    from immunoprofiler.tl.annotation import LABEL_COLUMNS, fit_marker_annotation
 
     table = _gate_table()
     rng = np.random.default_rng(1)
@@ -338,3 +338,13 @@ def test_fitting_file_by_file_gives_the_labels_of_all_cells_at_once():
             else:  # the categories of the whole fit in every file
                 assert list(values.categories) == list(expected.cat.categories), col
                 assert (np.asarray(values) == expected.to_numpy()).all(), col
+    # put together over the files: the same columns as annotate(), in one pass
+    labels = fit.label_blocks(((X[f], meta[f], node[f]) for f in files), files, len(X))
+    assert list(labels) == [*LABEL_COLUMNS, "annotation_group"]
+    for col, values in labels.items():
+        if col == "cell_type_score":
+            assert values.dtype == np.float32
+            np.testing.assert_allclose(values, a.obs[col].to_numpy(), rtol=1e-6)
+        else:
+            assert list(values.categories) == list(a.obs[col].cat.categories), col
+            assert (np.asarray(values) == a.obs[col].to_numpy()).all(), col

@@ -168,6 +168,63 @@ def _clean(adata, path, sample_id, modality, params: P.CytoClean, gating) -> pd.
     return counts
 
 
+@dataclasses.dataclass(frozen=True)
+class _File:
+    """A preprocessed file of a panel group as ``cyto_normalize`` reads it."""
+
+    path: str | Path
+    rows: np.ndarray  # its retained events
+    batch: str
+    reference: bool
+    channels: list[str]  # the group's shared markers, in this file's channel names
+
+
+@dataclasses.dataclass
+class _Group:
+    """A panel group's files, with the sheet metadata columns their obs carry (and the
+    values each takes, for the cohort file's categories)."""
+
+    files: list[_File]
+    categories: dict[str, set[str]]
+    has_event: bool  # obs["event"]: the event's number in its FCS file (io.fcs.read_fcs)
+
+
+def _read_group(files, channels, reference_column: str) -> _Group:
+    """Each file's obs (not its matrices): retained events, batch, reference, metadata."""
+    from ..io.h5ad import read_obs
+    from ..io.samples import is_reference
+
+    group = _Group([], {}, True)
+    meta_cols: list[str] = []
+    for f, ch in zip(files, channels, strict=True):
+        obs = read_obs(f, index=False)
+        group.has_event &= "event" in obs
+        meta_cols = meta_cols or [
+            c for c in obs.columns if not c.startswith("gate_") and c not in ("retained", "event")
+        ]
+        for c in meta_cols:
+            group.categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
+        ref = obs[reference_column].iloc[0] if reference_column in obs else ""
+        keep = np.flatnonzero(obs["retained"].to_numpy(dtype=bool))
+        group.files.append(_File(f, keep, str(obs["batch"].iloc[0]), is_reference(ref), ch))
+    return group
+
+
+def _fit_events(group: _Group, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded subsample of ``n`` retained events drawn evenly from the files
+    (:func:`~immunoprofiler.tl.subsample.per_file_subsample`): values, batch, reference."""
+    from ..io.h5ad import read_columns
+    from ..tl.subsample import per_file_subsample
+
+    picks = per_file_subsample([len(f.rows) for f in group.files], n, seed)
+    X, batch, ref = [], [], []
+    for f, pick in zip(group.files, picks, strict=True):
+        X.append(read_columns(f.path, f.channels, layer="transformed", rows=f.rows[pick]))
+        batch.append(np.full(len(pick), f.batch, dtype=object))
+        ref.append(np.full(len(pick), f.reference))
+    return np.concatenate(X), np.concatenate(batch), np.concatenate(ref)
+
+
 def cyto_normalize(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -189,60 +246,25 @@ def cyto_normalize(
     """
     from ..io.h5ad import read_columns, read_obs, read_var, write_dense_h5ad
     from ..io.panel import shared_markers
-    from ..io.samples import is_reference
-    from ..pp.batchnorm import batch_distance_table, fit_normalizer
-    from ..tl.subsample import per_file_subsample
+    from ..pp import batchnorm
 
     files, excluded = split_failed(inputs)
     shared = shared_markers([read_var(f) for f in files], names=files)
     var = shared.var
     for f, left_out in shared.dropped.items():
         logger.warning("%s: markers not in every panel of the group left out: %s", f, left_out)
-    files_info = []  # (file, retained rows, batch, is reference)
-    meta_cols: list[str] = []
-    categories: dict[str, set[str]] = {}  # of the sheet metadata in obs (one value per file)
-    has_event = True  # the event's number in its FCS file (io.fcs.read_fcs)
-    for f in files:
-        obs = read_obs(f, index=False)
-        has_event &= "event" in obs
-        meta_cols = meta_cols or [
-            c for c in obs.columns if not c.startswith("gate_") and c not in ("retained", "event")
-        ]
-        for c in meta_cols:
-            categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
-        ref = obs[params.reference_column].iloc[0] if params.reference_column in obs else ""
-        files_info.append(
-            (
-                f,
-                np.flatnonzero(obs["retained"].to_numpy(dtype=bool)),
-                str(obs["batch"].iloc[0]),
-                is_reference(ref),
-            )
-        )
-    method, note = params.method, ""
-    if method != "none" and len({b for _, _, b, _ in files_info}) < 2:
-        # a panel group from one batch has nothing to normalise between (and CytoVI would
-        # train for nothing): said in the log, the provenance and the batch table
-        method, note = "none", f"{params.method} not applied: the group's files are one batch"
+    cohort = _read_group(files, shared.channels, params.reference_column)
+    method, note = batchnorm.applicable_method(params.method, [f.batch for f in cohort.files])
+    if note:
         logger.warning("panel group %s: %s", group, note)
-    picks = per_file_subsample(
-        [len(k) for _, k, _, _ in files_info], params.fit_events, params.seed
-    )
-    fit_X, fit_b, fit_ref = [], [], []
-    for (f, keep, batch, ref), pick, channels in zip(
-        files_info, picks, shared.channels, strict=True
-    ):
-        fit_X.append(read_columns(f, channels, layer="transformed", rows=keep[pick]))
-        fit_b.append(np.full(len(pick), batch, dtype=object))
-        fit_ref.append(np.full(len(pick), ref))
-    Xf, bf = np.concatenate(fit_X), np.concatenate(fit_b)
-    model = fit_normalizer(
+    Xf, bf, ref = _fit_events(cohort, params.fit_events, params.seed)
+    model = batchnorm.fit_normalizer(
         Xf,
         bf,
         method=method,
         markers=list(var.index),
         type_markers=var["marker_class"].to_numpy() == "type",
-        references=np.concatenate(fit_ref),
+        references=ref,
         n_quantiles=params.n_quantiles,
         som_grid=params.som_grid,
         n_metaclusters=params.n_metaclusters,
@@ -251,31 +273,25 @@ def cyto_normalize(
         accelerator=accelerator,
         reference_column=params.reference_column,
     )
-    dist = batch_distance_table(
+    dist = batchnorm.batch_distance_table(
         Xf, bf, model, markers=list(var.index), marker_class=list(var["marker_class"])
     )
     dist["method"], dist["note"] = method, note
     dist.to_csv(table, sep="\t", index=False)
-
-    integers = {"event": np.int64} if has_event else {}
+    integers = {"event": np.int64} if cohort.has_event else {}
 
     def blocks():
-        for (f, keep, batch, _), channels in zip(files_info, shared.channels, strict=True):
-            X = read_columns(f, channels, layer="transformed", rows=keep)
-            obs = read_obs(f, [*meta_cols, *integers], rows=keep)
+        for f in cohort.files:
+            X = read_columns(f.path, f.channels, layer="transformed", rows=f.rows)
+            obs = read_obs(f.path, [*cohort.categories, *integers], rows=f.rows)
             obs["panel_group"] = group
-            yield model.apply(X, batch), obs, X
+            yield model.apply(X, f.batch), obs, X
 
     settings = {**dataclasses.asdict(params), "accelerator": accelerator, "group": group}
-    if note:
-        settings["note"] = note
+    settings.update({"note": note} if note else {})
+    entry = provenance.entry("cyto_normalize", params=settings)
     uns = {
-        **provenance.cohort_uns(
-            provenance.merge(
-                provenance.read(*files), provenance.entry("cyto_normalize", params=settings)
-            ),
-            out=out,
-        ),
+        **provenance.cohort_uns(provenance.merge(provenance.read(*files), entry), out=out),
         "batch_normalization": {"method": method, "note": note},
         "panel": {
             "group": group,
@@ -285,68 +301,23 @@ def cyto_normalize(
         },
         "excluded_samples": excluded_table(excluded),
     }
-    n_obs = sum(len(k) for _, k, _, _ in files_info)
     write_dense_h5ad(
         out,
         blocks(),
-        n_obs=n_obs,
+        n_obs=sum(len(f.rows) for f in cohort.files),
         var=var,
-        categories={**{c: sorted(v) for c, v in categories.items()}, "panel_group": [group]},
+        categories={**{c: sorted(v) for c, v in cohort.categories.items()}, "panel_group": [group]},
         integers=integers,
         uns=uns,
         layers=("transformed",),
     )
     Path(model_out).write_text(json.dumps(model.to_dict()))
-    improved = (
-        dist.groupby("marker")[["emd_before", "emd_after"]].mean().diff(axis=1)["emd_after"] < 0
-    ).mean()
-    logger.info("%s: between-batch EMD dropped for %.0f%% of markers", method, 100 * improved)
-    return dist
-
-
-#: fewest events per SOM node a panel group's SOM is fitted with (smaller groups: smaller grid)
-EVENTS_PER_NODE = 10
-
-
-def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
-    """The SOM grid for ``n_events``: the configured one, or a smaller square one (at least
-    2×2) when there are fewer than :data:`EVENTS_PER_NODE` events per node, with a note.
-
-    Examples
-    --------
-    >>> som_grid(100_000, 10, 10)
-    (10, 10, '')
-    >>> som_grid(170, 10, 10)[:2]
-    (4, 4)
-    """
-    if n_events >= EVENTS_PER_NODE * xdim * ydim:
-        return xdim, ydim, ""
-    side = max(2, int(np.sqrt(n_events / EVENTS_PER_NODE)))
-    if n_events < side * side:
-        raise SampleError(f"{n_events} events are too few to cluster (a 2×2 SOM needs 4)")
-    note = (
-        f"SOM grid {xdim}×{ydim} reduced to {side}×{side}: the panel group has {n_events} "
-        f"events (< {EVENTS_PER_NODE} per node)"
+    logger.info(
+        "%s: between-batch EMD dropped for %.0f%% of markers",
+        method,
+        100 * batchnorm.emd_improved(dist),
     )
-    return side, side, note
-
-
-def _str_categorical(values: np.ndarray, n_values: int, chunk: int = 1 << 20) -> pd.Categorical:
-    """``pd.Categorical(values.astype(str))`` of small integers ``0 <= values < n_values``
-    without a string per row, a sort of the rows or an all-rows index copy: categories are
-    the values present, sorted as strings; codes mapped a chunk at a time."""
-    seen = np.zeros(n_values, dtype=bool)
-    for a in range(0, len(values), chunk):
-        seen[np.unique(values[a : a + chunk])] = True
-    present = np.flatnonzero(seen)
-    names = present.astype(str)
-    order = np.argsort(names)
-    rank = np.full(n_values, -1, dtype=np.int16)
-    rank[present[order]] = np.arange(len(present))
-    codes = np.empty(len(values), dtype=np.int16)
-    for a in range(0, len(values), chunk):
-        codes[a : a + chunk] = rank[values[a : a + chunk]]
-    return pd.Categorical.from_codes(codes, categories=pd.Index(names[order]))
+    return dist
 
 
 def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> None:
@@ -356,45 +327,42 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     the same events; NaN outside the subsample). Writes obs, obsm and uns, no matrix."""
     from ..io.h5ad import derive_h5ad, obs_blocks, read_columns, read_uns, read_var
     from ..tl.embedding import umap
-    from ..tl.flowsom import fit_som
+    from ..tl.flowsom import code_labels, fit_som, som_grid
     from ..tl.subsample import balanced_blocks
 
     var = read_var(inp)
     markers = list(var.index[var["marker_class"] == "type"])
     if not markers:
         raise ValueError(f"{inp}: the panel has no 'type' markers to cluster on")
-    blocks = obs_blocks(inp)
-    n = blocks[-1][1].stop if blocks else 0
+
+    def read(rows, layer=None) -> np.ndarray:
+        return np.asarray(read_columns(inp, markers, layer=layer, rows=rows), dtype=np.float32)
+
+    files = obs_blocks(inp)  # one file's events each
+    blocks = [rows for _, rows in files]
+    n = blocks[-1].stop if blocks else 0
     xdim, ydim, note = som_grid(min(n, params.fit_events), params.xdim, params.ydim)
     if note:
         logger.warning("%s: %s", inp, note)
-    fit_rows = balanced_blocks(blocks, params.fit_events, params.seed)
+    fit_rows = balanced_blocks(files, params.fit_events, params.seed)
     som = fit_som(
-        np.asarray(read_columns(inp, markers, rows=fit_rows), dtype=np.float32),
+        read(fit_rows),
         xdim=xdim,
         ydim=ydim,
         n_metaclusters=params.n_metaclusters,
         rlen=params.rlen,
         seed=params.seed,
     )
-    n_nodes = len(som.codes)
-    nodes = np.empty(n, dtype=np.int16)  # ≤ 32,767 SOM nodes (a 10×10 grid: 100)
-    meta = np.empty(n, dtype=np.int16)
-    for _, rows in blocks:  # map: one file's events at a time
-        X = np.asarray(read_columns(inp, markers, rows=rows), dtype=np.float32)
-        nodes[rows], meta[rows] = som.assign(X)
-    rows = balanced_blocks(blocks, params.umap_events, params.seed + 1)
+    nodes, meta = som.assign_blocks((read(rows) for rows in blocks), blocks, n)
+    rows = balanced_blocks(files, params.umap_events, params.seed + 1)
     in_umap = np.zeros(n, dtype=bool)
     in_umap[rows] = True
+    entry = provenance.entry(
+        "cyto_cluster", params={**dataclasses.asdict(params), **({"note": note} if note else {})}
+    )
     uns = {
         **provenance.updated(
-            {"provenance": read_uns(inp).get("provenance")},
-            provenance.entry(
-                "cyto_cluster",
-                params={**dataclasses.asdict(params), **({"note": note} if note else {})},
-            ),
-            out=out,
-            inputs=[inp],
+            {"provenance": read_uns(inp).get("provenance")}, entry, out=out, inputs=[inp]
         ),
         "flowsom": {
             "markers": markers,
@@ -405,20 +373,17 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
             "note": note,
         },
     }
-    # the same events before batch normalisation, for the figure of what it removed
-    after = np.asarray(read_columns(inp, markers, rows=rows), dtype=np.float32)
-    before = np.asarray(read_columns(inp, markers, layer="transformed", rows=rows))
     derive_h5ad(
         out,
         obs_from=inp,
         add_obs={
-            "som_node": _str_categorical(nodes, n_nodes),
-            "metacluster": _str_categorical(meta + 1, int(som.node_metacluster.max()) + 2),
+            "som_node": code_labels(nodes, len(som.codes)),
+            "metacluster": code_labels(meta + 1, int(som.node_metacluster.max()) + 2),
             "in_umap": in_umap,
         },
-        obsm={
-            "X_umap": (rows, umap(after, seed=params.seed)),
-            "X_umap_uncorrected": (rows, umap(before, seed=params.seed)),
+        obsm={  # the same events before batch normalisation: what it removed
+            "X_umap": (rows, umap(read(rows), seed=params.seed)),
+            "X_umap_uncorrected": (rows, umap(read(rows, "transformed"), seed=params.seed)),
         },
         uns=uns,
     )
@@ -469,20 +434,8 @@ def cyto_annotate(
         rule="gate",
         split=True,
     )
-    n = files[-1][1].stop if files else 0
-    # per event: a 2-byte code per label column and the score (12 bytes; 1.2 GB at 100M)
-    codes = {c: np.empty(n, dtype=np.int16) for c in (*ann.LABEL_COLUMNS[:-1], "annotation_group")}
-    score = np.empty(n, dtype=np.float32)
-    categories = {}
-    for (X, clusters, subs), (_, rows) in zip(blocks(), files, strict=True):
-        for col, values in fit.label(X, clusters, subs).items():
-            if col == "cell_type_score":
-                score[rows] = values
-            else:
-                codes[col][rows] = values.codes
-                categories[col] = values.categories
-    labels = {c: pd.Categorical.from_codes(codes[c], categories=categories[c]) for c in codes}
-    labels = {c: labels.get(c, score) for c in (*ann.LABEL_COLUMNS, "annotation_group")}
+    rows = [r for _, r in files]
+    labels = fit.label_blocks(blocks(), rows, rows[-1].stop if rows else 0)
     fit.uns["markers_used"] = resolved[["cell_type", "positive", "negative"]].reset_index(drop=True)
     write_annotation(
         out,

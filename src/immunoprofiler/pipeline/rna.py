@@ -130,32 +130,12 @@ def rna_qc(
     return row
 
 
-def rna_normalize(
-    inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: P.RnaNormalize
-) -> pd.DataFrame:
-    """Cohort normalisation into one file (all genes) and its highly variable genes into a
-    second: HVG statistics of each batch in two passes over blocks of its counts, then both
-    files written one sample at a time (memory: the largest sample, not its batch or the
-    cohort). Returns the ``var`` written."""
-    from ..io.h5ad import StreamedH5ad, iter_columns, read_obs, read_uns, read_var
-    from ..pp.normalization import (
-        BATCH_KEY,
-        align_proteins,
-        combine_hvg,
-        common_genes,
-        hvg_stats,
-        normalize,
-        protein_panel,
-    )
+def _batches(paths: Sequence[str | Path]) -> tuple[dict[str, list], dict[str, str]]:
+    """The files of each batch and each file's sample (one batch per sample, checked)."""
+    from ..io.h5ad import read_obs
+    from ..pp.normalization import BATCH_KEY
 
-    paths, excluded = split_failed(inputs)
-    genes = common_genes({str(p): read_var(p).index for p in paths})
-
-    def load(path) -> ad.AnnData:
-        a = ad.read_h5ad(path)
-        return a if a.var_names.equals(genes) else a[:, genes].copy()
-
-    batch_of: dict[str, list[str | Path]] = {}
+    files_of: dict[str, list[str | Path]] = {}
     sample_of: dict[str, str] = {}
     for p in paths:
         obs = read_obs(p, columns=[BATCH_KEY, "sample_id"])
@@ -165,9 +145,19 @@ def rna_normalize(
             raise ValueError(
                 f"{p}: expected one value of '{BATCH_KEY}' per sample, got {list(batches)}"
             )
-        batch_of.setdefault(batches[0], []).append(p)
+        files_of.setdefault(batches[0], []).append(p)
+    return files_of, sample_of
+
+
+def _cohort_hvg(files_of: Mapping[str, list], genes: pd.Index, n_top_genes: int) -> pd.DataFrame:
+    """seurat_v3 HVGs over the batches, each batch's statistics in two passes over blocks
+    of its counts (:func:`~immunoprofiler.pp.normalization.hvg_stats`): memory is one
+    block, whatever the batch's size."""
+    from ..io.h5ad import iter_columns
+    from ..pp.normalization import combine_hvg, hvg_stats
+
     stats = {}
-    for batch, files in batch_of.items():
+    for batch, files in files_of.items():
 
         def blocks(files=files):  # the batch's counts, 10,000 cells at a time
             for p in files:
@@ -177,33 +167,54 @@ def rna_normalize(
         logger.info(
             "batch %s: %d cells, HVG statistics done", batch, stats[batch]["n_cells"].iloc[0]
         )
-    var = combine_hvg(stats, n_top_genes=params.n_top_genes)
+    return combine_hvg(stats, n_top_genes=n_top_genes)
+
+
+def _protein_panel(paths, sample_of, mode) -> tuple[list[str], dict[str, list[str]], dict]:
+    """The cohort's antibody panel, each file's antibodies and the ``uns`` entries that
+    record them (none without antibody capture)."""
+    from ..io.h5ad import read_uns
+    from ..pp.normalization import protein_panel
+
+    antibodies = {str(p): list(read_uns(p).get("protein_names", [])) for p in paths}
+    panel = protein_panel(antibodies, mode=mode)
+    if not panel:
+        return panel, antibodies, {}
+    logger.info("antibody panel (%s): %d antibodies", mode, len(panel))
+    missing = {sample_of[p]: [a for a in panel if a not in n] for p, n in antibodies.items()}
+    return (
+        panel,
+        antibodies,
+        {"protein_names": panel, "protein_panel": {"mode": mode, "missing": missing}},
+    )
+
+
+def rna_normalize(
+    inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: P.RnaNormalize
+) -> pd.DataFrame:
+    """Cohort normalisation into one file (all genes) and its highly variable genes into a
+    second: HVG statistics of each batch in two passes over blocks of its counts, then both
+    files written one sample at a time (memory: the largest sample, not its batch or the
+    cohort). Returns the ``var`` written."""
+    from ..io.h5ad import StreamedH5ad, read_var
+    from ..pp.normalization import BATCH_KEY, align_proteins, common_genes, normalize
+
+    paths, excluded = split_failed(inputs)
+    genes = common_genes({str(p): read_var(p).index for p in paths})
+    files_of, sample_of = _batches(paths)
+    var = _cohort_hvg(files_of, genes, params.n_top_genes)
     hvg = var.index[var["highly_variable"].to_numpy()]
     first = read_var(paths[0])  # gene annotation (per-sample QC statistics are not carried)
     keep = [c for c in ("gene_ids", "feature_types", "mt", "ribo", "hb") if c in first.columns]
     var = var.join(first[keep].reindex(var.index))
-
+    panel, antibodies, protein_uns = _protein_panel(paths, sample_of, params.proteins)
+    entry = provenance.entry("rna_normalize", params=params)
     uns: dict[str, Any] = {
-        **provenance.cohort_uns(
-            provenance.merge(
-                provenance.read(*paths), provenance.entry("rna_normalize", params=params)
-            ),
-            out=out,
-        ),
+        **provenance.cohort_uns(provenance.merge(provenance.read(*paths), entry), out=out),
         "hvg": {"flavor": "seurat_v3", "batch_key": BATCH_KEY},
         "excluded_samples": excluded_table(excluded),
+        **protein_uns,
     }
-    antibodies = {str(p): list(read_uns(p).get("protein_names", [])) for p in paths}
-    panel = protein_panel(antibodies, mode=params.proteins)
-    if panel:  # antibody capture: one column per antibody of the panel, NaN where not stained
-        uns["protein_names"] = panel
-        uns["protein_panel"] = {
-            "mode": params.proteins,
-            "missing": {
-                sample_of[p]: [a for a in panel if a not in n] for p, n in antibodies.items()
-            },
-        }
-        logger.info("antibody panel (%s): %d antibodies", params.proteins, len(panel))
     # the HVG file names the full file for the per-sample provenance (kept once)
     uns_hvg = {k: v for k, v in uns.items() if k != provenance.SAMPLES}
     uns_hvg[provenance.SAMPLES_IN] = os.path.relpath(
@@ -214,11 +225,13 @@ def rna_normalize(
         StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns_hvg) as small,
     ):
         for p in paths:
-            a = load(p)
+            a = ad.read_h5ad(p)
+            a = a if a.var_names.equals(genes) else a[:, genes].copy()
             protein = a.obsm.pop("protein", None)
-            if panel:
-                names = antibodies[str(p)]
-                a.obsm["protein"] = align_proteins(protein, names, panel, n_obs=a.n_obs)
+            if panel:  # one column per antibody of the panel, NaN where not stained
+                a.obsm["protein"] = align_proteins(
+                    protein, antibodies[str(p)], panel, n_obs=a.n_obs
+                )
             normalize(a, target_sum=params.target_sum)
             full.append(a)
             h = a[:, hvg].copy()
@@ -333,6 +346,27 @@ def rna_cluster(
     write_h5ad(adata, out)
 
 
+def _annotation_input(clustered, normalized, integrated, genes: list[str] | None) -> ad.AnnData:
+    """The cells as annotation reads them: the clustered file's obs and graph with only
+    ``genes`` of the normalised cohort, or (``genes`` None: scANVI models the HVG counts)
+    the integrated file with the clustered file's slots."""
+    from ..io.h5ad import read_columns
+
+    hv = ad.read_h5ad(clustered)
+    if genes is None:
+        sub = ad.read_h5ad(integrated)
+        sub.obs = hv.obs.copy()
+        sub.obsm.update(hv.obsm)
+        sub.obsp.update(hv.obsp)
+        sub.uns.update(hv.uns)
+        return sub
+    sub = ad.AnnData(
+        X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
+    )
+    sub.obsp["connectivities"] = hv.obsp["connectivities"]
+    return sub
+
+
 def rna_annotate(
     clustered: str | Path,
     normalized: str | Path,
@@ -350,7 +384,7 @@ def rna_annotate(
     ``clustered`` gives the clusters, graph and embeddings; marker-based and CellTypist
     annotation read only their genes from ``normalized``; scANVI the HVG counts of
     ``integrated``."""
-    from ..io.h5ad import read_columns, read_var
+    from ..io.h5ad import read_var
     from ..tl.annotation import (
         LABEL_COLUMNS,
         annotate_cells,
@@ -366,21 +400,10 @@ def rna_annotate(
         species=params.species,
         min_found=params.min_markers_found,
     )
-    hv = ad.read_h5ad(clustered)
     genes = annotation_genes(
         params.method, markers=table, var_names=var_names, celltypist_model=celltypist_model
     )
-    if genes is None:  # scANVI models the HVG counts (with the clustered file's slots)
-        sub = ad.read_h5ad(integrated)
-        sub.obs = hv.obs.copy()
-        sub.obsm.update(hv.obsm)
-        sub.obsp.update(hv.obsp)
-        sub.uns.update(hv.uns)
-    else:  # only the genes the method reads, from the normalised cohort
-        sub = ad.AnnData(
-            X=read_columns(normalized, genes), obs=hv.obs.copy(), var=pd.DataFrame(index=genes)
-        )
-        sub.obsp["connectivities"] = hv.obsp["connectivities"]
+    sub = _annotation_input(clustered, normalized, integrated, genes)
     norm = json.loads(provenance.read(normalized)["rna_normalize"]["params"])
     annotate_cells(
         sub,

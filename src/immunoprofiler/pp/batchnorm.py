@@ -382,3 +382,35 @@ def batch_distance_table(
     cls = dict(zip(markers, marker_class, strict=True))
     dist.insert(1, "marker_class", [cls[m] for m in dist["marker"]])
     return dist
+
+
+def applicable_method(method: Method, batches: Sequence[str]) -> tuple[Method, str]:
+    """The normalisation a panel group gets, and why when it is not ``method``: a group
+    whose files are one batch has nothing to normalise between (and CytoVI would train for
+    nothing), so it gets ``none`` with a note for the log, the provenance and the batch table.
+
+    Examples
+    --------
+    >>> applicable_method("quantile", ["b1", "b2", "b1"])
+    ('quantile', '')
+    >>> applicable_method("cytovi", ["b1", "b1"])
+    ('none', "cytovi not applied: the group's files are one batch")
+    """
+    if method != "none" and len(set(batches)) < 2:
+        return "none", f"{method} not applied: the group's files are one batch"
+    return method, ""
+
+
+def emd_improved(dist: pd.DataFrame) -> float:
+    """The fraction of markers whose mean earth mover's distance between batches dropped
+    (a :func:`batch_distance_table`).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"marker": ["CD3", "CD3", "CD4"], "emd_before": [2.0, 1.0, 1.0],
+    ...                   "emd_after": [0.5, 0.5, 1.5]})
+    >>> emd_improved(t)
+    0.5
+    """
+    mean = dist.groupby("marker")[["emd_before", "emd_after"]].mean()
+    return float((mean["emd_after"] < mean["emd_before"]).mean())

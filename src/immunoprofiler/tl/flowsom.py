@@ -9,10 +9,13 @@ the fit do not grow with the cohort, and the assignment is one matrix product pe
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from ..failures import SampleError
 from ..pp.batchnorm import nearest
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,71 @@ class SOM:
         """(node, metacluster) of each event."""
         nodes = nearest(X, self.codes)
         return nodes, self.node_metacluster[nodes]
+
+    def assign_blocks(
+        self, blocks: Iterable[np.ndarray], rows: Sequence[slice], n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(node, metacluster) of ``n`` events given as blocks (block ``i`` holds the events
+        ``rows[i]``: one file's at a time), as 2-byte codes (≤ 32,767 nodes)."""
+        nodes = np.empty(n, dtype=np.int16)
+        meta = np.empty(n, dtype=np.int16)
+        for X, r in zip(blocks, rows, strict=True):
+            nodes[r], meta[r] = self.assign(X)
+        return nodes, meta
+
+
+#: fewest events per SOM node a panel group's SOM is fitted with (smaller groups: smaller grid)
+EVENTS_PER_NODE = 10
+
+
+def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
+    """The SOM grid for ``n_events``: the configured one, or a smaller square one (at least
+    2×2) when there are fewer than :data:`EVENTS_PER_NODE` events per node, with a note.
+
+    Examples
+    --------
+    >>> som_grid(100_000, 10, 10)
+    (10, 10, '')
+    >>> som_grid(170, 10, 10)[:2]
+    (4, 4)
+    """
+    if n_events >= EVENTS_PER_NODE * xdim * ydim:
+        return xdim, ydim, ""
+    side = max(2, int(np.sqrt(n_events / EVENTS_PER_NODE)))
+    if n_events < side * side:
+        raise SampleError(f"{n_events} events are too few to cluster (a 2×2 SOM needs 4)")
+    note = (
+        f"SOM grid {xdim}×{ydim} reduced to {side}×{side}: the panel group has {n_events} "
+        f"events (< {EVENTS_PER_NODE} per node)"
+    )
+    return side, side, note
+
+
+def code_labels(values: np.ndarray, n_values: int, chunk: int = 1 << 20) -> pd.Categorical:
+    """``pd.Categorical(values.astype(str))`` of small integers ``0 <= values < n_values``
+    (SOM nodes, metaclusters) without a string per row, a sort of the rows or an all-rows
+    index copy: categories are the values present, sorted as strings; codes mapped a chunk
+    at a time.
+
+    Examples
+    --------
+    >>> list(code_labels(np.array([2, 10, 2]), 11))
+    ['2', '10', '2']
+    >>> list(code_labels(np.array([2, 10, 2]), 11).categories)
+    ['10', '2']
+    """
+    seen = np.zeros(n_values, dtype=bool)
+    for a in range(0, len(values), chunk):
+        seen[np.unique(values[a : a + chunk])] = True
+    present = np.flatnonzero(seen)
+    names = present.astype(str)
+    order = np.argsort(names)
+    rank = np.full(n_values, -1, dtype=np.int16)
+    rank[present[order]] = np.arange(len(present))
+    codes = np.empty(len(values), dtype=np.int16)
+    for a in range(0, len(values), chunk):
+        codes[a : a + chunk] = rank[values[a : a + chunk]]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names[order]))
 
 
 def fit_som(
