@@ -65,9 +65,12 @@ def job_benchmarks(work: Path) -> list[dict]:
     return jobs
 
 
-def run_pipeline(out: Path, config: dict, cores: int) -> tuple[Path, float, float, list[dict]]:
-    """``snakemake --forceall`` in ``out/pipeline`` with ``config`` (written to a config file):
-    returns the work folder, wall seconds, peak RSS of the process tree and the per-job rows."""
+def run_pipeline(
+    out: Path, config: dict, cores: int, scheduler: str = "ilp"
+) -> tuple[Path, float, float, list[dict]]:
+    """``snakemake --forceall`` in ``out/pipeline`` with ``config`` (written to a config file)
+    and Snakemake's job ``scheduler`` (``ilp``, its default, or ``greedy``): returns the work
+    folder, wall seconds, peak RSS of the process tree and the per-job rows."""
     work = out / "pipeline"
     work.mkdir(parents=True, exist_ok=True)
     cfg = out / "pipeline_config.yaml"
@@ -86,6 +89,8 @@ def run_pipeline(out: Path, config: dict, cores: int) -> tuple[Path, float, floa
         str(cfg),
         "--forceall",
         "--nolock",
+        "--scheduler",
+        scheduler,
     ]
     wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
     return work, wall, tree_peak, job_benchmarks(work)
