@@ -66,11 +66,12 @@ def job_benchmarks(work: Path) -> list[dict]:
 
 
 def run_pipeline(
-    out: Path, config: dict, cores: int, scheduler: str = "ilp"
+    out: Path, config: dict, cores: int, scheduler: str = "ilp", subsample: int | None = None
 ) -> tuple[Path, float, float, list[dict]]:
-    """``snakemake --forceall`` in ``out/pipeline`` with ``config`` (written to a config file)
-    and Snakemake's job ``scheduler`` (``ilp``, its default, or ``greedy``): returns the work
-    folder, wall seconds, peak RSS of the process tree and the per-job rows."""
+    """``snakemake --forceall`` in ``out/pipeline`` with ``config`` (written to a config file),
+    Snakemake's job ``scheduler`` (``ilp``, its default, or ``greedy``) and
+    ``--scheduler-subsample`` (the ready jobs it weighs per round; None: all): returns the
+    work folder, wall seconds, peak RSS of the process tree and the per-job rows."""
     work = out / "pipeline"
     work.mkdir(parents=True, exist_ok=True)
     cfg = out / "pipeline_config.yaml"
@@ -91,6 +92,7 @@ def run_pipeline(
         "--nolock",
         "--scheduler",
         scheduler,
+        *(["--scheduler-subsample", str(subsample)] if subsample else []),
     ]
     wall, tree_peak = run_measured(cmd, log=out / "pipeline.log")
     return work, wall, tree_peak, job_benchmarks(work)

@@ -14,7 +14,8 @@ steps' memory independent of the number of files, cohort steps bounded by the fi
 subsamples plus one matrix of the marker values.
 
 Usage: python bench/cyto_bench.py [--events 2000000] [--files 20] [--channels 40]
-                                  [--cores 2] [--scheduler ilp|greedy] [--out bench/out_cyto]
+                                  [--cores 2] [--scheduler ilp|greedy]
+                                  [--scheduler-subsample N] [--out bench/out_cyto]
                                   [--compare-files 40]
 """
 
@@ -68,8 +69,10 @@ def generate(data: Path, events: int, files: int, channels: int, seed: int) -> P
     return sheet
 
 
-def run(out: Path, sheet: Path, cores: int, events: int, scheduler: str) -> dict:
-    _, wall, tree_peak, jobs = run_pipeline(out, {"samples": str(sheet)}, cores, scheduler)
+def run(out: Path, sheet: Path, cores: int, events: int, scheduler: str, subsample: int) -> dict:
+    _, wall, tree_peak, jobs = run_pipeline(
+        out, {"samples": str(sheet)}, cores, scheduler, subsample
+    )
     steps: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "s": 0.0, "max_rss_mb": 0.0})
     for j in jobs:
         step = steps[j["job"].split("/")[0]]
@@ -103,6 +106,13 @@ def main() -> None:
         default="ilp",
         help="Snakemake's job scheduler (its default: ilp; greedy for thousands of jobs)",
     )
+    ap.add_argument(
+        "--scheduler-subsample",
+        type=int,
+        default=0,
+        help="ready jobs Snakemake weighs per scheduling round (0: all, its default); with "
+        "thousands of ready jobs each round stats every ready job's inputs",
+    )
     ap.add_argument("--compare-files", type=int, default=0, help="second run over this many files")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out_cyto")
     args = ap.parse_args()
@@ -113,6 +123,7 @@ def main() -> None:
         "channels": args.channels,
         "cores": args.cores,
         "scheduler": args.scheduler,
+        "scheduler_subsample": args.scheduler_subsample or None,
         "cpu": os.cpu_count(),
         "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
     }
@@ -120,7 +131,7 @@ def main() -> None:
     for n in runs:
         sub = out / f"files{n}"
         sheet = generate(sub / "data", args.events, n, args.channels, args.seed)
-        r = run(sub, sheet, args.cores, args.events, args.scheduler)
+        r = run(sub, sheet, args.cores, args.events, args.scheduler, args.scheduler_subsample)
         res[f"files{n}"] = r
         print(
             f"\n{n} files: wall {r['wall_s']:.0f} s (target ≤ 300 s), largest job "
