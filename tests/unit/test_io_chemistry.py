@@ -88,3 +88,23 @@ def test_auto_without_whitelists_asks_for_them():
         detect_chemistry([b"A" * 28], {}, sample="S")
     with pytest.raises(ChemistryError, match="R1 holds no reads"):
         detect_chemistry([], {}, sample="S")
+
+
+def test_whitelists_are_read_plain_or_gzipped(tmp_path):
+    import gzip
+
+    from immunoprofiler.io.chemistry import read_whitelist
+
+    codes = _barcodes(50, 4)
+    plain = tmp_path / "737K-august-2016.txt"
+    plain.write_bytes(b"\n".join(codes) + b"\n")
+    packed = tmp_path / "3M-february-2018.txt.gz"
+    packed.write_bytes(gzip.compress(b"".join(c + b"\tTTTT\n" for c in codes)))
+    assert read_whitelist(plain) == read_whitelist(packed) == set(codes)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ACGT\nACGTA\n")
+    with pytest.raises(ValueError, match="several lengths"):
+        read_whitelist(bad)
+    (tmp_path / "empty.txt").write_bytes(b"\n")
+    with pytest.raises(ValueError, match="is empty"):
+        read_whitelist(tmp_path / "empty.txt")

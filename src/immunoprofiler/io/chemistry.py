@@ -11,8 +11,10 @@ to be logged and recorded.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ..failures import SampleError
@@ -50,6 +52,22 @@ MIN_WHITELIST_FRACTION = 0.5
 
 class ChemistryError(SampleError):
     """A run's reads do not fit the configured (or any) chemistry."""
+
+
+def read_whitelist(path: str | Path) -> set[bytes]:
+    """A barcode whitelist as 10x ships it: one barcode per line, plain or gzip-compressed
+    (a second column, e.g. the v3 feature-barcode translation, is ignored)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:
+        barcodes = {line.split()[0] for line in fh if line.strip()}
+    if not barcodes:
+        raise ValueError(f"barcode whitelist {path} is empty")
+    lengths = {len(b) for b in barcodes}
+    if len(lengths) != 1:
+        raise ValueError(f"barcode whitelist {path}: barcodes of several lengths {sorted(lengths)}")
+    return barcodes
 
 
 def whitelist_fractions(
