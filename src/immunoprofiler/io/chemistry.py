@@ -57,9 +57,10 @@ class ChemistryError(SampleError):
 def read_whitelist(path: str | Path) -> set[bytes]:
     """A barcode whitelist as 10x ships it: one barcode per line, plain or gzip-compressed
     (a second column, e.g. the v3 feature-barcode translation, is ignored)."""
+    from .fastq import is_gzip
+
     path = Path(path)
-    with open(path, "rb") as fh:
-        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         barcodes = {line.split()[0] for line in fh if line.strip()}
     if not barcodes:

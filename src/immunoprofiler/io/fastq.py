@@ -130,6 +130,12 @@ def check_read_pairs(pairs: Sequence[ReadPair], sample: str) -> None:
                 raise FastqError(f"sample {sample}: {path}: {why}")
 
 
+def is_gzip(path: str | Path) -> bool:
+    """True if the file ``path`` starts with the gzip magic bytes (gzip, BGZF: BAM too)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def gzip_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be a gzip-compressed FASTQ (missing, empty, not gzip), or None.
 
@@ -143,9 +149,8 @@ def gzip_problem(path: str | Path) -> str | None:
         return "file does not exist"
     if p.stat().st_size == 0:
         return "file is empty"
-    with open(p, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return "not gzip-compressed (a .fastq.gz file must start with the gzip magic bytes)"
+    if not is_gzip(p):
+        return "not gzip-compressed (a .fastq.gz file must start with the gzip magic bytes)"
     return None
 
 

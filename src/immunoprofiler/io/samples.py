@@ -69,15 +69,15 @@ def is_10x_dir(path: Path) -> bool:
 
 
 def _check_file(path: str, modality: str) -> str | None:
+    from .fastq import is_gzip
+
     p = Path(path)
     if not p.exists():
         return "file or folder does not exist"
     if not os.access(p, os.R_OK):
         return "not readable"
-    if modality == "rna" and p.suffix == ".bam":
-        with open(p, "rb") as fh:
-            if fh.read(2) != b"\x1f\x8b":
-                return "not a BAM file (not BGZF-compressed)"
+    if modality == "rna" and p.suffix == ".bam" and not is_gzip(p):
+        return "not a BAM file (not BGZF-compressed)"
     if modality in ("cytof", "flow"):
         if p.is_dir():
             return "a cytometry row needs an FCS file, not a folder"
