@@ -137,6 +137,20 @@ def test_folder_without_matrix_is_rejected(tmp_path):
         read_sample_sheet(sheet, schema=SCHEMA)
 
 
+def test_a_bam_that_is_not_bgzf_is_rejected(tmp_path):
+    import gzip
+
+    (tmp_path / "plain.bam").write_bytes(b"BAM\x01 not compressed")
+    (tmp_path / "good.bam").write_bytes(gzip.compress(b"BAM\x01"))  # BGZF is gzip
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\nS1\trna\tplain.bam\tb\nS2\trna\tgood.bam\tb\n",
+    )
+    with pytest.raises(SampleSheetError, match="1 problem") as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    assert "S1" in str(err.value) and "not a BAM file (not BGZF-compressed)" in str(err.value)
+
+
 def _contrast_sheet(tmp_path: Path) -> Path:
     for f in ("a.h5", "b.h5", "c.h5"):
         (tmp_path / f).write_bytes(b"")
