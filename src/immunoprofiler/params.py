@@ -148,6 +148,37 @@ class RnaBamCount:
 
 
 @dataclass(frozen=True)
+class CellCalling:
+    """Cell calling on a raw matrix (:func:`immunoprofiler.pp.cellcalling.call_cells`)."""
+
+    method: Literal["inflection", "knee", "expected", "emptydrops"]
+    expected_cells: int | None
+    lower: int
+    fdr: float
+    n_iter: int
+
+
+@dataclass(frozen=True)
+class RnaQuantify:
+    """``rna_quantify``: FASTQ → counts (config ``rna.quantifier``, ``chemistry``,
+    ``whitelist``, ``features``, ``keep_bam``, ``cell_calling``)."""
+
+    quantifier: Literal["kallisto", "starsolo"]
+    chemistry: str  # "auto" or a name of immunoprofiler.io.chemistry.CHEMISTRIES
+    whitelist: str  # "kit" (the kit's, as kb-python installs it), "none", or a file
+    features: Literal["gene", "gene_full"]
+    keep_bam: bool
+    cell_calling: CellCalling
+    seed: int
+
+    @classmethod
+    def from_config(cls, rna: Mapping[str, Any], *, seed: int) -> RnaQuantify:
+        keys = ("quantifier", "chemistry", "whitelist", "features", "keep_bam")
+        calling = build(CellCalling, rna["cell_calling"], where="rna.cell_calling")
+        return cls(**{k: rna[k] for k in keys}, cell_calling=calling, seed=seed)
+
+
+@dataclass(frozen=True)
 class RnaQc:
     """``rna_qc``: per-sample outlier and doublet removal (see :func:`immunoprofiler.pp.qc`)."""
 
@@ -335,6 +366,7 @@ class StepParams:
     demo_data: Demo
     rna_ingest: RnaIngest
     rna_bam_count: RnaBamCount
+    rna_quantify: RnaQuantify
     rna_qc: RnaQc
     rna_normalize: RnaNormalize
     rna_integrate: RnaIntegrate
@@ -380,6 +412,7 @@ class StepParams:
             demo_data=build(Demo, demo, where="demo", seed=seed),
             rna_ingest=RnaIngest(genome=rna["genome"]),  # rna.species: see rna_annotate
             rna_bam_count=RnaBamCount.from_section(rna["bam_count"], seed=seed),
+            rna_quantify=RnaQuantify.from_config(rna, seed=seed),
             rna_qc=build(RnaQc, rna["qc"], where="rna.qc", seed=seed),
             rna_normalize=build(RnaNormalize, rna["normalize"], where="rna.normalize"),
             rna_integrate=build(RnaIntegrate, integrate, where="rna.integrate", seed=seed),

@@ -132,7 +132,7 @@ def _records_bytes(n: int) -> int:  # the first member's records, 28-base reads
 
 def test_records_are_checked_and_limited(tmp_path):
     reads = _fastq(tmp_path / "a.fastq.gz", n=10, r1_len=26)
-    assert [len(s) for s in iter_records(reads, "S", limit=4)] == [26] * 4
+    assert [len(s) for s, _ in iter_records(reads, "S", limit=4)] == [26] * 4
     bad = tmp_path / "bad.fastq.gz"
     bad.write_bytes(gzip.compress(b"@r1\nACGT\n+\nFFFF\nACGT\nACGT\n+\nFFFF\n"))
     with pytest.raises(FastqError, match=r"sample S: .*bad.fastq.gz: record 2 is not a FASTQ"):

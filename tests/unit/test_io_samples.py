@@ -228,3 +228,63 @@ def test_sheet_is_found_where_snakemake_was_started(tmp_path, monkeypatch):
         f"sample sheet none.tsv: file does not exist (looked for {work / 'none.tsv'} or "
         f"{start / 'none.tsv'})"
     )
+
+
+def _fastq(path: Path) -> None:
+    import gzip
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(b"@r\nACGT\n+\nFFFF\n"))
+
+
+def test_fastq_rows_from_a_folder_or_lists(tmp_path):
+    """A FASTQ folder (lanes and runs merged, index reads ignored) or fastq_1 / fastq_2
+    lists: the R1 and R2 files resolved, in order; the file columns are not metadata."""
+    for run, lane in (("", "001"), ("", "002"), ("run2", "001")):
+        for read in ("R1", "R2", "I1"):
+            _fastq(tmp_path / "P1" / run / f"P1_S1_L{lane}_{read}_001.fastq.gz")
+    _fastq(tmp_path / "x" / "a_R1.fq.gz")
+    _fastq(tmp_path / "x" / "a_R2.fq.gz")
+    _fastq(tmp_path / "x" / "b_R1.fq.gz")
+    _fastq(tmp_path / "x" / "b_R2.fq.gz")
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tfastq_1\tfastq_2\n"
+        "P1\trna\tP1\tb1\t\t\n"
+        "P2\trna\t\tb1\tx/a_R1.fq.gz, x/b_R1.fq.gz\tx/a_R2.fq.gz,x/b_R2.fq.gz\n",
+    )
+    df = read_sample_sheet(sheet, schema=SCHEMA).set_index("sample_id")
+    r1 = [Path(p).resolve() for p in df.loc["P1", "fastq_1"].split(",")]
+    assert [p.relative_to(tmp_path.resolve()).as_posix() for p in r1] == [
+        "P1/P1_S1_L001_R1_001.fastq.gz",
+        "P1/P1_S1_L002_R1_001.fastq.gz",
+        "P1/run2/P1_S1_L001_R1_001.fastq.gz",
+    ]
+    assert df.loc["P1", "fastq_2"] == df.loc["P1", "fastq_1"].replace("_R1_", "_R2_")
+    assert [Path(p).name for p in df.loc["P2", "fastq_2"].split(",")] == [
+        "a_R2.fq.gz",
+        "b_R2.fq.gz",
+    ]
+    assert "fastq_1" not in metadata_table(df.reset_index()).columns
+
+
+def test_unpaired_or_missing_fastq_files_are_sheet_errors(tmp_path):
+    _fastq(tmp_path / "P1" / "P1_S1_L001_R1_001.fastq.gz")  # no R2
+    _fastq(tmp_path / "a_R1.fq.gz")
+    sheet = write(
+        tmp_path,
+        "sample_id\tmodality\tpath\tbatch\tfastq_1\tfastq_2\n"
+        "P1\trna\tP1\tb1\t\t\n"
+        "P2\trna\t\tb1\ta_R1.fq.gz,b_R1.fq.gz\ta_R2.fq.gz\n"
+        "P3\trna\t\tb1\ta_R1.fq.gz\tgone_R2.fq.gz\n"
+        "P4\trna\t\tb1\t\t\n"
+        "C1\tcytof\tx.fcs\tb1\ta_R1.fq.gz\ta_R1.fq.gz\n",
+    )
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(sheet, schema=SCHEMA)
+    msg = str(err.value)
+    assert "sample P1: " in msg and "P1_S1_L001_R1_001.fastq.gz has no R2 mate" in msg
+    assert "sample P2: fastq_1 lists 2 file(s) and fastq_2 1" in msg
+    assert "sample P3: " in msg and "gone_R2.fq.gz: file does not exist" in msg
+    assert "(sample_id 'P4'), column 'path', value '': required (or fastq_1 and fastq_2" in msg
+    assert "(sample_id 'C1'), column 'fastq_1'" in msg and "FASTQ files are for RNA rows" in msg

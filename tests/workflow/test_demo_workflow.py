@@ -181,3 +181,26 @@ def test_cytometry_qc_batch_and_medians_tables(demo_run):
         "type",
         "state",
     }
+
+
+def test_fastq_sample_counted_as_simulated(demo_run):
+    """The demo's FASTQ sample (P2_post: 10x v3 reads in two lanes, chemistry and whitelist
+    found from the reads) counted by kallisto | bustools: its barcodes found and its UMIs
+    recovered against the simulated counts the reads were drawn from."""
+    from immunoprofiler.io.tenx import read_10x_h5
+
+    raw = read_10x_h5(demo_run / "results/rna/fastq_counts/P2_post/raw_feature_bc_matrix.h5")
+    truth = ad.read_h5ad(demo_run / "resources/demo/P2_post/counts.h5ad")
+    found = truth.obs_names.isin(raw.obs_names)
+    assert found.mean() >= 0.99  # cell barcodes right after one-mismatch correction
+    sub = raw[truth.obs_names[found]]
+    cols = pd.Index(sub.var["gene_ids"]).get_indexer(truth.var["gene_ids"])
+    ratio = sub.X[:, cols].sum() / truth.layers["counts"][found].sum()
+    assert 0.98 <= ratio <= 1.03, ratio  # kallisto counts a UMI with an error twice (~1 %)
+    qc = pd.read_csv(demo_run / "results/qc/starsolo.tsv", sep="\t").set_index("sample_id")
+    row = qc.loc["P2_post"]
+    assert row["chemistry"] == "10xv3" and row["quantifier"] == "kallisto" and row["files"] == 4
+    assert row["valid_barcodes"] > 0.95 and row["cells"] > 0.9 * (truth.n_obs * 0.92)
+    # the sample goes on through the chain: its cells are annotated
+    obs = ad.read_h5ad(demo_run / "results/rna/annotated.h5ad", backed="r").obs
+    assert (obs["sample_id"] == "P2_post").sum() > 0.8 * truth.n_obs

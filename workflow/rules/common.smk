@@ -44,8 +44,10 @@ try:
         contrast=config["profile"]["contrast"],
     )
     RNA = SAMPLES[SAMPLES["modality"] == "rna"].set_index("sample_id", drop=False)
+    # a sample's input: its path, or its first R1 file (FASTQ given as fastq_1 / fastq_2)
+    _RNA_INPUTS = [p or r1.split(",")[0] for p, r1 in zip(RNA["path"], RNA["fastq_1"])]
     PARAMS = StepParams.from_config(
-        config, demo_cohort=is_demo_cohort(RNA["path"], DEMO_PATHS.values())
+        config, demo_cohort=is_demo_cohort(_RNA_INPUTS, DEMO_PATHS.values())
     )
 except (ConfigError, SampleSheetError) as err:
     raise WorkflowError(str(err)) from None
@@ -63,6 +65,21 @@ CYTO["group"] = [
 CYTO = CYTO.set_index(["modality", "sample_id"], drop=False)
 CYTO_MODALITIES = sorted(set(CYTO["modality"]))
 CYTO_GROUPS = sorted(set(CYTO["group"]))
+# STARsolo needs STAR on the PATH (unless conda provides it: workflow/envs/star.yaml): say so
+# and how to install it before any job runs
+if (
+    (RNA["fastq_1"] != "").any()
+    and config["rna"]["quantifier"] == "starsolo"
+    and not workflow.deployment_settings.deployment_method
+):
+    from immunoprofiler.quant.starsolo import check_star
+
+    try:
+        check_star()
+    except RuntimeError as err:
+        raise WorkflowError(str(err)) from None
+# where rna_reference builds the FASTQ samples' index (one per quantifier and features)
+REFERENCE_INDEX = f"results/rna/reference/{config['rna']['quantifier']}_{config['rna']['features']}"
 
 
 wildcard_constraints:
@@ -85,6 +102,8 @@ def all_outputs():
         ]
     if bam_samples():
         out.append("results/qc/bam_counts.tsv")
+    if fastq_samples():
+        out.append("results/qc/starsolo.tsv")
     for g in CYTO_GROUPS:
         out += [
             f"results/cyto/{g}/annotated.h5ad",
@@ -127,6 +146,11 @@ def bam_samples():
     return [s for s, p in zip(RNA["sample_id"], RNA["path"]) if p.endswith(".bam")]
 
 
+def fastq_samples():
+    """RNA samples given as FASTQ reads (a FASTQ folder, or fastq_1 / fastq_2)."""
+    return [s for s, r1 in zip(RNA["sample_id"], RNA["fastq_1"]) if r1]
+
+
 def cyto_samples(modality):
     return list(CYTO.loc[modality, "sample_id"]) if modality in CYTO_MODALITIES else []
 
@@ -142,10 +166,48 @@ def metadata(wildcards):
 def rna_input(wildcards):
     """Input file or folder of one RNA sample (a demo path is written by rule demo_data; a
     BAM is counted by rule rna_bam_count first)."""
+    if RNA.loc[wildcards.sample, "fastq_1"]:
+        return rules.rna_quantify.output.filtered.format(sample=wildcards.sample)
     path = RNA.loc[wildcards.sample, "path"]
     if path.endswith(".bam"):
         return rules.rna_bam_count.output.filtered.format(sample=wildcards.sample)
     return path
+
+
+def fastq_input(wildcards):
+    """The R1 and R2 files of one FASTQ sample, the reference index and the barcode
+    whitelist when config names a file."""
+    row = RNA.loc[wildcards.sample]
+    out = {
+        "r1": row["fastq_1"].split(","),
+        "r2": row["fastq_2"].split(","),
+        "index": reference_index(),
+    }
+    if config["rna"]["whitelist"] not in ("kit", "none"):
+        out["whitelist"] = config["rna"]["whitelist"]
+    return out
+
+
+def reference_index():
+    """The FASTQ samples' index: config rna.reference.index, else what rna_reference
+    builds."""
+    return config["rna"]["reference"]["index"] or REFERENCE_INDEX
+
+
+def reference_input(wildcards):
+    """The genome FASTA and GTF rna_reference indexes (config rna.reference)."""
+    ref = config["rna"]["reference"]
+    if not (ref["fasta"] or ref["gtf"]) and is_demo_cohort(
+        [RNA.loc[s, "fastq_1"].split(",")[0] for s in fastq_samples()], DEMO_PATHS.values()
+    ):  # the demo genome stands in only for the demo's own FASTQ sample
+        return {"fasta": DEMO_PATHS["genome_fasta"], "gtf": DEMO_PATHS["genome_gtf"]}
+    missing = [k for k in ("fasta", "gtf") if not ref[k]]
+    if missing:
+        raise WorkflowError(
+            f"the sheet has FASTQ samples ({', '.join(fastq_samples())}): config "
+            "rna.reference needs fasta and gtf (or a prebuilt index)"
+        )
+    return {"fasta": ref["fasta"], "gtf": ref["gtf"]}
 
 
 def bam_input(wildcards):
@@ -285,6 +347,21 @@ def runtime(base, per_input_gb=0.0):
         return int((base + per_input_gb * input.size_mb / 1024) * attempt)
 
     return minutes
+
+
+def mem_reference(wildcards, input, attempt):
+    """Building an index: STAR ~11 bytes per genome base (a human genome: ~32 GB, as STAR's
+    manual says), kallisto ~4 (gzip-compressed FASTA: ~3.5x its size)."""
+    mb = input.size_files_mb[0] * (3.5 if str(input.fasta).endswith(".gz") else 1.0)
+    per_base = 11 if PARAMS.rna_quantify.quantifier == "starsolo" else 4
+    return int(max(2000, per_base * mb) * attempt)
+
+
+def mem_quantify(wildcards, input, attempt):
+    """Counting: the index held in memory plus 2 GB (sorting, the matrices)."""
+    index = Path(input.index)
+    size = sum(f.stat().st_size for f in index.rglob("*") if f.is_file()) if index.is_dir() else 0
+    return int((2500 + 1.2 * size / 2**20) * attempt)
 
 
 def mem_bam(wildcards, attempt):

@@ -26,6 +26,80 @@ rule rna_bam_count:
         "../../scripts/rna_bam_count.py"
 
 
+rule rna_reference:
+    input:
+        unpack(reference_input),
+    output:
+        directory(REFERENCE_INDEX),
+    log:
+        "logs/rna_reference/rna_reference.log",
+    benchmark:
+        "benchmarks/rna_reference/rna_reference.tsv"
+    conda:
+        "../envs/star.yaml"
+    threads: 4
+    resources:
+        mem_mb=mem_reference,
+        runtime=runtime(30, 30),
+    params:
+        quantify=PARAMS.rna_quantify,
+    script:
+        "../../scripts/rna_reference.py"
+
+
+rule rna_quantify:
+    input:
+        unpack(fastq_input),
+    output:
+        **(
+            {"bam": "results/rna/fastq_counts/{sample}/possorted_genome_bam.bam"}
+            if PARAMS.rna_quantify.keep_bam
+            else {}
+        ),
+        raw="results/rna/fastq_counts/{sample}/raw_feature_bc_matrix.h5",
+        filtered="results/rna/fastq_counts/{sample}/filtered_feature_bc_matrix.h5",
+        table="results/qc/fastq_counts/{sample}.tsv",
+    log:
+        "logs/rna_quantify/{sample}.log",
+    benchmark:
+        "benchmarks/rna_quantify/{sample}.tsv"
+    conda:
+        "../envs/star.yaml"
+    threads: 4
+    resources:
+        mem_mb=mem_quantify,
+        runtime=runtime(30, 20),
+    params:
+        on_failure=PARAMS.on_sample_failure,
+        quantify=PARAMS.rna_quantify,
+        workdir=lambda wildcards: f"results/rna/fastq_counts/{wildcards.sample}/work",
+    script:
+        "../../scripts/rna_quantify.py"
+
+
+rule rna_quantify_summary:
+    input:
+        expand(rules.rna_quantify.output.table, sample=fastq_samples()),
+    output:
+        report(
+            "results/qc/starsolo.tsv",
+            caption="../report/fastq_qc_table.rst",
+            category="Quality control",
+        ),
+    log:
+        "logs/rna_quantify_summary/rna_quantify_summary.log",
+    benchmark:
+        "benchmarks/rna_quantify_summary/rna_quantify_summary.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_small,
+        runtime=5,
+    script:
+        "../../scripts/rna_quantify_summary.py"
+
+
 rule rna_bam_summary:
     input:
         expand(rules.rna_bam_count.output.table, sample=bam_samples()),

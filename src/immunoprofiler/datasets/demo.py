@@ -208,6 +208,11 @@ _RELPATH = {
     "mex_v2": "{s}/filtered_gene_bc_matrices/GRCh38",
     "h5ad": "{s}/counts.h5ad",
 }
+# One demo sample is also written as raw reads (10x 3' v3 FASTQ in two lanes, barcodes from
+# 10x's v3 whitelist) with a small genome (FASTA + GTF, one transcript per demo gene): the
+# demo sheet points at its FASTQ, so the quick start runs FASTQ -> counts too.
+DEMO_FASTQ = "P2_post"
+FASTQ_LANES = ("L001", "L002")
 # The cytometry part of the demo: the same patients and time points, CyTOF and flow.
 DEMO_CYTO_SAMPLES = pd.DataFrame(
     {
@@ -418,7 +423,9 @@ def _with_adt(adata: ad.AnnData, rng: np.random.Generator) -> ad.AnnData:
 
 def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
     """Where :func:`write_demo` puts each demo input: RNA by ``sample_id``, cytometry by
-    ``<modality>_<sample_id>`` (plus ``cytof_panel``, the CyTOF panel TSV)."""
+    ``<modality>_<sample_id>`` (plus ``cytof_panel``, the CyTOF panel TSV), the genome
+    (``genome_fasta``, ``genome_gtf``) and the FASTQ sample's files
+    (``fastq_<lane>_<read>``)."""
     out = {
         r.sample_id: str(Path(outdir) / _RELPATH[r.format].format(s=r.sample_id))
         for r in DEMO_SAMPLES.itertuples()
@@ -426,6 +433,12 @@ def demo_paths(outdir: str | Path = "resources/demo") -> dict[str, str]:
     for r in DEMO_CYTO_SAMPLES.itertuples():
         out[f"{r.modality}_{r.sample_id}"] = str(Path(outdir) / r.modality / f"{r.sample_id}.fcs")
     out["cytof_panel"] = str(Path(outdir) / "cytof" / "panel.tsv")
+    out["genome_fasta"] = str(Path(outdir) / "genome" / "genome.fa")
+    out["genome_gtf"] = str(Path(outdir) / "genome" / "genes.gtf")
+    for lane in FASTQ_LANES:
+        for read in ("R1", "R2"):
+            name = f"{DEMO_FASTQ}_S1_{lane}_{read}_001.fastq.gz"
+            out[f"fastq_{lane}_{read}"] = str(Path(outdir) / DEMO_FASTQ / "fastq" / name)
     return out
 
 
@@ -477,6 +490,9 @@ def write_demo(
         )
         path = Path(paths[r.sample_id])
         path.parent.mkdir(parents=True, exist_ok=True)
+        if r.sample_id == DEMO_FASTQ:
+            a.obs_names = _kit_barcodes(a.n_obs, rng)
+            write_demo_fastq(outdir, a, seed=seed)
         if r.format == "mex_v3":
             write_10x_mtx(_with_adt(a, rng), path, version=3)
         elif r.format == "mex_v2":
@@ -495,6 +511,43 @@ def write_demo(
     df.to_csv(outdir / "truth.tsv.gz", sep="\t", index=False, compression=GZIP)
     write_demo_cytometry(outdir, n_events=n_events, seed=seed)
     return df
+
+
+def _kit_barcodes(n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` barcodes of 10x's 3' v3 whitelist (as kb-python installs it), ``-1`` suffixed."""
+    from ..io.chemistry import CHEMISTRIES, packaged_whitelist, whitelist_array
+
+    pool = whitelist_array(packaged_whitelist(CHEMISTRIES["10xv3"]))
+    return [pool[i].decode() + "-1" for i in np.sort(rng.choice(len(pool), n, replace=False))]
+
+
+def write_demo_fastq(outdir: str | Path, adata: ad.AnnData, *, seed: int = 0) -> dict:
+    """The demo genome (every demo gene) and ``adata``'s counts as 10x 3' v3 reads, its
+    barcodes split over :data:`FASTQ_LANES` (1.5 reads per UMI, 0.1 % sequencing errors)."""
+    from .reads import write_fastq, write_genome
+
+    paths = demo_paths(outdir)
+    Path(paths["genome_fasta"]).parent.mkdir(parents=True, exist_ok=True)
+    genome = write_genome(
+        list(adata.var_names), paths["genome_fasta"], paths["genome_gtf"], seed=seed
+    )
+    Path(paths[f"fastq_{FASTQ_LANES[0]}_R1"]).parent.mkdir(parents=True, exist_ok=True)
+    bcs = [b.removesuffix("-1") for b in adata.obs_names]
+    parts = np.array_split(np.arange(adata.n_obs), len(FASTQ_LANES))
+    stats = {}
+    for k, (lane, rows) in enumerate(zip(FASTQ_LANES, parts, strict=True)):
+        stats[lane] = write_fastq(
+            adata.X[rows],
+            [bcs[i] for i in rows],
+            genome,
+            list(adata.var["gene_ids"]),
+            paths[f"fastq_{lane}_R1"],
+            paths[f"fastq_{lane}_R2"],
+            reads_per_umi=1.5,
+            seed=seed + k,
+        )
+        logger.info("demo FASTQ %s %s: %s", DEMO_FASTQ, lane, stats[lane])
+    return stats
 
 
 def write_demo_cytometry(

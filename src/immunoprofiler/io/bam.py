@@ -138,6 +138,9 @@ def count_bam(
                 if cb is None:
                     s["reads_no_cell"] += 1
                     continue
+            if cb == "-":  # STARsolo's "no valid barcode"
+                s["reads_no_cell"] += 1
+                continue
             try:
                 umi = read.get_tag(umi_tag)
             except KeyError:
@@ -145,6 +148,9 @@ def count_bam(
                 if umi is None:
                     s["reads_no_umi"] += 1
                     continue
+            if umi == "-":
+                s["reads_no_umi"] += 1
+                continue
             if len(umi) > umi_max or "N" in umi:
                 s["reads_invalid_umi"] += 1
                 continue
@@ -155,6 +161,9 @@ def count_bam(
                 if gene is None:
                     s["reads_no_gene"] += 1
                     continue
+            if gene == "-":  # STARsolo: not in a gene
+                s["reads_no_gene"] += 1
+                continue
             if ";" in gene:
                 s["reads_multi_gene"] += 1
                 continue

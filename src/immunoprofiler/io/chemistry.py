@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from ..failures import SampleError
+from .fastq import is_gzip
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Chemistry:
     umi: int
     whitelist: str  # the 10x whitelist's name (as Cell Ranger ships it)
     strand: Literal["forward", "reverse"]  # R2 relative to the transcript
+    kb: str  # kb-python's technology string (``kb --list``)
 
     @property
     def r1_length(self) -> int:
@@ -39,10 +43,10 @@ class Chemistry:
 CHEMISTRIES: dict[str, Chemistry] = {
     c.name: c
     for c in (
-        Chemistry("10xv2", 16, 10, "737K-august-2016", "forward"),
-        Chemistry("10xv3", 16, 12, "3M-february-2018", "forward"),
-        Chemistry("10xv4", 16, 12, "3M-3pgex-may-2023", "forward"),
-        Chemistry("10x5v2", 16, 10, "737K-august-2016", "reverse"),
+        Chemistry("10xv2", 16, 10, "737K-august-2016", "forward", "10XV2"),
+        Chemistry("10xv3", 16, 12, "3M-february-2018", "forward", "10XV3"),
+        Chemistry("10xv4", 16, 12, "3M-3pgex-may-2023", "forward", "10XV4"),
+        Chemistry("10x5v2", 16, 10, "737K-august-2016", "reverse", "10XV2"),
     )
 }
 
@@ -57,8 +61,6 @@ class ChemistryError(SampleError):
 def read_whitelist(path: str | Path) -> set[bytes]:
     """A barcode whitelist as 10x ships it: one barcode per line, plain or gzip-compressed
     (a second column, e.g. the v3 feature-barcode translation, is ignored)."""
-    from .fastq import is_gzip
-
     path = Path(path)
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
@@ -71,19 +73,58 @@ def read_whitelist(path: str | Path) -> set[bytes]:
     return barcodes
 
 
+def packaged_whitelist(chemistry: Chemistry) -> Path:
+    """The kit's barcode whitelist as kb-python installs it (from ngs-tools: gzip, on disk,
+    nothing downloaded)."""
+    from kb_python.config import TECHNOLOGIES_MAPPING
+
+    return Path(TECHNOLOGIES_MAPPING[chemistry.kb].chemistry.whitelist_path)
+
+
+def whitelist_array(path: str | Path, length: int = 16) -> np.ndarray:
+    """A whitelist file (plain or gzip, one barcode per line) as a bytes array (``S<length>``)
+    without a Python object per barcode (10x's v3 list holds 6.8M)."""
+    path = Path(path)
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    rows = np.frombuffer(data, dtype=np.uint8)
+    if len(rows) % (length + 1) == 0 and (rows[length :: length + 1] == ord("\n")).all():
+        return rows.reshape(-1, length + 1)[:, :length].copy().view(f"S{length}").ravel()
+    listed = np.array([line.split()[0] for line in data.splitlines() if line.strip()])
+    if not len(listed) or np.char.str_len(listed).min() != length or listed.itemsize != length:
+        raise ValueError(f"barcode whitelist {path}: not {length}-base barcodes")
+    return listed
+
+
 def whitelist_fractions(
-    barcodes: Iterable[bytes], whitelists: Mapping[str, set[bytes]], length: int = 16
+    barcodes: Iterable[bytes],
+    whitelists: Mapping[str, set[bytes] | str | Path],
+    length: int = 16,
 ) -> dict[str, float]:
-    """Per whitelist, the fraction of ``barcodes`` (R1 prefixes of ``length`` bases) in it."""
+    """Per whitelist, the fraction of ``barcodes`` (R1 prefixes of ``length`` bases) in it.
+    A whitelist is a set or a file (:func:`whitelist_array`: looked up by binary search of
+    the reads' barcodes, not turned into a Python set)."""
     codes = [b[:length] for b in barcodes]
     if not codes:
         return {name: 0.0 for name in whitelists}
-    return {name: sum(c in wl for c in codes) / len(codes) for name, wl in whitelists.items()}
+    query = np.array(codes, dtype=f"S{length}")
+    distinct = np.unique(query)
+    out = {}
+    for name, wl in whitelists.items():
+        if isinstance(wl, set):
+            out[name] = sum(c in wl for c in codes) / len(codes)
+            continue
+        listed = whitelist_array(wl, length)
+        pos = np.minimum(np.searchsorted(distinct, listed), len(distinct) - 1)
+        present = distinct[pos][distinct[pos] == listed]
+        out[name] = float(np.isin(query, present).mean())
+    return out
 
 
 def detect_chemistry(
     r1: list[bytes],
-    whitelists: Mapping[str, set[bytes]],
+    whitelists: Mapping[str, set[bytes] | str | Path],
     *,
     sample: str,
     configured: str = "auto",
@@ -95,7 +136,7 @@ def detect_chemistry(
     r1
         R1 sequences (a few thousand are enough).
     whitelists
-        Barcode whitelists by 10x name (those the config provides).
+        Barcode whitelists (sets or files) by 10x name (those the config provides).
     configured
         ``auto`` or a name of :data:`CHEMISTRIES`: a named chemistry is checked against the
         reads (R1 long enough, its whitelist holding most barcodes when given) rather than

@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..failures import SampleError
 
 #: bcl2fastq / BCL Convert file names: sample name, sample number, lane (optional), read, chunk
@@ -173,10 +175,12 @@ def check_gzip_stream(path: str | Path, sample: str, chunk: int = 1 << 20) -> in
     return size
 
 
-def iter_records(path: str | Path, sample: str, limit: int | None = None) -> Iterator[bytes]:
-    """The sequence lines of the first ``limit`` (all: None) FASTQ records of ``path``; a
-    record that is not four lines starting ``@`` … ``+`` is a :class:`FastqError` naming
-    the record."""
+def iter_records(
+    path: str | Path, sample: str, limit: int | None = None
+) -> Iterator[tuple[bytes, bytes]]:
+    """The sequence and quality lines of the first ``limit`` (all: None) FASTQ records of
+    ``path``; a record that is not four lines starting ``@`` … ``+`` is a
+    :class:`FastqError` naming the record."""
     n = 0
     try:
         with gzip.open(path, "rb") as fh:
@@ -191,8 +195,32 @@ def iter_records(path: str | Path, sample: str, limit: int | None = None) -> Ite
                         f"(starts {head[:40]!r})"
                     )
                 n += 1
-                yield seq.rstrip(b"\r\n")
+                yield seq.rstrip(b"\r\n"), qual.rstrip(b"\r\n")
     except (EOFError, OSError, zlib.error) as err:
         raise FastqError(
             f"sample {sample}: {path}: truncated or corrupt gzip after {n:,} records ({err})"
         ) from err
+
+
+def q30_fractions(
+    pairs: Sequence[ReadPair], barcode: int, umi: int, sample: str, limit: int = 1_000_000
+) -> dict[str, float]:
+    """Fractions of bases with Phred quality ≥ 30 in the barcode, the UMI (R1) and the cDNA
+    read (R2) — Cell Ranger's ``Q30 Bases in …`` — over the first ``limit`` read pairs,
+    taken evenly from each pair of files (Phred+33)."""
+    per_pair = max(limit // max(len(pairs), 1), 1)
+    q1: list[bytes] = []
+    q2: list[bytes] = []
+    for pair in pairs:
+        q1 += [q[: barcode + umi] for _, q in iter_records(pair.r1, sample, per_pair)]
+        q2 += [q for _, q in iter_records(pair.r2, sample, per_pair)]
+    if not q1:
+        raise FastqError(f"sample {sample}: {pairs[0].r1}: holds no reads")
+    r1 = np.frombuffer(b"".join(q.ljust(barcode + umi, b"!") for q in q1), dtype=np.uint8)
+    r1 = r1.reshape(len(q1), barcode + umi) >= 33 + 30
+    r2 = np.frombuffer(b"".join(q2), dtype=np.uint8) >= 33 + 30
+    return {
+        "q30_barcode": round(float(r1[:, :barcode].mean()), 4),
+        "q30_umi": round(float(r1[:, barcode:].mean()), 4),
+        "q30_rna": round(float(r2.mean()), 4) if len(r2) else 0.0,
+    }

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-REQUIRED = ("sample_id", "modality", "path", "batch")
+REQUIRED = ("sample_id", "modality", "batch")  # and path, or fastq_1 + fastq_2 (RNA)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RNA_SUFFIXES = (".h5", ".h5ad", ".bam")
 
@@ -68,6 +68,37 @@ def is_10x_dir(path: Path) -> bool:
     return any(path.rglob("matrix.mtx")) or any(path.rglob("matrix.mtx.gz"))
 
 
+def is_fastq_dir(path: Path) -> bool:
+    """True if ``path`` holds (below it) FASTQ files named as bcl2fastq / BCL Convert name
+    them, and no 10x matrix."""
+    from .fastq import parse_fastq_name
+
+    return not is_10x_dir(path) and any(parse_fastq_name(p.name) for p in path.rglob("*.f*q.gz"))
+
+
+def _fastq_pairs(
+    rec: Mapping[str, str], path: str, sheet_dir: Path, pending: Collection[str] = ()
+) -> tuple[str, str]:
+    """An RNA row's R1 and R2 files, comma-joined (``fastq_1`` / ``fastq_2``, or the FASTQ
+    folder ``path``), resolved; ``("", "")`` for a row that names no reads. Raises
+    :class:`~immunoprofiler.io.fastq.FastqError` for unpaired or missing files."""
+    from .fastq import FastqError, find_read_pairs, read_pairs_from_lists
+
+    sid = rec.get("sample_id", "")
+    if rec.get("fastq_1") or rec.get("fastq_2"):
+        pairs = read_pairs_from_lists(rec.get("fastq_1", ""), rec.get("fastq_2", ""), sid)
+    elif path and Path(path).is_dir() and is_fastq_dir(Path(path)):
+        pairs = find_read_pairs(path, sid)
+    else:
+        return "", ""
+    r1 = [resolve_path(str(p.r1), sheet_dir) for p in pairs]
+    r2 = [resolve_path(str(p.r2), sheet_dir) for p in pairs]
+    for f in r1 + r2:
+        if not Path(f).is_file() and os.path.abspath(f) not in pending:
+            raise FastqError(f"sample {sid}: {f}: file does not exist")
+    return ",".join(r1), ",".join(r2)
+
+
 def _check_file(path: str, modality: str) -> str | None:
     from .fastq import is_gzip
 
@@ -87,8 +118,11 @@ def _check_file(path: str, modality: str) -> str | None:
             return f"not an FCS file (starts with {head!r})"
     if modality == "rna":
         if p.is_dir():
-            if not is_10x_dir(p):
-                return "folder holds no 10x matrix (matrix.mtx or matrix.mtx.gz)"
+            if not is_10x_dir(p) and not is_fastq_dir(p):
+                return (
+                    "folder holds no 10x matrix (matrix.mtx or matrix.mtx.gz) and no 10x FASTQ "
+                    "files (<name>_S<n>_L<lane>_R1_001.fastq.gz)"
+                )
         elif p.suffix not in RNA_SUFFIXES:
             return (
                 "unsupported scRNA-seq input: expected a 10x .h5, a 10x matrix folder, an .h5ad "
@@ -151,6 +185,11 @@ def read_sample_sheet(
     df = df.apply(lambda col: col.str.strip())
     problems: list[str] = []
     missing = [c for c in REQUIRED if c not in df.columns]
+    if "path" not in df.columns:
+        if "fastq_1" in df.columns:
+            df["path"] = ""
+        else:
+            missing.append("path")
     if missing:
         problems.append(f"missing required column(s): {', '.join(missing)}")
     if df.empty:
@@ -162,6 +201,7 @@ def read_sample_sheet(
     sheet_dir = path.parent
     resolved: list[str] = []
     panels: list[str] = []
+    reads: list[tuple[str, str]] = []
     pending_set = {os.path.abspath(p) for p in pending}
     for i, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
         sid = rec.get("sample_id", "")
@@ -173,9 +213,29 @@ def read_sample_sheet(
             problems.append(_problem(i, sid, str(column), record.get(str(column), ""), err.message))
         p = resolve_path(rec["path"], sheet_dir) if rec["path"] else ""
         resolved.append(p)
+        has_reads = bool(rec.get("fastq_1") or rec.get("fastq_2"))
+        if has_reads and rec["modality"] != "rna":
+            problems.append(
+                _problem(i, sid, "fastq_1", rec.get("fastq_1", ""), "FASTQ files are for RNA rows")
+            )
+        if not p and not has_reads:
+            problems.append(
+                _problem(i, sid, "path", "", "required (or fastq_1 and fastq_2 for an RNA row)")
+            )
+        try:
+            reads.append(
+                _fastq_pairs(rec, p, sheet_dir, pending_set)
+                if rec["modality"] == "rna"
+                else ("", "")
+            )
+        except ValueError as err:  # FastqError: unpaired lists, a missing mate or file
+            reads.append(("", ""))
+            problems.append(_problem(i, sid, "fastq_1" if has_reads else "path", "", str(err)))
+            has_reads = True  # reported; the path is not checked as a matrix too
         fcs_ok = False  # a readable FCS file here: its panel can be checked against it
         if (
             p
+            and not has_reads
             and os.path.abspath(p) not in pending_set
             and rec["modality"] in ("rna", "cytof", "flow")
         ):
@@ -217,6 +277,8 @@ def read_sample_sheet(
             f"sample sheet {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
         )
     df["path"] = resolved
+    df["fastq_1"] = [r1 for r1, _ in reads]
+    df["fastq_2"] = [r2 for _, r2 in reads]
     if "panel" in df.columns:
         df["panel"] = panels
     check_contrast(df, contrast)
@@ -224,7 +286,7 @@ def read_sample_sheet(
 
 
 #: sheet columns that name files, not describe the sample
-FILE_COLUMNS = ("path", "panel")
+FILE_COLUMNS = ("path", "panel", "fastq_1", "fastq_2")
 #: values of the reference column (config ``cyto.normalize.reference_column``) that mark a
 #: reference (control) sample, compared without case
 REFERENCE_VALUES = frozenset({"1", "true", "yes", "y", "ref", "reference", "t"})

@@ -31,6 +31,8 @@ from .rna import (
     rna_normalize,
     rna_plots,
     rna_qc,
+    rna_quantify,
+    rna_reference,
 )
 
 __all__ = [
@@ -56,5 +58,7 @@ __all__ = [
     "rna_plots",
     "rna_pseudobulk",
     "rna_qc",
+    "rna_quantify",
+    "rna_reference",
     "save_figure",
 ]

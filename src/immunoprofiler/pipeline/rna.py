@@ -47,29 +47,19 @@ def rna_bam_count(
     """Aligned BAM → raw (all barcodes) and filtered (called cells) 10x ``.h5`` matrices and a
     one-row summary (see :func:`immunoprofiler.io.bam.count_bam`)."""
     from ..io.bam import BamError, count_bam, count_matrix
-    from ..io.tenx import write_10x_h5
-    from ..pp.cellcalling import call_cells, calling_summary
 
     try:
         counts = count_bam(bam, params.reads, threads=threads)
     except BamError as err:
         raise BamError(f"sample {sample_id}: {err}") from err
     X = count_matrix(counts, umi_correction=params.umi_correction)
-    cells, info = call_cells(
-        X,
-        method=params.cell_calling,
-        expected_cells=params.expected_cells,
-        lower=params.lower,
-        fdr=params.fdr,
-        n_iter=params.n_iter,
-        seed=params.seed,
+    calling = P.CellCalling(
+        params.cell_calling, params.expected_cells, params.lower, params.fdr, params.n_iter
     )
     var = pd.DataFrame({"gene_ids": counts.gene_ids}, index=pd.Index(counts.gene_names))
     raw = ad.AnnData(X=X, obs=pd.DataFrame(index=counts.barcodes), var=var)
-    Path(out_raw).parent.mkdir(parents=True, exist_ok=True)
-    write_10x_h5(raw, out_raw)
-    write_10x_h5(raw[cells], out_filtered)
-    row = {"sample_id": sample_id, **calling_summary(X, cells, info, counts.summary)}
+    row = _call_and_write(raw, calling, params.seed, out_raw, out_filtered, counts.summary)
+    row = {"sample_id": sample_id, **row}
     pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
     logger.info(
         "%s: %d cells, %d UMIs from %d reads",
@@ -77,6 +67,195 @@ def rna_bam_count(
         row["cells"],
         row["umis"],
         row["reads_total"],
+    )
+    return row
+
+
+def _call_and_write(
+    raw: ad.AnnData,
+    calling: P.CellCalling,
+    seed: int,
+    out_raw: str | Path,
+    out_filtered: str | Path,
+    reads: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Call cells on ``raw`` (every barcode), write the raw and filtered 10x ``.h5``
+    matrices; the calling summary (:func:`immunoprofiler.pp.cellcalling.calling_summary`)."""
+    from ..io.tenx import write_10x_h5
+    from ..pp.cellcalling import call_cells, calling_summary
+
+    cells, info = call_cells(
+        raw.X,
+        method=calling.method,
+        expected_cells=calling.expected_cells,
+        lower=calling.lower,
+        fdr=calling.fdr,
+        n_iter=calling.n_iter,
+        seed=seed,
+    )
+    Path(out_raw).parent.mkdir(parents=True, exist_ok=True)
+    write_10x_h5(raw, out_raw)
+    write_10x_h5(raw[cells], out_filtered)
+    return calling_summary(raw.X, cells, info, reads)
+
+
+def rna_reference(
+    fasta: str | Path,
+    gtf: str | Path,
+    *,
+    out: str | Path,
+    params: P.RnaQuantify,
+    threads: int = 1,
+    memory_mb: int = 4000,
+) -> pd.DataFrame:
+    """Build the FASTQ samples' index in ``out`` (:func:`immunoprofiler.quant.build_index`),
+    with the reference's gene table and a provenance record (``provenance.json``)."""
+    from ..quant import build_index
+
+    genes = build_index(
+        params.quantifier,
+        fasta,
+        gtf,
+        out,
+        features=params.features,
+        threads=threads,
+        memory_mb=memory_mb,
+    )
+    entry = provenance.entry(
+        "rna_reference",
+        params={"quantifier": params.quantifier, "features": params.features},
+        inputs=[fasta, gtf],
+    )
+    (Path(out) / "provenance.json").write_text(json.dumps(entry, indent=1, default=str))
+    logger.info("%s index of %d genes in %s", params.quantifier, len(genes), out)
+    return genes
+
+
+@per_sample(
+    "rna_quantify",
+    inputs=("index",),
+    outputs=("out_raw", "out_filtered", "table", "bam"),
+    file="fastq_1",
+    modality="rna",
+)
+def rna_quantify(
+    fastq_1: Sequence[str],
+    fastq_2: Sequence[str],
+    index: str | Path,
+    *,
+    out_raw: str | Path,
+    out_filtered: str | Path,
+    table: str | Path,
+    workdir: str | Path,
+    sample_id: str,
+    params: P.RnaQuantify,
+    bam: str | Path | None = None,
+    whitelist: str | Path | None = None,
+    threads: int = 1,
+    memory_mb: int = 4000,
+) -> dict[str, Any]:
+    """One sample's FASTQ read pairs → raw and filtered 10x ``.h5`` matrices and a one-row
+    Cell Ranger ``metrics_summary``-like table.
+
+    The files are checked first (present, gzip, complete to their end: a truncated file is
+    this sample's error, not a short count), the chemistry detected or checked from the first
+    reads (:func:`immunoprofiler.io.chemistry.detect_chemistry`, logged), the reads counted
+    by ``params.quantifier`` (:func:`immunoprofiler.quant.quantify`; working files in
+    ``workdir``, removed after) and cells called on the raw matrix.
+    """
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..io.chemistry import CHEMISTRIES, detect_chemistry, packaged_whitelist
+    from ..io.fastq import (
+        ReadPair,
+        check_gzip_stream,
+        check_read_pairs,
+        iter_records,
+        q30_fractions,
+    )
+    from ..quant import GENES_TSV, quantify
+
+    pairs = [ReadPair(Path(a), Path(b)) for a, b in zip(fastq_1, fastq_2, strict=True)]
+    check_read_pairs(pairs, sample_id)
+    files = [p for pair in pairs for p in (pair.r1, pair.r2)]
+    with ThreadPoolExecutor(max(threads, 1)) as pool:  # zlib releases the GIL
+        list(pool.map(lambda f: check_gzip_stream(f, sample_id), files))
+    r1 = [s for s, _ in iter_records(pairs[0].r1, sample_id, limit=20_000)]
+    if whitelist is None and params.whitelist not in ("kit", "none"):
+        whitelist = params.whitelist
+    if whitelist is None and params.whitelist == "kit":
+        kits = (
+            [CHEMISTRIES[params.chemistry]]
+            if params.chemistry != "auto"
+            else [c for c in CHEMISTRIES.values() if c.strand == "forward"]
+        )
+        lists = {c.whitelist: packaged_whitelist(c) for c in kits}
+    elif whitelist is None:
+        lists = {}
+        logger.warning(
+            "%s: rna.whitelist is 'none': barcodes are counted as read, without correction",
+            sample_id,
+        )
+    else:
+        if params.chemistry == "auto":
+            raise ValueError(
+                "rna.chemistry 'auto' needs the kits' own whitelists (rna.whitelist: kit); "
+                f"with the whitelist file {whitelist} name the chemistry"
+            )
+        lists = {CHEMISTRIES[params.chemistry].whitelist: Path(whitelist)}
+    chemistry, evidence = detect_chemistry(r1, lists, sample=sample_id, configured=params.chemistry)
+    logger.info("%s: chemistry %s (%s)", sample_id, chemistry.name, json.dumps(evidence))
+    quality = q30_fractions(pairs, chemistry.barcode, chemistry.umi, sample_id)
+    workdir = Path(workdir)
+    try:  # the tool's messages are in the error; its working files go either way
+        counts = quantify(
+            params.quantifier,
+            pairs,
+            index,
+            workdir,
+            chemistry=chemistry,
+            whitelist=lists.get(chemistry.whitelist),
+            features=params.features,
+            threads=threads,
+            memory_mb=memory_mb,
+            bam=bam if params.keep_bam else None,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    genes = pd.read_csv(Path(index) / GENES_TSV, sep="\t", dtype=str)
+    var = pd.DataFrame(
+        {"gene_ids": genes["gene_id"].to_numpy()}, index=pd.Index(genes["gene_name"])
+    )
+    seen = np.asarray(counts.X.sum(axis=1)).ravel() > 0
+    raw = ad.AnnData(
+        X=counts.X[seen],
+        obs=pd.DataFrame(index=[f"{b}-1" for b in np.asarray(counts.barcodes)[seen]]),
+        var=var,
+    )
+    stats = counts.stats
+    mapped = stats["reads_mapped_to_genes"] or 0.0
+    reads = {"reads_total": stats["reads"]}
+    reads["reads_counted"] = int(stats["reads"] * mapped * (stats["valid_barcodes"] or 1.0))
+    called = _call_and_write(raw, params.cell_calling, params.seed, out_raw, out_filtered, reads)
+    row = {
+        "sample_id": sample_id,
+        "quantifier": params.quantifier,
+        "chemistry": chemistry.name,
+        "chemistry_evidence": json.dumps(evidence),
+        "features": params.features,
+        "files": len(files),
+        **{k: v for k, v in stats.items() if k != "reads"},
+        **quality,
+        **called,
+    }
+    pd.DataFrame([row]).to_csv(table, sep="\t", index=False)
+    logger.info(
+        "%s: %d reads, %d cells, median %s UMIs per cell",
+        sample_id,
+        row["reads_total"],
+        row["cells"],
+        row["median_umis_per_cell"],
     )
     return row
 

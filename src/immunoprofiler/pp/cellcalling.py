@@ -147,9 +147,10 @@ def calling_summary(
     X: sp.csr_matrix, cells: np.ndarray, info: Mapping[str, Any], reads: Mapping[str, int]
 ) -> dict[str, Any]:
     """The summary row of a counted sample: the read counts ``reads`` (per filter category,
-    with ``reads_counted``), barcodes, UMIs, cells and UMIs in them, median UMIs per cell,
+    with ``reads_counted``), barcodes, UMIs, cells and UMIs in them, median UMIs and genes per cell,
     sequencing saturation (1 − UMIs / counted reads) and the cell-calling thresholds."""
     umis_per_cell = np.asarray(X[cells].sum(axis=1)).ravel()
+    genes_per_cell = np.diff(sp.csr_matrix(X[cells]).indptr)
     n_umis = int(X.sum())
     counted = reads["reads_counted"]
     return {
@@ -159,6 +160,7 @@ def calling_summary(
         "cells": int(cells.sum()),
         "umis_in_cells": int(umis_per_cell.sum()),
         "median_umis_per_cell": float(np.median(umis_per_cell)) if len(umis_per_cell) else 0.0,
+        "median_genes_per_cell": float(np.median(genes_per_cell)) if len(genes_per_cell) else 0.0,
         "sequencing_saturation": round(1 - n_umis / counted, 4) if counted else 0.0,
         "cell_calling": info["method"],
         "inflection": info["inflection"],
