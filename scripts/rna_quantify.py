@@ -15,7 +15,7 @@ rna_quantify(
     table=snakemake.output.table,
     bam=snakemake.output.get("bam"),
     workdir=snakemake.params.workdir,
-    whitelist=snakemake.input.get("whitelist"),
+    whitelist_file=snakemake.input.get("whitelist"),
     sample_id=snakemake.wildcards.sample,
     params=snakemake.params.quantify,
     threads=snakemake.threads,

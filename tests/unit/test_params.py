@@ -211,7 +211,7 @@ def test_package_defaults_agree_with_the_schema():
     unambiguous = {k: v[0] for k, v in by_key.items() if all(_same(x, v[0]) for x in v)}
     # same name, other meaning: the genome label a 10x writer puts in the file (config
     # rna.genome picks which genome a reader takes)
-    other_meaning = {("write_10x_h5", "genome")}
+    other_meaning = {("write_10x_h5", "genome"), ("read_obs", "index")}
     scanned = 0
     for mod in pkgutil.walk_packages(immunoprofiler.__path__, "immunoprofiler."):
         if mod.name.startswith("immunoprofiler.datasets"):

@@ -94,7 +94,7 @@ def counted(sim):
             table=o / "table.tsv",
             workdir=o / "work",
             bam=o / "possorted_genome_bam.bam",
-            whitelist=d / "whitelist.txt",
+            whitelist_file=d / "whitelist.txt",
             sample_id="S1",
             params=_params(q, keep_bam=q == "starsolo"),
             threads=2,
@@ -233,7 +233,7 @@ def test_bad_reads_are_this_samples_errors(sim, counted, tmp_path):
             out_filtered=tmp_path / "filtered.h5",
             table=tmp_path / "t.tsv",
             workdir=tmp_path / "work",
-            whitelist=None if kw else d / "whitelist.txt",  # None: the kit's own list
+            whitelist_file=None if kw else d / "whitelist.txt",  # None: the kit's own list
             sample_id="S1",
             params=_params("kallisto", **kw),
         )

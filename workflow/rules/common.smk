@@ -352,14 +352,15 @@ def runtime(base, per_input_gb=0.0):
 def mem_reference(wildcards, input, attempt):
     """Building an index: STAR ~11 bytes per genome base (a human genome: ~32 GB, as STAR's
     manual says), kallisto ~4 (gzip-compressed FASTA: ~3.5x its size)."""
-    mb = input.size_files_mb[0] * (3.5 if str(input.fasta).endswith(".gz") else 1.0)
+    fasta = str(getattr(input, "fasta", ""))
+    mb = input.size_files_mb[0] * (3.5 if fasta.endswith(".gz") else 1.0)
     per_base = 11 if PARAMS.rna_quantify.quantifier == "starsolo" else 4
     return int(max(2000, per_base * mb) * attempt)
 
 
 def mem_quantify(wildcards, input, attempt):
     """Counting: the index held in memory plus 2 GB (sorting, the matrices)."""
-    index = Path(input.index)
+    index = Path(str(getattr(input, "index", "")))
     size = sum(f.stat().st_size for f in index.rglob("*") if f.is_file()) if index.is_dir() else 0
     return int((2500 + 1.2 * size / 2**20) * attempt)
 

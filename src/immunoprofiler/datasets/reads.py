@@ -20,7 +20,8 @@ corrects barcodes and collapses UMIs as Cell Ranger does should return it.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def write_fastq(
     stats = {"molecules": n_mol, "reads": len(mol), "barcode_errors": 0, "umi_errors": 0}
     q_ok, q_err = ord("F"), ord(",")
     header_width = len(str(len(mol)))
-    with gzip.open(r1, "wb", compresslevel=1) as f1, gzip.open(r2, "wb", compresslevel=1) as f2:
+    with _gzip(r1) as f1, _gzip(r2) as f2:
         for lo in range(0, len(mol), chunk):
             m = mol[lo : lo + chunk]
             k = len(m)
@@ -202,6 +203,13 @@ def write_fastq(
                 q = np.where(e, q_err, q_ok).astype(np.uint8)
                 fh.write(_records(s, q, lo, header_width, width))
     return stats
+
+
+@contextmanager
+def _gzip(path: str | Path) -> Iterator[gzip.GzipFile]:
+    """A gzip writer whose bytes depend only on what is written (no time, no file name)."""
+    with open(path, "wb") as raw, gzip.GzipFile("", "wb", 1, raw, mtime=0) as fh:
+        yield fh
 
 
 def _mutate(seq: np.ndarray, where: np.ndarray, rng: np.random.Generator) -> None:

@@ -150,7 +150,7 @@ def rna_quantify(
     sample_id: str,
     params: P.RnaQuantify,
     bam: str | Path | None = None,
-    whitelist: str | Path | None = None,
+    whitelist_file: str | Path | None = None,
     threads: int = 1,
     memory_mb: int = 4000,
 ) -> dict[str, Any]:
@@ -182,6 +182,7 @@ def rna_quantify(
     with ThreadPoolExecutor(max(threads, 1)) as pool:  # zlib releases the GIL
         list(pool.map(lambda f: check_gzip_stream(f, sample_id), files))
     r1 = [s for s, _ in iter_records(pairs[0].r1, sample_id, limit=20_000)]
+    whitelist = whitelist_file
     if whitelist is None and params.whitelist not in ("kit", "none"):
         whitelist = params.whitelist
     if whitelist is None and params.whitelist == "kit":
