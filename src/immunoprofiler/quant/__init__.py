@@ -118,6 +118,39 @@ def _in_reference_order(raw: RawCounts, genes: list[str]) -> RawCounts:
     return RawCounts((raw.X @ select).astype(np.int32).tocsr(), raw.barcodes, genes, raw.stats)
 
 
+def run_tool(cmd: list[str], log: Path, *expected: Path) -> None:
+    """Run ``cmd`` with its output in ``log``; a non-zero exit, or an ``expected`` file it did
+    not write, raises with the log's last lines (kb-python can exit 0 having failed)."""
+    import subprocess
+
+    with open(log, "w") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    missing = [str(p) for p in expected if not Path(p).exists()]
+    if done.returncode or missing:
+        tail = "\n".join(log.read_text().strip().splitlines()[-15:])
+        why = f"exit {done.returncode}" if done.returncode else f"{', '.join(missing)} not written"
+        raise RuntimeError(
+            f"{Path(cmd[0]).name} {cmd[1]} failed ({why}); last lines of {log}:\n{tail}"
+        )
+
+
+def plain_copy(path: str | Path, outdir: Path) -> Path:
+    """``path`` itself, or its decompressed copy in ``outdir`` when gzip-compressed (STAR and
+    bustools read plain text)."""
+    import gzip
+    import shutil
+
+    from ..io.fastq import is_gzip
+
+    path = Path(path)
+    if not is_gzip(path):
+        return path
+    out = outdir / path.name.removesuffix(".gz")
+    with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
 def read_mtx(path: str | Path, *, transpose: bool = False) -> sp.csr_matrix:
     """A Matrix Market file as int32 CSR (``transpose``: genes × barcodes on disk)."""
     from scipy.io import mmread

@@ -15,28 +15,15 @@ file, so this is a lower bound of Cell Ranger's "Valid Barcodes").
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..io.chemistry import Chemistry
 from ..io.fastq import ReadPair
-from . import RawCounts, read_mtx
+from . import RawCounts, plain_copy, read_mtx, run_tool
 
 INDEX = "index.idx"
 T2G = "t2g.txt"
-
-
-def _run(cmd: list[str], log: Path) -> None:
-    """Run ``cmd``; its output goes to ``log``, whose tail is raised on failure."""
-    with open(log, "w") as fh:
-        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    if done.returncode:
-        tail = log.read_text().strip().splitlines()[-15:]
-        raise RuntimeError(
-            f"{' '.join(cmd[:2])} failed (exit {done.returncode}); last lines of {log}:\n"
-            + "\n".join(tail)
-        )
 
 
 def build_index(
@@ -54,7 +41,7 @@ def build_index(
     if features == "gene_full":
         cmd += ["--workflow", "nac", "-f2", str(outdir / "nascent.fa")]
         cmd += ["-c1", str(outdir / "cdna_t2c.txt"), "-c2", str(outdir / "nascent_t2c.txt")]
-    _run([*cmd, str(fasta), str(gtf)], outdir / "kb_ref.log")
+    run_tool([*cmd, str(fasta), str(gtf)], outdir / "kb_ref.log", outdir / INDEX)
 
 
 def count(
@@ -73,7 +60,9 @@ def count(
     barcodes are not corrected (``-w NONE``)."""
     if bam is not None:
         raise ValueError("kallisto writes no BAM: rna.keep_bam needs rna.quantifier 'starsolo'")
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    whitelist = plain_copy(whitelist, workdir) if whitelist else None
     cmd = ["kb", "count", "-i", str(index / INDEX), "-g", str(index / T2G)]
     cmd += ["-x", chemistry.kb, "--strand", chemistry.strand, "-o", str(workdir)]
     cmd += ["-w", str(whitelist) if whitelist else "NONE", "-t", str(threads)]
@@ -85,8 +74,8 @@ def count(
         matrix = "cells_x_genes.total.mtx"
     for p in pairs:
         cmd += [str(p.r1), str(p.r2)]
-    _run(cmd, workdir / "kb_count.log")
     out = workdir / "counts_unfiltered"
+    run_tool(cmd, workdir / "kb_count.log", out / matrix)
     X = read_mtx(out / matrix)
     barcodes = (out / "cells_x_genes.barcodes.txt").read_text().split()
     genes = (out / "cells_x_genes.genes.txt").read_text().split()
@@ -97,7 +86,7 @@ def count(
         from kb_python.config import get_bustools_binary_path
 
         inspect = workdir / "inspect_corrected.json"
-        _run(
+        run_tool(
             [
                 get_bustools_binary_path(),
                 "inspect",
@@ -105,6 +94,7 @@ def count(
                 str(workdir / "output.unfiltered.bus"),
             ],
             workdir / "bustools_inspect.log",
+            inspect,
         )
         valid = round(json.loads(inspect.read_text())["numReadsOnOnlist"] / max(reads, 1), 4)
     stats = {

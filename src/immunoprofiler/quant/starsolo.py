@@ -13,17 +13,15 @@ the raw matrix by the project's own methods. With ``bam``, a coordinate-sorted B
 
 from __future__ import annotations
 
-import gzip
 import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..io.chemistry import Chemistry
-from ..io.fastq import ReadPair, is_gzip
+from ..io.fastq import ReadPair
 from ..io.reference import fasta_sequences
-from . import RawCounts, read_mtx
-from .kallisto import _run
+from . import RawCounts, plain_copy, read_mtx, run_tool
 
 MIN_VERSION = (2, 7, 10)
 INSTALL = (
@@ -59,17 +57,6 @@ def check_star() -> str:
     return ".".join(map(str, v))
 
 
-def _plain(path: str | Path, outdir: Path) -> Path:
-    """``path`` itself, or its decompressed copy in ``outdir`` (STAR reads plain text)."""
-    path = Path(path)
-    if not is_gzip(path):
-        return path
-    out = outdir / path.name.removesuffix(".gz")
-    with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return out
-
-
 def build_index(
     fasta: str | Path,
     gtf: str | Path,
@@ -81,7 +68,7 @@ def build_index(
 ) -> None:
     """``STAR --runMode genomeGenerate`` into ``outdir``."""
     check_star()
-    fa, annotation = _plain(fasta, outdir), _plain(gtf, outdir)
+    fa, annotation = plain_copy(fasta, outdir), plain_copy(gtf, outdir)
     size = sum(1 for _ in open(fa, "rb")) * 60  # ≈ bases (line count × line length)
     sa_bases = min(14, max(4, int(math.log2(max(size, 2)) / 2 - 1)))
     n_seq = len(fasta_sequences(fa))
@@ -92,7 +79,7 @@ def build_index(
     cmd += ["--limitGenomeGenerateRAM", str(memory_mb * 1024 * 1024)]
     if n_seq > 5000:  # many scaffolds: STAR's manual's bins rule
         cmd += ["--genomeChrBinNbits", str(min(18, int(math.log2(max(size / n_seq, 2)))))]
-    _run(cmd, outdir / "star_genome.log")
+    run_tool(cmd, outdir / "star_genome.log", outdir / "SA")
     for tmp in (fa, annotation):
         if tmp.parent == outdir:
             tmp.unlink()
@@ -113,8 +100,9 @@ def count(
     """STARsolo on ``pairs`` (cDNA = R2 first, barcode read = R1 second, as STAR takes
     them) in ``workdir``; ``whitelist`` None: barcodes uncorrected (``None``)."""
     check_star()
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    wl = _plain(whitelist, workdir) if whitelist else "None"
+    wl = plain_copy(whitelist, workdir) if whitelist else "None"
     feature = "GeneFull" if features == "gene_full" else "Gene"
     cmd = ["STAR", "--runThreadN", str(threads), "--genomeDir", str(index)]
     cmd += ["--readFilesIn", ",".join(str(p.r2) for p in pairs), ",".join(str(p.r1) for p in pairs)]
@@ -133,10 +121,10 @@ def count(
         cmd += ["--limitBAMsortRAM", str(max(memory_mb - 2000, 1000) * 1024 * 1024)]
     else:
         cmd += ["--outSAMtype", "None"]
-    _run(cmd, workdir / "star_solo.log")
+    raw = workdir / "Solo.out" / feature / "raw"
+    run_tool(cmd, workdir / "star_solo.log", raw / "matrix.mtx")
     if bam is not None:
         shutil.move(workdir / "Aligned.sortedByCoord.out.bam", bam)
-    raw = workdir / "Solo.out" / feature / "raw"
     X = read_mtx(raw / "matrix.mtx", transpose=True)
     barcodes = (raw / "barcodes.tsv").read_text().split()
     genes = [line.split("\t")[0] for line in (raw / "features.tsv").read_text().splitlines()]
