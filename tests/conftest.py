@@ -102,11 +102,12 @@ def kang():
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
-    """The demo cohort written by the project's own simulator (small)."""
+    """The demo cohort written by the project's own simulator (small; no FASTQ: the reads are
+    tested in tests/unit/test_quant.py and the demo workflow)."""
     from immunoprofiler.datasets import write_demo
 
     out = tmp_path_factory.mktemp("demo")
-    write_demo(out, n_cells=900, seed=0)
+    write_demo(out, n_cells=900, seed=0, fastq=False)
     return out
 
 

@@ -464,9 +464,11 @@ def write_demo(
     n_genes: int | None = None,
     seed: int = 0,
     samples: Sequence[str] | None = None,
+    fastq: bool = True,
 ) -> pd.DataFrame:
     """Write the demo cohort: one scRNA-seq input per sample (four formats) with
-    ``truth.tsv.gz``, and CyTOF and flow FCS files with ``cyto_truth.tsv.gz``.
+    ``truth.tsv.gz``, and CyTOF and flow FCS files with ``cyto_truth.tsv.gz``; with ``fastq``
+    also :data:`DEMO_FASTQ`'s reads and the genome (:func:`write_demo_fastq`).
 
     Returns the RNA ground-truth table (``barcode, sample_id, true_cell_type, true_state``).
     """
@@ -492,7 +494,8 @@ def write_demo(
         path.parent.mkdir(parents=True, exist_ok=True)
         if r.sample_id == DEMO_FASTQ:
             a.obs_names = _kit_barcodes(a.n_obs, rng)
-            write_demo_fastq(outdir, a, seed=seed)
+            if fastq:
+                write_demo_fastq(outdir, a, seed=seed)
         if r.format == "mex_v3":
             write_10x_mtx(_with_adt(a, rng), path, version=3)
         elif r.format == "mex_v2":
