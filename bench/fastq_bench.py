@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -103,11 +104,18 @@ def main() -> None:
     for n in args.reads:
         out = args.out / f"reads_{n}"
         out.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
         sim = simulate(out, n, args.cells, args.seed)
+        sim_s = time.perf_counter() - t
         fastq = sorted((out / "fastq").glob("*_R1_001.fastq.gz"))
         r1 = [str(p) for p in fastq]
         r2 = [p.replace("_R1_", "_R2_") for p in r1]
-        row = {"read_pairs": sim["reads"], "molecules": sim["molecules"], "steps": {}}
+        row = {
+            "read_pairs": sim["reads"],
+            "molecules": sim["molecules"],
+            "simulate_s": round(sim_s),
+            "steps": {},
+        }
         for q in ("kallisto", "starsolo"):
             rna = {"quantifier": q, "chemistry": "auto", "keep_bam": q == "starsolo"}
             index = out / f"index_{q}"
@@ -169,7 +177,7 @@ def main() -> None:
         print(f"{n:,} read pairs, rna_bam_count on STARsolo's BAM: {wall:.0f} s", flush=True)
         results["sizes"].append(row)
         shutil.rmtree(out / "fastq")  # the reads are the bulk of the disk
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))  # after each size
     print(json.dumps(results, indent=1))
 
 

@@ -174,6 +174,11 @@ class RnaQuantify:
     @classmethod
     def from_config(cls, rna: Mapping[str, Any], *, seed: int) -> RnaQuantify:
         keys = ("quantifier", "chemistry", "whitelist", "features", "keep_bam")
+        if rna["chemistry"] == "auto" and rna["whitelist"] not in ("kit", "none"):
+            raise ConfigError(
+                "rna.chemistry 'auto' is detected from the kits' own whitelists "
+                "(rna.whitelist: kit): with a whitelist file, name the chemistry"
+            )
         calling = build(CellCalling, rna["cell_calling"], where="rna.cell_calling")
         return cls(**{k: rna[k] for k in keys}, cell_calling=calling, seed=seed)
 

@@ -108,3 +108,20 @@ def test_whitelists_are_read_plain_or_gzipped(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"\n")
     with pytest.raises(ValueError, match="is empty"):
         read_whitelist(tmp_path / "empty.txt")
+
+
+def test_candidate_whitelists_follow_the_config(tmp_path):
+    from immunoprofiler.io.chemistry import CHEMISTRIES, candidate_whitelists, packaged_whitelist
+
+    auto = candidate_whitelists("auto", "kit")
+    assert set(auto) == {"737K-august-2016", "3M-february-2018", "3M-3pgex-may-2023"}
+    assert all(p.is_file() for p in auto.values())  # on disk with kb-python: not downloaded
+    assert candidate_whitelists("10x5v2", "kit") == {
+        "737K-august-2016": packaged_whitelist(CHEMISTRIES["10x5v2"])
+    }
+    assert candidate_whitelists("10xv3", "none") == {}
+    mine = tmp_path / "wl.txt"
+    assert candidate_whitelists("10xv3", "kit", mine) == {"3M-february-2018": mine}
+    assert candidate_whitelists("10xv2", str(mine)) == {"737K-august-2016": mine}
+    with pytest.raises(ValueError, match=r"'auto' needs rna\.whitelist 'kit'"):
+        candidate_whitelists("auto", str(mine))

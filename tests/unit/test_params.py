@@ -283,3 +283,11 @@ def test_schema_refuses_out_of_range_thresholds():
         default_config(cyto={"clean": {"bead_min": -100}})
     with pytest.raises(WorkflowError, match="seed"):
         default_config(seed=-1)
+
+
+def test_auto_chemistry_with_a_whitelist_file_is_a_config_error():
+    with pytest.raises(P.ConfigError, match="with a whitelist file, name the chemistry"):
+        P.StepParams.from_config(default_config(rna={"whitelist": "my_barcodes.txt"}))
+    config = default_config(rna={"whitelist": "w.txt", "chemistry": "10xv3"})
+    p = P.StepParams.from_config(config)
+    assert p.rna_quantify.whitelist == "w.txt" and p.rna_quantify.quantifier == "kallisto"

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from immunoprofiler.datasets import simulate_pbmc
 from immunoprofiler.datasets.reads import simulated_whitelist, write_fastq, write_genome
 from immunoprofiler.io.chemistry import CHEMISTRIES, ChemistryError
-from immunoprofiler.io.fastq import FastqError, find_read_pairs
+from immunoprofiler.io.fastq import FastqError, ReadPair, find_read_pairs
 from immunoprofiler.io.reference import ReferenceError, check_reference, gtf_genes
 from immunoprofiler.params import CellCalling, RnaQuantify
 
@@ -76,7 +76,7 @@ def _params(quantifier, **kw):
 @pytest.fixture(scope="module")
 def counted(sim):
     """Both quantifiers on the simulated reads, through the rule functions."""
-    from immunoprofiler.pipeline import rna_quantify, rna_reference
+    from immunoprofiler.pipeline import rna_reference
 
     d = sim["dir"]
     out = {}
@@ -84,23 +84,35 @@ def counted(sim):
     for q in ("kallisto", "starsolo") if STAR else ("kallisto",):
         index = d / f"index_{q}"
         rna_reference(d / "genome.fa", d / "genes.gtf", out=index, params=_params(q), threads=2)
-        o = d / q
-        rna_quantify(
-            [str(p.r1) for p in pairs],
-            [str(p.r2) for p in pairs],
+        out[q] = _quantify(
+            pairs,
             index,
-            out_raw=o / "raw.h5",
-            out_filtered=o / "filtered.h5",
-            table=o / "table.tsv",
-            workdir=o / "work",
-            bam=o / "possorted_genome_bam.bam",
+            d / q,
+            _params(q, keep_bam=q == "starsolo"),
             whitelist_file=d / "whitelist.txt",
-            sample_id="S1",
-            params=_params(q, keep_bam=q == "starsolo"),
-            threads=2,
         )
-        out[q] = o
     return out
+
+
+def _quantify(pairs, index, o, params, **kw):
+    """``rna_quantify`` of ``pairs`` with its outputs in ``o`` (returned), sample ``S1``."""
+    from immunoprofiler.pipeline import rna_quantify
+
+    rna_quantify(
+        [str(p.r1) for p in pairs],
+        [str(p.r2) for p in pairs],
+        index,
+        out_raw=o / "raw.h5",
+        out_filtered=o / "filtered.h5",
+        table=o / "table.tsv",
+        workdir=o / "work",
+        bam=o / "possorted_genome_bam.bam",
+        sample_id="S1",
+        params=params,
+        threads=2,
+        **kw,
+    )
+    return o
 
 
 def _raw(path):
@@ -271,7 +283,7 @@ def test_gene_full_counts_intronic_reads(tmp_path):
     gene_full`` (kallisto's nac index summed, STARsolo's GeneFull) counts them all; ``gene``
     misses the molecules none of whose reads lies within exons (about a tenth here: the
     simulated pre-mRNAs are about half exon, and a molecule is read twice on average)."""
-    from immunoprofiler.pipeline import rna_quantify, rna_reference
+    from immunoprofiler.pipeline import rna_reference
 
     a = simulate_pbmc(120, seed=3, median_umis=600, frac_empty=0.0)
     genome = write_genome(list(a.var_names), tmp_path / "g.fa", tmp_path / "g.gtf", seed=3)
@@ -287,19 +299,12 @@ def test_gene_full_counts_intronic_reads(tmp_path):
             p = _params(q, features=features)
             index = tmp_path / f"index_{q}_{features}"
             rna_reference(tmp_path / "g.fa", tmp_path / "g.gtf", out=index, params=p, threads=2)
-            o = tmp_path / f"{q}_{features}"
-            rna_quantify(
-                [str(r1)],
-                [str(r2)],
+            o = _quantify(
+                [ReadPair(r1, r2)],
                 index,
-                out_raw=o / "raw.h5",
-                out_filtered=o / "filtered.h5",
-                table=o / "t.tsv",
-                workdir=o / "work",
+                tmp_path / f"{q}_{features}",
+                p,
                 whitelist_file=tmp_path / "wl.txt",
-                sample_id="N",
-                params=p,
-                threads=2,
             )
             ratios[q, features] = _against_truth(_raw(o / "raw.h5"), truth)[1]
     for q in {q for q, _ in ratios}:

@@ -81,6 +81,28 @@ def packaged_whitelist(chemistry: Chemistry) -> Path:
     return Path(TECHNOLOGIES_MAPPING[chemistry.kb].chemistry.whitelist_path)
 
 
+def candidate_whitelists(
+    chemistry: str, whitelist: str, whitelist_file: str | Path | None = None
+) -> dict[str, Path]:
+    """The whitelists a run's chemistry is detected (or checked) against, by 10x name
+    (config ``rna.chemistry`` and ``rna.whitelist``): ``kit`` — the kits' own, as kb-python
+    installs them (the configured kit's, or every 3′ kit's for ``auto``); ``none`` — none
+    (barcodes uncorrected); a file (``whitelist_file``, the rule's input, or the config
+    value) — that file, for the configured chemistry."""
+    if whitelist == "none" and whitelist_file is None:
+        return {}
+    if whitelist == "kit" and whitelist_file is None:
+        kits = (
+            [CHEMISTRIES[chemistry]]
+            if chemistry != "auto"
+            else [c for c in CHEMISTRIES.values() if c.strand == "forward"]
+        )
+        return {c.whitelist: packaged_whitelist(c) for c in kits}
+    if chemistry == "auto":
+        raise ValueError("rna.chemistry 'auto' needs rna.whitelist 'kit': name the chemistry")
+    return {CHEMISTRIES[chemistry].whitelist: Path(whitelist_file or whitelist)}
+
+
 def whitelist_array(path: str | Path, length: int = 16) -> np.ndarray:
     """A whitelist file (plain or gzip, one barcode per line) as a bytes array (``S<length>``)
     without a Python object per barcode (10x's v3 list holds 6.8M)."""

@@ -132,6 +132,17 @@ def check_read_pairs(pairs: Sequence[ReadPair], sample: str) -> None:
                 raise FastqError(f"sample {sample}: {path}: {why}")
 
 
+def check_reads(pairs: Sequence[ReadPair], sample: str, threads: int = 1) -> None:
+    """:func:`check_read_pairs`, then every file decompressed to its end
+    (:func:`check_gzip_stream`, ``threads`` files at a time: zlib releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    check_read_pairs(pairs, sample)
+    files = [p for pair in pairs for p in (pair.r1, pair.r2)]
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        list(pool.map(lambda f: check_gzip_stream(f, sample), files))
+
+
 def is_gzip(path: str | Path) -> bool:
     """True if the file ``path`` starts with the gzip magic bytes (gzip, BGZF: BAM too)."""
     with open(path, "rb") as fh:

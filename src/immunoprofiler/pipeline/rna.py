@@ -164,57 +164,26 @@ def rna_quantify(
     ``workdir``, removed after) and cells called on the raw matrix.
     """
     import shutil
-    from concurrent.futures import ThreadPoolExecutor
 
-    from ..io.chemistry import CHEMISTRIES, detect_chemistry, packaged_whitelist
-    from ..io.fastq import (
-        ReadPair,
-        check_gzip_stream,
-        check_read_pairs,
-        iter_records,
-        q30_fractions,
-    )
-    from ..quant import GENES_TSV, quantify
+    from ..io.chemistry import candidate_whitelists, detect_chemistry
+    from ..io.fastq import ReadPair, check_reads, iter_records, q30_fractions
+    from ..quant import quantify
 
     pairs = [ReadPair(Path(a), Path(b)) for a, b in zip(fastq_1, fastq_2, strict=True)]
-    check_read_pairs(pairs, sample_id)
-    files = [p for pair in pairs for p in (pair.r1, pair.r2)]
-    with ThreadPoolExecutor(max(threads, 1)) as pool:  # zlib releases the GIL
-        list(pool.map(lambda f: check_gzip_stream(f, sample_id), files))
+    check_reads(pairs, sample_id, threads=threads)
+    lists = candidate_whitelists(params.chemistry, params.whitelist, whitelist_file)
+    if not lists:
+        logger.warning("%s: rna.whitelist 'none': barcodes counted uncorrected", sample_id)
     r1 = [s for s, _ in iter_records(pairs[0].r1, sample_id, limit=20_000)]
-    whitelist = whitelist_file
-    if whitelist is None and params.whitelist not in ("kit", "none"):
-        whitelist = params.whitelist
-    if whitelist is None and params.whitelist == "kit":
-        kits = (
-            [CHEMISTRIES[params.chemistry]]
-            if params.chemistry != "auto"
-            else [c for c in CHEMISTRIES.values() if c.strand == "forward"]
-        )
-        lists = {c.whitelist: packaged_whitelist(c) for c in kits}
-    elif whitelist is None:
-        lists = {}
-        logger.warning(
-            "%s: rna.whitelist is 'none': barcodes are counted as read, without correction",
-            sample_id,
-        )
-    else:
-        if params.chemistry == "auto":
-            raise ValueError(
-                "rna.chemistry 'auto' needs the kits' own whitelists (rna.whitelist: kit); "
-                f"with the whitelist file {whitelist} name the chemistry"
-            )
-        lists = {CHEMISTRIES[params.chemistry].whitelist: Path(whitelist)}
     chemistry, evidence = detect_chemistry(r1, lists, sample=sample_id, configured=params.chemistry)
     logger.info("%s: chemistry %s (%s)", sample_id, chemistry.name, json.dumps(evidence))
     quality = q30_fractions(pairs, chemistry.barcode, chemistry.umi, sample_id)
-    workdir = Path(workdir)
     try:  # the tool's messages are in the error; its working files go either way
         counts = quantify(
             params.quantifier,
             pairs,
             index,
-            workdir,
+            Path(workdir),
             chemistry=chemistry,
             whitelist=lists.get(chemistry.whitelist),
             features=params.features,
@@ -224,16 +193,7 @@ def rna_quantify(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    genes = pd.read_csv(Path(index) / GENES_TSV, sep="\t", dtype=str)
-    var = pd.DataFrame(
-        {"gene_ids": genes["gene_id"].to_numpy()}, index=pd.Index(genes["gene_name"])
-    )
-    seen = np.asarray(counts.X.sum(axis=1)).ravel() > 0
-    raw = ad.AnnData(
-        X=counts.X[seen],
-        obs=pd.DataFrame(index=[f"{b}-1" for b in np.asarray(counts.barcodes)[seen]]),
-        var=var,
-    )
+    raw = counts.to_anndata(index)
     stats = counts.stats
     mapped = stats["reads_mapped_to_genes"] or 0.0
     reads = {"reads_total": stats["reads"]}
@@ -245,7 +205,7 @@ def rna_quantify(
         "chemistry": chemistry.name,
         "chemistry_evidence": json.dumps(evidence),
         "features": params.features,
-        "files": len(files),
+        "files": 2 * len(pairs),
         **{k: v for k, v in stats.items() if k != "reads"},
         **quality,
         **called,

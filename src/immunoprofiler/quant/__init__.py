@@ -42,6 +42,19 @@ class RawCounts:
     gene_ids: list[str]
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def to_anndata(self, index: str | Path):
+        """The barcodes seen (``-1`` suffixed, as Cell Ranger names them) × the reference's
+        genes (symbols from the index's :data:`GENES_TSV`, ids in ``var['gene_ids']``)."""
+        import anndata as ad
+
+        genes = pd.read_csv(Path(index) / GENES_TSV, sep="\t", dtype=str)
+        var = pd.DataFrame(
+            {"gene_ids": genes["gene_id"].to_numpy()}, index=pd.Index(genes["gene_name"])
+        )
+        seen = np.asarray(self.X.sum(axis=1)).ravel() > 0
+        names = [f"{b}-1" for b in np.asarray(self.barcodes)[seen]]
+        return ad.AnnData(X=self.X[seen], obs=pd.DataFrame(index=names), var=var)
+
 
 def build_index(
     quantifier: Quantifier,
