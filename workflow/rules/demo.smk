@@ -11,7 +11,8 @@ rule demo_data:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem_small,
+        # the FASTQ sample's molecules and reads (measured max RSS 1.1 GB at 1,500 cells)
+        mem_mb=mem(2500),
         runtime=10,
     params:
         outdir=demo_outdir,

@@ -37,7 +37,7 @@ rule rna_reference:
         "benchmarks/rna_reference/rna_reference.tsv"
     conda:
         "../envs/star.yaml"
-    threads: 4
+    threads: 2
     resources:
         mem_mb=mem_reference,
         runtime=runtime(30, 30),
@@ -65,7 +65,7 @@ rule rna_quantify:
         "benchmarks/rna_quantify/{sample}.tsv"
     conda:
         "../envs/star.yaml"
-    threads: 4
+    threads: 2
     resources:
         mem_mb=mem_quantify,
         runtime=runtime(30, 20),
