@@ -526,7 +526,7 @@ def _kit_barcodes(n: int, rng: np.random.Generator) -> list[str]:
 
 def write_demo_fastq(outdir: str | Path, adata: ad.AnnData, *, seed: int = 0) -> dict:
     """The demo genome (every demo gene) and ``adata``'s counts as 10x 3' v3 reads, its
-    barcodes split over :data:`FASTQ_LANES` (1.5 reads per UMI, 0.1 % sequencing errors)."""
+    barcodes split over :data:`FASTQ_LANES` (1.25 reads per UMI, 0.1 % sequencing errors)."""
     from .reads import write_fastq, write_genome
 
     paths = demo_paths(outdir)
@@ -546,7 +546,7 @@ def write_demo_fastq(outdir: str | Path, adata: ad.AnnData, *, seed: int = 0) ->
             list(adata.var["gene_ids"]),
             paths[f"fastq_{lane}_R1"],
             paths[f"fastq_{lane}_R2"],
-            reads_per_umi=1.5,
+            reads_per_umi=1.25,
             seed=seed + k,
         )
         logger.info("demo FASTQ %s %s: %s", DEMO_FASTQ, lane, stats[lane])

@@ -82,21 +82,15 @@ def count(
     run_info = json.loads((workdir / "run_info.json").read_text())
     reads = int(run_info["n_processed"])
     valid = None
-    if whitelist:  # Cell Ranger's "Valid Barcodes": on the whitelist after correction
+    if whitelist:  # Cell Ranger's "Valid Barcodes": `bustools correct` keeps only the reads
+        # whose barcode is on the whitelist after correction, so count those it kept
         from kb_python.config import get_bustools_binary_path
 
         inspect = workdir / "inspect_corrected.json"
-        run_tool(
-            [
-                get_bustools_binary_path(),
-                "inspect",
-                *("-o", str(inspect), "-w", str(whitelist)),
-                str(workdir / "output.unfiltered.bus"),
-            ],
-            workdir / "bustools_inspect.log",
-            inspect,
-        )
-        valid = round(json.loads(inspect.read_text())["numReadsOnOnlist"] / max(reads, 1), 4)
+        bus = workdir / "output.unfiltered.bus"
+        cmd = [get_bustools_binary_path(), "inspect", "-o", str(inspect), str(bus)]
+        run_tool(cmd, workdir / "bustools_inspect.log", inspect)
+        valid = round(json.loads(inspect.read_text())["numReads"] / max(reads, 1), 4)
     stats = {
         "reads": reads,
         "valid_barcodes": valid,
