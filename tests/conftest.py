@@ -27,6 +27,9 @@ CPUS = max(1, len(os.sched_getaffinity(0)) // WORKERS)  # this worker's share of
 if WORKERS > 1:  # before torch, BLAS or numba start their thread pools
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(CPUS)
+# one numba cache for the whole suite (its workers, workflows and their jobs): umap-learn and
+# pynndescent are compiled once (tl.embedding.umap_learn), not in every clustering process
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".snakemake" / "numba_cache"))
 
 # tests that share a costly module- or session-scoped fixture run on one worker
 SHARED_RUNS = ("demo_run",)

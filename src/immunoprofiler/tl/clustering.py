@@ -11,7 +11,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .embedding import umap_fit_place
+from .embedding import umap_fit_place, umap_learn
 from .subsample import balanced_subsample
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def cluster(
         transformer = "sklearn" if adata.n_obs < exact_below else "pynndescent"
     # exact search is identical on any number of threads; NN-descent's parallel updates are
     # not, so it keeps one thread (reruns identical)
+    umap_learn()  # scanpy's connectivities are umap-learn's: imported with numba's cache
     threads, sc.settings.n_jobs = sc.settings.n_jobs, n_jobs if transformer == "sklearn" else 1
     try:
         sc.pp.neighbors(

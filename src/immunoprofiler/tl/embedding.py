@@ -15,6 +15,30 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def umap_learn():
+    """The ``umap`` module (umap-learn), imported with numba's on-disk cache switched on for
+    the functions it and pynndescent compile: they are compiled at import and at the first
+    fit in every new process (~30 s on one core, a fixed cost of each clustering job),
+    read from ``NUMBA_CACHE_DIR`` (:func:`immunoprofiler.runtime.configure`) after that
+    (~3 s; the same machine code, so the same results). Neither library asks for caching
+    itself; only their decorators see the switch, which is put back after the import.
+    """
+    if "umap" not in sys.modules:
+        from functools import partial
+
+        import numba
+
+        decorators = {name: getattr(numba, name) for name in ("njit", "jit", "vectorize")}
+        for name, decorator in decorators.items():
+            setattr(numba, name, partial(decorator, cache=True))
+        try:
+            import umap  # noqa: F401  (imports pynndescent)
+        finally:
+            for name, decorator in decorators.items():
+                setattr(numba, name, decorator)
+    return sys.modules["umap"]
+
+
 def umap(
     X: np.ndarray,
     *,
@@ -35,7 +59,6 @@ def umap(
     rows = np.arange(len(X)) if rows is None else np.asarray(rows)
     emb = np.full((X.shape[0], 2), np.nan, dtype=np.float32)
     if len(rows) > n_neighbors:
-        import umap as umap_learn
         from sklearn.neighbors import NearestNeighbors
 
         Xr = np.asarray(X[rows], dtype=np.float32)
@@ -45,13 +68,17 @@ def umap(
         dist, idx = NearestNeighbors(n_neighbors=n_neighbors).fit(Xr).kneighbors(Xr)
         with warnings.catch_warnings():  # no search index: transform() unavailable, unused
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
-            emb[rows] = umap_learn.UMAP(
-                n_neighbors=n_neighbors,
-                min_dist=min_dist,
-                random_state=seed,
-                n_jobs=1,
-                precomputed_knn=(idx, dist, None),
-            ).fit_transform(Xr)
+            emb[rows] = (
+                umap_learn()
+                .UMAP(
+                    n_neighbors=n_neighbors,
+                    min_dist=min_dist,
+                    random_state=seed,
+                    n_jobs=1,
+                    precomputed_knn=(idx, dist, None),
+                )
+                .fit_transform(Xr)
+            )
     return emb
 
 
