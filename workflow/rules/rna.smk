@@ -13,6 +13,8 @@ rule rna_bam_count:
         "logs/rna_bam_count/{sample}.log",
     benchmark:
         "benchmarks/rna_bam_count/{sample}.tsv"
+    # before jobs that can wait: counting gates the RNA chain (and integration, its longest step)
+    priority: 1
     conda:
         "../envs/scanpy.yaml"
     threads: 2
@@ -35,6 +37,8 @@ rule rna_reference:
         "logs/rna_reference/rna_reference.log",
     benchmark:
         "benchmarks/rna_reference/rna_reference.tsv"
+    # first of all: every FASTQ sample waits for the index
+    priority: 2
     conda:
         "../envs/star.yaml"
     threads: 2
@@ -63,6 +67,8 @@ rule rna_quantify:
         "logs/rna_quantify/{sample}.log",
     benchmark:
         "benchmarks/rna_quantify/{sample}.tsv"
+    # before jobs that can wait: counting gates the RNA chain (and integration, its longest step)
+    priority: 1
     conda:
         "../envs/star.yaml"
     threads: 2
