@@ -288,3 +288,56 @@ def test_a_disk_filling_during_the_run_fails_the_job_clearly_and_loses_nothing(t
         assert (work / "results/cyto/flow/normalized.h5ad").is_file()
     finally:
         subprocess.run(["umount", str(work)], check=False)
+
+
+def _fastq_cohort(d):
+    """Two good 10x .h5 samples and ``cut``: a FASTQ sample whose R2 is a truncated gzip, with
+    the genome it would be counted against; returns the run's config."""
+    from immunoprofiler.datasets.reads import simulated_whitelist, write_fastq, write_genome
+
+    good_sample(d / "good1.h5", 0)
+    good_sample(d / "good2.h5", 1)
+    a = simulate_pbmc(40, seed=0, median_umis=500)
+    genome = write_genome(list(a.var_names), d / "genome.fa", d / "genes.gtf")
+    r1, r2 = d / "cut_S1_L001_R1_001.fastq.gz", d / "cut_S1_L001_R2_001.fastq.gz"
+    write_fastq(a.X, simulated_whitelist(a.n_obs), genome, list(a.var["gene_ids"]), r1, r2)
+    r2.write_bytes(r2.read_bytes()[:-2000])
+    sheet = d / "samples.tsv"
+    sheet.write_text(
+        "sample_id\tmodality\tpath\tbatch\tfastq_1\tfastq_2\n"
+        "good1\trna\tgood1.h5\tb1\t\t\n"
+        "good2\trna\tgood2.h5\tb2\t\t\n"
+        f"cut\trna\t\tb2\t{r1.name}\t{r2.name}\n"
+    )
+    reference = {"fasta": str(d / "genome.fa"), "gtf": str(d / "genes.gtf")}
+    return {"samples": str(sheet), "rna": {"reference": reference}}
+
+
+def test_a_truncated_fastq_sample_is_excluded_or_fails_alone(tmp_path):
+    """A FASTQ sample with a truncated R2: with on_sample_failure: exclude its counting step
+    records the failure (file and cause) and the other samples go on; with stop and
+    --keep-going its own job fails naming the file, and the good samples still finish."""
+    from immunoprofiler.failures import read_record
+
+    config = _fastq_cohort(tmp_path)
+    run_snakemake(tmp_path, "--until", "rna_qc", "rna_quantify_summary", config=config)
+    failure = read_record(tmp_path / "results/rna/qc/cut.h5ad")
+    assert failure.step == "rna_quantify" and "truncated or corrupt gzip" in failure.reason
+    assert "cut_S1_L001_R2_001.fastq.gz" in failure.reason
+    for sample in ("good1", "good2"):
+        assert read_record(tmp_path / f"results/rna/qc/{sample}.h5ad") is None
+    qc = pd.read_csv(tmp_path / "results/qc/starsolo.tsv", sep="\t").set_index("sample_id")
+    assert qc.loc["cut", "status"] == "failed" and "truncated" in qc.loc["cut", "reason"]
+
+    stop = tmp_path / "stop"
+    stop.mkdir()
+    index = tmp_path / "results/rna/reference/kallisto_gene"  # a prebuilt index, as config
+    config = {**config, "on_sample_failure": "stop", "rna": {"reference": {"index": str(index)}}}
+    proc = run_snakemake(stop, "--keep-going", "--until", "rna_qc", config=config, check=False)
+    assert proc.returncode != 0
+    log = (stop / "logs/rna_quantify/cut.log").read_text()
+    assert "sample cut" in log and "cut_S1_L001_R2_001.fastq.gz" in log and "truncated" in log
+    assert not (stop / "results/rna/fastq_counts/cut/filtered_feature_bc_matrix.h5").exists()
+    assert not (stop / "results/rna/reference").exists()  # the configured index was used
+    for sample in ("good1", "good2"):
+        assert read_record(stop / f"results/rna/qc/{sample}.h5ad") is None
