@@ -31,7 +31,12 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
 
 
 def run_snakemake(
-    workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: int = 1200
+    workdir: Path,
+    *args: str,
+    config: dict | None = None,
+    check: bool = True,
+    timeout: int = 1200,
+    env: dict | None = None,
 ):
     cmd = snakemake_cmd(workdir, *args)
     config = dict(config or {})
@@ -43,7 +48,7 @@ def run_snakemake(
         cmd += ["--configfile", str(cfg)]
     if flat:
         cmd += ["--config", *(f"{k}={v}" for k, v in flat.items())]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         pytest.fail(
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"

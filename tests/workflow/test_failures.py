@@ -341,3 +341,31 @@ def test_a_truncated_fastq_sample_is_excluded_or_fails_alone(tmp_path):
     assert not (stop / "results/rna/reference").exists()  # the configured index was used
     for sample in ("good1", "good2"):
         assert read_record(stop / f"results/rna/qc/{sample}.h5ad") is None
+
+
+def test_starsolo_without_star_stops_before_any_job(tmp_path):
+    """rna.quantifier: starsolo and no STAR on the PATH: the run stops at once, saying how to
+    install it (module, conda, apt) or to use kallisto."""
+    import os
+    from pathlib import Path
+
+    config = _fastq_cohort(tmp_path)
+    config["rna"]["quantifier"] = "starsolo"
+    dirs = []  # the PATH, a folder holding STAR replaced by links to all else in it
+    for i, d in enumerate(os.environ["PATH"].split(os.pathsep)):
+        if (Path(d) / "STAR").exists():
+            shadow = tmp_path / f"path{i}"
+            shadow.mkdir()
+            for f in Path(d).iterdir():
+                if not f.name.startswith("STAR"):
+                    (shadow / f.name).symlink_to(f)
+            d = str(shadow)
+        dirs.append(d)
+    env = {**os.environ, "PATH": os.pathsep.join(dirs)}
+    proc = run_snakemake(tmp_path, config=config, check=False, env=env)
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "rna.quantifier is 'starsolo' but STAR is not on the PATH" in err
+    for how in ("module load star", "conda install -c bioconda star", "apt-get install rna-star"):
+        assert how in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

@@ -58,21 +58,6 @@ class ChemistryError(SampleError):
     """A run's reads do not fit the configured (or any) chemistry."""
 
 
-def read_whitelist(path: str | Path) -> set[bytes]:
-    """A barcode whitelist as 10x ships it: one barcode per line, plain or gzip-compressed
-    (a second column, e.g. the v3 feature-barcode translation, is ignored)."""
-    path = Path(path)
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as fh:
-        barcodes = {line.split()[0] for line in fh if line.strip()}
-    if not barcodes:
-        raise ValueError(f"barcode whitelist {path} is empty")
-    lengths = {len(b) for b in barcodes}
-    if len(lengths) != 1:
-        raise ValueError(f"barcode whitelist {path}: barcodes of several lengths {sorted(lengths)}")
-    return barcodes
-
-
 def packaged_whitelist(chemistry: Chemistry) -> Path:
     """The kit's barcode whitelist as kb-python installs it (from ngs-tools: gzip, on disk,
     nothing downloaded)."""
@@ -104,40 +89,46 @@ def candidate_whitelists(
 
 
 def whitelist_array(path: str | Path, length: int = 16) -> np.ndarray:
-    """A whitelist file (plain or gzip, one barcode per line) as a bytes array (``S<length>``)
-    without a Python object per barcode (10x's v3 list holds 6.8M)."""
+    """A barcode whitelist as 10x ships it (one barcode per line, plain or gzip; a second
+    column, e.g. the v3 feature-barcode translation, ignored) as a bytes array
+    (``S<length>``), without a Python object per barcode (10x's v3 list holds 6.8M).
+
+    Raises
+    ------
+    ValueError
+        The file lists no barcode, or barcodes other than ``length`` bases long.
+    """
     path = Path(path)
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         data = fh.read()
     rows = np.frombuffer(data, dtype=np.uint8)
-    if len(rows) % (length + 1) == 0 and (rows[length :: length + 1] == ord("\n")).all():
+    if len(rows) and len(rows) % (length + 1) == 0 and (rows[length :: length + 1] == 10).all():
         return rows.reshape(-1, length + 1)[:, :length].copy().view(f"S{length}").ravel()
-    listed = np.array([line.split()[0] for line in data.splitlines() if line.strip()])
-    if not len(listed) or np.char.str_len(listed).min() != length or listed.itemsize != length:
-        raise ValueError(f"barcode whitelist {path}: not {length}-base barcodes")
-    return listed
+    listed = [line.split()[0] for line in data.splitlines() if line.strip()]
+    if not listed:
+        raise ValueError(f"barcode whitelist {path} is empty")
+    lengths = sorted({len(b) for b in listed})
+    if lengths != [length]:
+        raise ValueError(
+            f"barcode whitelist {path}: barcodes of {lengths} bases, expected {length}"
+        )
+    return np.array(listed, dtype=f"S{length}")
 
 
 def whitelist_fractions(
-    barcodes: Iterable[bytes],
-    whitelists: Mapping[str, set[bytes] | str | Path],
-    length: int = 16,
+    barcodes: Iterable[bytes], whitelists: Mapping[str, str | Path], length: int = 16
 ) -> dict[str, float]:
-    """Per whitelist, the fraction of ``barcodes`` (R1 prefixes of ``length`` bases) in it.
-    A whitelist is a set or a file (:func:`whitelist_array`: looked up by binary search of
-    the reads' barcodes, not turned into a Python set)."""
-    codes = [b[:length] for b in barcodes]
-    if not codes:
+    """Per whitelist file (:func:`whitelist_array`), the fraction of ``barcodes`` (R1
+    prefixes of ``length`` bases) in it: a binary search of the reads' distinct barcodes in
+    the list, no Python set of the list."""
+    query = np.array([b[:length] for b in barcodes], dtype=f"S{length}")
+    if not len(query):
         return {name: 0.0 for name in whitelists}
-    query = np.array(codes, dtype=f"S{length}")
     distinct = np.unique(query)
     out = {}
-    for name, wl in whitelists.items():
-        if isinstance(wl, set):
-            out[name] = sum(c in wl for c in codes) / len(codes)
-            continue
-        listed = whitelist_array(wl, length)
+    for name, path in whitelists.items():
+        listed = whitelist_array(path, length)
         pos = np.minimum(np.searchsorted(distinct, listed), len(distinct) - 1)
         present = distinct[pos][distinct[pos] == listed]
         out[name] = float(np.isin(query, present).mean())
@@ -146,7 +137,7 @@ def whitelist_fractions(
 
 def detect_chemistry(
     r1: list[bytes],
-    whitelists: Mapping[str, set[bytes] | str | Path],
+    whitelists: Mapping[str, str | Path],
     *,
     sample: str,
     configured: str = "auto",
@@ -158,7 +149,7 @@ def detect_chemistry(
     r1
         R1 sequences (a few thousand are enough).
     whitelists
-        Barcode whitelists (sets or files) by 10x name (those the config provides).
+        Barcode whitelist files by 10x name (those the config provides).
     configured
         ``auto`` or a name of :data:`CHEMISTRIES`: a named chemistry is checked against the
         reads (R1 long enough, its whitelist holding most barcodes when given) rather than
