@@ -62,8 +62,9 @@ def _trigamma_inverse(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def squeeze_var(s2: np.ndarray, df: float) -> tuple[np.ndarray, float, float]:
+def squeeze_var(s2: np.ndarray, df: float | np.ndarray) -> tuple[np.ndarray, float, float]:
     """Empirical-Bayes posterior variances: ``(s2_post, d0, s0_2)`` (limma's fitFDist/squeezeVar).
+    ``df``: the residual degrees of freedom, one for all or one per variance.
 
     Examples
     --------
@@ -72,11 +73,14 @@ def squeeze_var(s2: np.ndarray, df: float) -> tuple[np.ndarray, float, float]:
     True
     """
     s2 = np.maximum(np.asarray(s2, dtype=float), 1e-12)
+    df = np.broadcast_to(np.asarray(df, dtype=float), s2.shape)
     n = len(s2)
     z = np.log(s2)
     e = z - special.digamma(df / 2) + np.log(df / 2)
     emean = e.mean()
-    evar = (np.sum((e - emean) ** 2) / (n - 1) if n > 1 else 0.0) - special.polygamma(1, df / 2)
+    evar = (np.sum((e - emean) ** 2) / (n - 1) if n > 1 else 0.0) - np.mean(
+        special.polygamma(1, df / 2)
+    )
     if n > 1 and evar > 0:
         d0 = float(2 * _trigamma_inverse(np.array([evar]))[0])
         s02 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2)))
@@ -85,6 +89,56 @@ def squeeze_var(s2: np.ndarray, df: float) -> tuple[np.ndarray, float, float]:
         d0, s02 = np.inf, float(np.exp(emean))
         post = np.full_like(s2, s02)
     return post, d0, s02
+
+
+def moderated_t(Y: np.ndarray, X: np.ndarray, coef: int = 1) -> pd.DataFrame:
+    """limma's ``lmFit`` + ``eBayes`` for one coefficient of the design ``X`` (samples ×
+    terms), every column of ``Y`` (samples × features) its own linear model.
+
+    A missing value (NaN) leaves that sample out of that feature's model (as limma): features
+    are fitted in groups sharing the samples they have, each with its own residual degrees of
+    freedom. A feature whose samples cannot estimate ``coef`` (one group left) gets NaN; one
+    with no residual degree of freedom its estimate only. The residual variances of the
+    others are moderated together (:func:`squeeze_var`).
+
+    Returns one row per feature: ``coef`` (the estimate), ``t``, ``df`` (residual + prior),
+    ``p_value``.
+    """
+    Y = np.asarray(Y, dtype=float)
+    n_feat = Y.shape[1]
+    beta, unscaled, s2, df_res = (np.full(n_feat, np.nan) for _ in range(4))
+    seen = ~np.isnan(Y)
+    patterns, which = np.unique(seen.T, axis=0, return_inverse=True)
+    for k, rows in enumerate(patterns):
+        cols = np.flatnonzero(which.ravel() == k)
+        Xs = X[rows]
+        Xs = Xs[:, (Xs != 0).any(axis=0) | (np.arange(X.shape[1]) == coef)]
+        j = int(np.sum((X[rows] != 0).any(axis=0)[:coef]))  # coef's column in Xs
+        rank = np.linalg.matrix_rank(Xs)
+        if rank == np.linalg.matrix_rank(np.delete(Xs, j, axis=1)):
+            continue  # coef not estimable from these samples (one group left)
+        inv = np.linalg.pinv(Xs.T @ Xs)
+        b = inv @ Xs.T @ Y[np.ix_(rows, cols)]
+        beta[cols], unscaled[cols] = b[j], inv[j, j]
+        if rows.sum() - rank >= 1:  # else an estimate without a variance
+            resid = Y[np.ix_(rows, cols)] - Xs @ b
+            df_res[cols] = rows.sum() - rank
+            s2[cols] = (resid**2).sum(axis=0) / df_res[cols]
+    out = pd.DataFrame({"coef": beta, "t": np.nan, "df": np.nan, "p_value": np.nan})
+    ok = np.isfinite(s2)
+    if not ok.any():
+        return out
+    post, d0, s02 = squeeze_var(s2[ok], df_res[ok])
+    t = beta[ok] / np.sqrt(post * unscaled[ok])
+    df_total = df_res[ok] + d0 if np.isfinite(d0) else np.full(ok.sum(), np.inf)
+    p = np.where(
+        np.isfinite(df_total),
+        2 * stats.t.sf(np.abs(t), np.where(np.isfinite(df_total), df_total, 1)),
+        2 * stats.norm.sf(np.abs(t)),
+    )
+    logger.info("eBayes: prior df %.2f, prior variance %.4g", d0, s02)
+    out.loc[ok, "t"], out.loc[ok, "df"], out.loc[ok, "p_value"] = t, df_total, p
+    return out
 
 
 def size_factors(counts: pd.DataFrame) -> pd.Series:
@@ -137,6 +191,7 @@ def differential_abundance(
     groups: Sequence[str],
     paired_by: str | None = None,
     transform: str = "log_ratio",
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Test every cell type's abundance between ``groups[0]`` (a) and ``groups[1]`` (b).
 
@@ -152,6 +207,8 @@ def differential_abundance(
         A column such as ``patient``: a block per value, so the group effect is estimated
         within pairs (blocks seen in only one group carry no within-pair information and are
         dropped).
+    covariates
+        Further sheet columns in the design (e.g. ``batch``, ``sex``; :func:`design_matrix`).
 
     Returns
     -------
@@ -163,19 +220,11 @@ def differential_abundance(
     --------
     >>> differential_abundance(counts, meta, column="response", groups=["NR", "R"])  # doctest: +SKIP
     """
-    if len(groups) != 2 or groups[0] == groups[1]:
-        raise ValueError(f"contrast needs two different groups, got {list(groups)}")
     ga, gb = (str(g) for g in groups)
-    for col in [column] + ([paired_by] if paired_by else []):
-        if col not in samples:
-            raise KeyError(f"the sample sheet has no column '{col}' (contrast)")
-    meta = samples.loc[counts.index].copy()
-    meta[column] = meta[column].astype(str)
-    keep = meta[column].isin([ga, gb])
-    if paired_by:
-        blocks = meta.loc[keep].groupby(paired_by)[column].nunique()
-        keep &= meta[paired_by].isin(blocks.index[blocks == 2])
-    meta, counts = meta.loc[keep], counts.loc[keep]
+    meta, _ = select_samples(
+        samples.loc[counts.index], column, groups, paired_by=paired_by, covariates=covariates
+    )
+    counts = counts.loc[meta.index]
     counts = counts.loc[:, counts.sum(axis=0) > 0]
     is_b = (meta[column] == gb).to_numpy()
     n_a, n_b = int((~is_b).sum()), int(is_b.sum())
@@ -195,12 +244,7 @@ def differential_abundance(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         base["log2_fold_change"] = np.log2(base["mean_fraction_b"] / base["mean_fraction_a"])
-    # the design: intercept, group b indicator, one column per extra block
-    X = [np.ones(len(meta)), is_b.astype(float)]
-    if paired_by:
-        levels = sorted(meta[paired_by].astype(str).unique())
-        X += [(meta[paired_by].astype(str) == lv).to_numpy(float) for lv in levels[1:]]
-    X = np.column_stack(X)
+    X = design_matrix(meta, column, gb, paired_by, covariates)
     df_res = len(meta) - np.linalg.matrix_rank(X)
     note = ""
     if min(n_a, n_b) < 2:
@@ -215,21 +259,73 @@ def differential_abundance(
         out = base.assign(coef=np.nan, t=np.nan, df=np.nan, p_value=np.nan, q_value=np.nan)
         return out.assign(note=note)
     Y = transform_proportions(counts, transform).to_numpy()
-    XtX_inv = np.linalg.pinv(X.T @ X)
-    beta = XtX_inv @ X.T @ Y
-    resid = Y - X @ beta
-    s2 = (resid**2).sum(axis=0) / df_res
-    post, d0, s02 = squeeze_var(s2, df_res)
-    se = np.sqrt(post * XtX_inv[1, 1])
-    t = beta[1] / se
-    df_total = df_res + d0 if np.isfinite(d0) else np.inf
-    p = (
-        2 * stats.t.sf(np.abs(t), df_total)
-        if np.isfinite(df_total)
-        else 2 * stats.norm.sf(np.abs(t))
+    fit = moderated_t(Y, X, coef=1)
+    return base.assign(
+        coef=fit["coef"].to_numpy(),
+        t=fit["t"].to_numpy(),
+        df=fit["df"].to_numpy(),
+        p_value=fit["p_value"].to_numpy(),
+        q_value=_bh(fit["p_value"].to_numpy()),
+        note="",
     )
-    logger.info("eBayes: prior df %.2f, prior variance %.4g, residual df %d", d0, s02, df_res)
-    return base.assign(coef=beta[1], t=t, df=df_total, p_value=p, q_value=_bh(p), note="")
+
+
+def select_samples(
+    samples: pd.DataFrame,
+    column: str,
+    groups: Sequence[str],
+    *,
+    paired_by: str | None = None,
+    covariates: Sequence[str] = (),
+) -> tuple[pd.DataFrame, list[str]]:
+    """The samples a contrast compares: those whose ``column`` is one of the two ``groups``
+    (as strings), and with ``paired_by`` only complete pairs. Returns them and the samples
+    of the groups left out for want of a partner.
+
+    Raises
+    ------
+    ValueError
+        Not two different groups.
+    KeyError
+        A column of the contrast (``column``, ``paired_by``, ``covariates``) is not in the sheet.
+    """
+    if len(groups) != 2 or str(groups[0]) == str(groups[1]):
+        raise ValueError(f"contrast needs two different groups, got {list(groups)}")
+    for col in [column] + ([paired_by] if paired_by else []) + list(covariates):
+        if col not in samples:
+            raise KeyError(f"the sample sheet has no column '{col}' (contrast)")
+    meta = samples.copy()
+    meta[column] = meta[column].astype(str)
+    keep = meta[column].isin([str(g) for g in groups])
+    unpaired: list[str] = []
+    if paired_by:
+        blocks = meta.loc[keep].groupby(paired_by)[column].nunique()
+        paired = keep & meta[paired_by].isin(blocks.index[blocks == 2])
+        unpaired = [str(s) for s in meta.index[keep & ~paired]]
+        keep = paired
+    return meta.loc[keep], unpaired
+
+
+def design_matrix(
+    meta: pd.DataFrame,
+    column: str,
+    test_group: str,
+    paired_by: str | None = None,
+    covariates: Sequence[str] = (),
+) -> np.ndarray:
+    """The samples' design: intercept, ``test_group`` indicator (column 1: the tested
+    coefficient), one column per ``paired_by`` value but the first (a block per pair) and
+    the ``covariates``: numeric ones as they are, others one column per level but the first.
+    """
+    X = [np.ones(len(meta)), (meta[column].astype(str) == test_group).to_numpy(float)]
+    for col in ([paired_by] if paired_by else []) + list(covariates):
+        values = meta[col]
+        if pd.api.types.is_numeric_dtype(values) and col != paired_by:
+            X.append(values.to_numpy(float))
+            continue
+        levels = sorted(values.astype(str).unique())
+        X += [(values.astype(str) == lv).to_numpy(float) for lv in levels[1:]]
+    return np.column_stack(X)
 
 
 def differential_abundance_table(

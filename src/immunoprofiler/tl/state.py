@@ -1,0 +1,159 @@
+"""Differential state of cytometry cell types between two groups of samples (diffcyt-DS-limma).
+
+Per modality (or panel group), cell type and marker: the per-sample median of the transformed
+values (:func:`immunoprofiler.tl.pseudobulk.marker_medians`) is the response of a linear
+model with the same design as differential abundance (group, a block per ``paired_by`` value,
+covariates: :func:`immunoprofiler.tl.differential.design_matrix`), variances moderated across
+all of a modality's tests (limma's empirical Bayes) and Benjamini–Hochberg over them. As in
+diffcyt, a sample with fewer than ``min_cells`` cells of a type does not enter that type's
+tests (its median is too noisy), and the table says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .differential import _bh, design_matrix, moderated_t, select_samples
+
+logger = logging.getLogger(__name__)
+
+DS_COLUMNS = [
+    "modality",
+    "cell_type",
+    "marker",
+    "marker_class",
+    "group_a",
+    "group_b",
+    "n_samples",
+    "n_a",
+    "n_b",
+    "mean_median_a",
+    "mean_median_b",
+    "logFC",
+    "t",
+    "df",
+    "p_value",
+    "q_value",
+    "paired_by",
+    "covariates",
+    "note",
+]
+
+
+def differential_state(
+    medians: pd.DataFrame,
+    n_cells: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    column: str,
+    groups: Sequence[str],
+    paired_by: str | None = None,
+    covariates: Sequence[str] = (),
+    min_cells: int = 10,
+    marker_classes: Sequence[str] = ("state",),
+) -> pd.DataFrame:
+    """Test every cell type × marker median between ``groups[0]`` (a) and ``groups[1]`` (b),
+    per modality.
+
+    Parameters
+    ----------
+    medians
+        Long table ``sample_id, modality, cell_type, marker, marker_class, median``.
+    n_cells
+        Long table ``sample_id, modality, cell_type, n_cells`` (the composition).
+    samples
+        One row per ``sample_id`` (index) with ``column``, ``paired_by`` and ``covariates``.
+    min_cells
+        A sample with fewer cells of a type leaves that type's tests (``note`` counts them).
+    marker_classes
+        The panel classes tested (``state``; add ``type`` to test type markers too).
+
+    Returns
+    -------
+    One row per modality × cell type × marker (:data:`DS_COLUMNS`); ``logFC`` is the
+    difference of medians on the transformed scale (b − a, adjusted for the design). Rows
+    that cannot be tested (fewer than two samples per group left) have no p-value and say
+    why in ``note``.
+    """
+    med = medians[medians["marker_class"].isin(marker_classes)]
+    cells = n_cells.set_index(["modality", "sample_id", "cell_type"])["n_cells"]
+    tables = []
+    for modality, m in med.groupby("modality", sort=True):
+        meta, unpaired = select_samples(
+            samples.loc[samples.index.isin(m["sample_id"].unique())],
+            column,
+            groups,
+            paired_by=paired_by,
+            covariates=covariates,
+        )
+        wide = m.pivot_table(
+            index="sample_id", columns=["cell_type", "marker"], values="median", aggfunc="first"
+        ).reindex(meta.index)
+        classes = m.drop_duplicates(["cell_type", "marker"]).set_index(["cell_type", "marker"])
+        n = np.array(
+            [
+                [cells.get((modality, s, ct), 0) for ct in wide.columns.get_level_values(0)]
+                for s in wide.index
+            ]
+        ).reshape(wide.shape)
+        few = (n < min_cells) & wide.notna().to_numpy()
+        Y = wide.to_numpy(float)
+        Y[n < min_cells] = np.nan
+        is_b = (meta[column].astype(str) == str(groups[1])).to_numpy()
+        seen = ~np.isnan(Y)
+        res = pd.DataFrame(
+            {
+                "modality": modality,
+                "cell_type": wide.columns.get_level_values(0),
+                "marker": wide.columns.get_level_values(1),
+                "marker_class": classes.loc[wide.columns, "marker_class"].to_numpy(),
+                "group_a": str(groups[0]),
+                "group_b": str(groups[1]),
+                "n_samples": seen.sum(axis=0),
+                "n_a": seen[~is_b].sum(axis=0),
+                "n_b": seen[is_b].sum(axis=0),
+                "mean_median_a": np.nanmean(np.where(seen[~is_b], Y[~is_b], np.nan), axis=0)
+                if (~is_b).any()
+                else np.nan,
+                "mean_median_b": np.nanmean(np.where(seen[is_b], Y[is_b], np.nan), axis=0)
+                if is_b.any()
+                else np.nan,
+                "paired_by": paired_by or "",
+                "covariates": ",".join(covariates),
+            }
+        )
+        dropped = f"{len(unpaired)} unpaired sample(s) left out" if unpaired else ""
+        notes = [
+            "; ".join(filter(None, [dropped, f"{k} sample(s) with < {min_cells} cells left out"]))
+            if k
+            else dropped
+            for k in few.sum(axis=0)
+        ]
+        if len(meta):
+            X = design_matrix(meta, column, str(groups[1]), paired_by, covariates)
+            fit = moderated_t(Y, X, coef=1)
+        else:
+            fit = pd.DataFrame(np.nan, index=res.index, columns=["coef", "t", "df", "p_value"])
+        too_few = (res["n_a"] < 2) | (res["n_b"] < 2)
+        fit.loc[too_few.to_numpy(), ["t", "df", "p_value"]] = np.nan  # effect sizes only
+        for i in np.flatnonzero(too_few | fit["p_value"].isna().to_numpy()):
+            why = (
+                f"not tested: {res.at[i, 'n_a']} {groups[0]} and {res.at[i, 'n_b']} "
+                f"{groups[1]} samples (at least 2 per group, and residual degrees of freedom, "
+                "are needed)"
+            )
+            notes[i] = "; ".join(filter(None, [why, notes[i]]))
+        res["logFC"] = fit["coef"].to_numpy()
+        res["t"], res["df"] = fit["t"].to_numpy(), fit["df"].to_numpy()
+        res["p_value"] = fit["p_value"].to_numpy()
+        res["q_value"] = _bh(res["p_value"].to_numpy())
+        res["note"] = notes
+        tables.append(res)
+    if not tables:
+        return pd.DataFrame(columns=DS_COLUMNS)
+    out = pd.concat(tables, ignore_index=True)[DS_COLUMNS]
+    return out.sort_values(["modality", "p_value", "cell_type", "marker"], ignore_index=True)
