@@ -65,7 +65,9 @@ def test_planted_genes_found_in_their_cell_type_only():
     assert not set(res["gene"]) & {f"g{i}" for i in range(350, 400)}  # never expressed
     # NK: p0_stim has 3 cells, so p0 (both samples) leaves the paired NK test, and says why
     nk = design[design["cell_type"] == "NK"].set_index("sample_id")["use"]
-    assert nk["p0_stim"] == "fewer than 10 cells" and nk["p0_ctrl"] == "its partner has too few cells"
+    assert (
+        nk["p0_stim"] == "fewer than 10 cells" and nk["p0_ctrl"] == "its partner has too few cells"
+    )
     assert (res.loc[res["cell_type"] == "NK", "n_samples"] == 4).all()
 
 
