@@ -335,6 +335,7 @@ class Contrast:
     column: str
     groups: tuple[str, str]
     paired_by: str | None
+    covariates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,25 @@ class DifferentialAbundance:
 
     contrast: Contrast
     transform: DAScale
+
+
+@dataclass(frozen=True)
+class DifferentialState:
+    """``profile_differential_state``: the contrast, the cells a sample needs in a type, the
+    marker classes tested."""
+
+    contrast: Contrast
+    min_cells: int
+    marker_classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DifferentialExpression:
+    """``profile_differential_expression``: the contrast and the cells a sample needs in a
+    type."""
+
+    contrast: Contrast
+    min_cells: int
 
 
 @dataclass(frozen=True)
@@ -382,6 +402,8 @@ class StepParams:
     cyto_cluster: CytoCluster
     cyto_annotate: CytoAnnotate
     profile_differential_abundance: DifferentialAbundance | None
+    profile_differential_state: DifferentialState | None
+    profile_differential_expression: DifferentialExpression | None
     profile_qc_status: QcStatus
     on_sample_failure: Literal["exclude", "stop"]
 
@@ -406,12 +428,19 @@ class StepParams:
                 integrate["kl_warmup_epochs"] = cap
         transform = dict(cyto["transform"])
         logicle = build(Logicle, transform.pop("logicle"), where="cyto.transform.logicle")
-        contrast = prof["contrast"]
-        da = None
-        if contrast:
-            da = DifferentialAbundance(
-                contrast=build(Contrast, {"paired_by": None, **contrast}, where="profile.contrast"),
-                transform=prof["transform"],
+        da = ds = de = None
+        if prof["contrast"]:
+            contrast = {"paired_by": None, **prof["contrast"]}
+            contrast["covariates"] = tuple(contrast.get("covariates") or ())
+            contrast = build(Contrast, contrast, where="profile.contrast")
+            da = DifferentialAbundance(contrast=contrast, transform=prof["transform"])
+            ds = DifferentialState(
+                contrast=contrast,
+                min_cells=prof["state"]["min_cells"],
+                marker_classes=tuple(prof["state"]["marker_classes"]),
+            )
+            de = DifferentialExpression(
+                contrast=contrast, min_cells=prof["expression"]["min_cells"]
             )
         return cls(
             demo_data=build(Demo, demo, where="demo", seed=seed),
@@ -447,6 +476,8 @@ class StepParams:
                 seed=seed,
             ),
             profile_differential_abundance=da,
+            profile_differential_state=ds,
+            profile_differential_expression=de,
             profile_qc_status=build(QcStatus, prof["qc"], where="profile.qc"),
             on_sample_failure=config["on_sample_failure"],
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from immunoprofiler.params import Contrast, DifferentialAbundance
 from immunoprofiler.pipeline import (
@@ -111,3 +112,55 @@ def test_qc_status_rule_function(tmp_path):
     )
     assert not st["passed"].iloc[0] and "3000 cells after QC (< 3500)" in st["reasons"].iloc[0]
     assert (tmp_path / "st.png").exists()
+
+
+@pytest.mark.slow
+def test_differential_state_and_expression_steps_write_tables_and_figures(tmp_path):
+    """The two state steps from the tables they read (marker medians and composition; the
+    pseudobulk counts), with the planted effects of the tl tests found through them."""
+    import anndata as ad
+
+    from immunoprofiler.params import DifferentialExpression, DifferentialState
+    from immunoprofiler.pipeline import (
+        profile_differential_expression,
+        profile_differential_state,
+    )
+    from tests.unit.test_tl_expression import UP, _pseudobulk
+    from tests.unit.test_tl_state import _cohort
+
+    contrast = Contrast(column="timepoint", groups=("pre", "post"), paired_by="patient")
+    medians, cells, meta = _cohort()
+    medians.to_csv(tmp_path / "medians.tsv", sep="\t", index=False)
+    cells.to_csv(tmp_path / "composition.tsv", sep="\t", index=False)
+    sheet = meta.reset_index().assign(modality="cytof")
+    out = {k: tmp_path / f"ds_{k}.{e}" for k, e in (("table", "tsv"), ("heatmap", "png"))}
+    res = profile_differential_state(
+        tmp_path / "medians.tsv",
+        tmp_path / "composition.tsv",
+        samples=sheet,
+        volcano=tmp_path / "volcano.png",
+        params=DifferentialState(contrast=contrast, min_cells=10, marker_classes=("state",)),
+        **out,
+    )
+    assert tuple(res.iloc[0][["cell_type", "marker"]]) == ("B cell", "pS6")
+    assert pd.read_csv(out["table"], sep="\t").shape == res.shape
+    for png in (out["heatmap"], tmp_path / "volcano.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+    pb, meta = _pseudobulk()
+    pb.write_h5ad(tmp_path / "pb.h5ad")
+    sheet = meta.reset_index().rename(columns={"condition": "timepoint"})
+    sheet["timepoint"] = sheet["timepoint"].map({"ctrl": "pre", "stim": "post"})
+    de = profile_differential_expression(
+        tmp_path / "pb.h5ad",
+        samples=sheet.assign(modality="rna"),
+        table=tmp_path / "de.tsv",
+        design=tmp_path / "de_samples.tsv",
+        figure=tmp_path / "de.png",
+        params=DifferentialExpression(contrast=contrast, min_cells=10),
+    )
+    cd8 = de[(de["cell_type"] == "CD8 T") & (de["q_value"] < 0.05)]
+    assert set(UP) <= set(cd8["gene"])
+    used = pd.read_csv(tmp_path / "de_samples.tsv", sep="\t")
+    assert len(used) == ad.read_h5ad(tmp_path / "pb.h5ad").n_obs  # every type × sample listed
+    assert (tmp_path / "de.png").read_bytes()[:4] == b"\x89PNG"

@@ -126,6 +126,10 @@ def all_outputs():
     ]
     if PARAMS.profile_differential_abundance:
         out.append("results/profile/differential_abundance.tsv")
+        if CYTO_MODALITIES:
+            out.append("results/profile/differential_state.tsv")
+        if rna_samples():
+            out.append("results/profile/differential_expression.tsv")
     return out
 
 

@@ -131,6 +131,46 @@ rule profile_differential_abundance:
         "../../scripts/profile_differential_abundance.py"
 
 
+rule profile_differential_state:
+    input:
+        medians=rules.profile_marker_medians.output[0],
+        composition=rules.profile_composition.output[0],
+    output:
+        table=report(
+            "results/profile/differential_state.tsv",
+            caption="../report/differential_state.rst",
+            category="Immune state",
+            labels={"result": "differential state, cytometry (table)"},
+        ),
+        heatmap=report(
+            "results/profile/figures/differential_state_heatmap.png",
+            caption="../report/differential_state.rst",
+            category="Immune state",
+            labels={"result": "differential state, cytometry (heatmap)"},
+        ),
+        volcano=report(
+            "results/profile/figures/differential_state_volcano.png",
+            caption="../report/differential_state.rst",
+            category="Immune state",
+            labels={"result": "differential state, cytometry (volcano)"},
+        ),
+    log:
+        "logs/profile_differential_state/profile_differential_state.log",
+    benchmark:
+        "benchmarks/profile_differential_state/profile_differential_state.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000, 4),
+        runtime=10,
+    params:
+        samples=sample_records(),
+        ds=PARAMS.profile_differential_state,
+    script:
+        "../../scripts/profile_differential_state.py"
+
+
 rule rna_pseudobulk:
     input:
         qc=rules.rna_qc.output.h5ad,
@@ -171,6 +211,45 @@ rule profile_pseudobulk:
         runtime=runtime(30, 10),
     script:
         "../../scripts/profile_pseudobulk.py"
+
+
+rule profile_differential_expression:
+    input:
+        rules.profile_pseudobulk.output.counts,
+    output:
+        table=report(
+            "results/profile/differential_expression.tsv",
+            caption="../report/differential_expression.rst",
+            category="Immune state",
+            labels={"result": "differential expression, RNA (table)"},
+        ),
+        design=report(
+            "results/profile/differential_expression_samples.tsv",
+            caption="../report/differential_expression.rst",
+            category="Immune state",
+            labels={"result": "differential expression, RNA (samples per test)"},
+        ),
+        figure=report(
+            "results/profile/figures/differential_expression_top.png",
+            caption="../report/differential_expression.rst",
+            category="Immune state",
+            labels={"result": "differential expression, RNA (top genes)"},
+        ),
+    log:
+        "logs/profile_differential_expression/profile_differential_expression.log",
+    benchmark:
+        "benchmarks/profile_differential_expression/profile_differential_expression.tsv"
+    conda:
+        "../envs/scanpy.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem(1500, 3),
+        runtime=runtime(30, 10),
+    params:
+        samples=sample_records(),
+        de=PARAMS.profile_differential_expression,
+    script:
+        "../../scripts/profile_differential_expression.py"
 
 
 rule profile_qc_status:

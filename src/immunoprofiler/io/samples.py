@@ -327,7 +327,8 @@ def add_metadata(adata, metadata: Mapping[str, str]) -> None:
 
 def check_contrast(sheet: pd.DataFrame, contrast: Mapping[str, Any] | None) -> None:
     """Raise :class:`SampleSheetError` when the contrast (config ``profile.contrast``) names
-    a column the sheet lacks or a group that never occurs in its column.
+    a column (``column``, ``paired_by``, ``covariates``) the sheet lacks or a group that never
+    occurs in its column.
 
     Examples
     --------
@@ -336,8 +337,9 @@ def check_contrast(sheet: pd.DataFrame, contrast: Mapping[str, Any] | None) -> N
     if not contrast:
         return
     problems = []
-    for key in ("column", "paired_by"):
-        col = contrast.get(key)
+    named = [(key, contrast.get(key)) for key in ("column", "paired_by")]
+    named += [("covariate", c) for c in contrast.get("covariates") or ()]
+    for key, col in named:
         if col and col not in sheet.columns:
             problems.append(f"{key} '{col}' is not a sheet column ({', '.join(sheet.columns)})")
     col = contrast["column"]

@@ -15,6 +15,8 @@ from .cyto import (
 )
 from .profile import (
     profile_differential_abundance,
+    profile_differential_expression,
+    profile_differential_state,
     profile_provenance,
     profile_pseudobulk,
     profile_qc_status,
@@ -44,6 +46,8 @@ __all__ = [
     "cyto_plots",
     "cyto_preprocess",
     "profile_differential_abundance",
+    "profile_differential_expression",
+    "profile_differential_state",
     "profile_provenance",
     "profile_pseudobulk",
     "profile_qc_status",

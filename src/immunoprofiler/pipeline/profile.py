@@ -82,9 +82,86 @@ def profile_differential_abundance(
         groups=c.groups,
         paired_by=c.paired_by,
         transform=params.transform,
+        covariates=c.covariates,
     )
     res.to_csv(table, sep="\t", index=False)
     save_figure(da_forest(res), figure)
+    return res
+
+
+def profile_differential_state(
+    medians: str | Path,
+    composition: str | Path,
+    *,
+    samples: SampleRecords,
+    table: str | Path,
+    heatmap: str | Path,
+    volcano: str | Path,
+    params: P.DifferentialState,
+) -> pd.DataFrame:
+    """Cytometry differential state: every cell type × state marker's per-sample median
+    between the contrast's groups (:func:`immunoprofiler.tl.state.differential_state`), from
+    the marker-median and composition tables, not the events."""
+    from ..pl.profile import ds_heatmap
+    from ..pl.profile import volcano as volcano_plot
+    from ..tl.state import differential_state
+
+    c = params.contrast
+    med = pd.read_csv(medians, sep="\t")
+    comp = pd.read_csv(composition, sep="\t")
+    res = differential_state(
+        med[med["modality"] != "rna"],
+        comp,
+        _sheet(samples).drop_duplicates("sample_id").set_index("sample_id"),
+        column=c.column,
+        groups=c.groups,
+        paired_by=c.paired_by,
+        covariates=c.covariates,
+        min_cells=params.min_cells,
+        marker_classes=params.marker_classes,
+    )
+    res.to_csv(table, sep="\t", index=False)
+    save_figure(ds_heatmap(res), heatmap)
+    save_figure(
+        volcano_plot(
+            res, by="modality", effect="logFC", label=lambda r: f"{r.cell_type} {r.marker}"
+        ),
+        volcano,
+    )
+    return res
+
+
+def profile_differential_expression(
+    pseudobulk: str | Path,
+    *,
+    samples: SampleRecords,
+    table: str | Path,
+    design: str | Path,
+    figure: str | Path,
+    params: P.DifferentialExpression,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """RNA pseudobulk differential expression per cell type between the contrast's groups
+    (:func:`immunoprofiler.tl.expression.differential_expression_table`, PyDESeq2), from the
+    cohort's pseudobulk counts, not the cells; ``design``: which samples entered each cell
+    type's test, and why the others did not."""
+    from ..pl.profile import top_genes
+    from ..tl.expression import differential_expression_table
+
+    c = params.contrast
+    res, used = differential_expression_table(
+        ad.read_h5ad(pseudobulk),
+        _sheet(samples).drop_duplicates("sample_id").set_index("sample_id"),
+        column=c.column,
+        groups=c.groups,
+        paired_by=c.paired_by,
+        covariates=c.covariates,
+        min_cells=params.min_cells,
+        threads=threads,
+    )
+    res.to_csv(table, sep="\t", index=False)
+    used.to_csv(design, sep="\t", index=False)
+    save_figure(top_genes(res), figure)
     return res
 
 

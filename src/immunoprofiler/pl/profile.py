@@ -101,3 +101,92 @@ def da_forest(da: pd.DataFrame, *, alpha: float = 0.05):
         )
     fig.tight_layout()
     return fig
+
+
+def _note_axis(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9)
+    ax.set_axis_off()
+
+
+def ds_heatmap(ds: pd.DataFrame, *, alpha: float = 0.05):
+    """Per modality, cell type × marker differential state: ``logFC`` (b − a, transformed
+    scale) in a diverging map, ``*`` where q < alpha."""
+    mods = sorted(ds["modality"].unique()) or ["-"]
+    n_types = max((ds.groupby("modality")["cell_type"].nunique().max() if len(ds) else 1), 1)
+    n_markers = max((ds.groupby("modality")["marker"].nunique().max() if len(ds) else 1), 1)
+    fig, axes = plt.subplots(
+        1,
+        len(mods),
+        figsize=(max(4.0, 0.45 * n_markers + 2.5) * len(mods), max(3.0, 0.35 * n_types + 1.5)),
+        squeeze=False,
+    )
+    for ax, m in zip(axes[0], mods, strict=True):
+        g = ds[ds["modality"] == m]
+        if g.empty:
+            _note_axis(ax, f"{m}: no state markers")
+            continue
+        lfc = g.pivot_table(index="cell_type", columns="marker", values="logFC", aggfunc="first")
+        q = g.pivot_table(index="cell_type", columns="marker", values="q_value", aggfunc="first")
+        q = q.reindex_like(lfc)
+        lim = float(np.nanmax(np.abs(lfc.to_numpy()))) if np.isfinite(lfc.to_numpy()).any() else 1
+        im = ax.imshow(lfc.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        for (i, j), v in np.ndenumerate(q.to_numpy()):
+            if v < alpha:
+                ax.text(j, i, "*", ha="center", va="center", fontsize=11, color="k")
+        ax.set_xticks(range(lfc.shape[1]), lfc.columns, rotation=90, fontsize=8)
+        ax.set_yticks(range(lfc.shape[0]), lfc.index, fontsize=8)
+        ga, gb = g["group_a"].iloc[0], g["group_b"].iloc[0]
+        ax.set_title(f"{m}: {gb} − {ga} (* q < {alpha})", fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="difference of medians")
+    fig.tight_layout()
+    return fig
+
+
+def volcano(table: pd.DataFrame, *, by: str, effect: str, label, alpha: float = 0.05, top=8):
+    """One volcano per ``by`` value: ``effect`` against −log10 p, q < alpha in red, the
+    ``top`` smallest p-values labelled with ``label(row)``; the note where nothing was
+    tested."""
+    keys = sorted(table[by].unique()) or ["-"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4.0), squeeze=False)
+    for ax, k in zip(axes[0], keys, strict=True):
+        g = table[table[by] == k].dropna(subset=["p_value"])
+        if g.empty:
+            rows = table[table[by] == k]
+            _note_axis(ax, f"{k}: {rows['note'].iloc[0] if len(rows) else 'nothing tested'}")
+            continue
+        y = -np.log10(g["p_value"].clip(lower=1e-300))
+        sig = (g["q_value"] < alpha).to_numpy()
+        ax.scatter(g[effect], y, s=10, c=np.where(sig, "tab:red", "0.6"))
+        for _, r in g.nsmallest(top, "p_value").iterrows():
+            ax.annotate(label(r), (r[effect], -np.log10(max(r["p_value"], 1e-300))), fontsize=7)
+        ax.axvline(0, color="0.5", lw=0.8, ls="--")
+        ax.set(xlabel=effect, ylabel="−log10 p", title=f"{k} (red: q < {alpha})")
+    fig.tight_layout()
+    return fig
+
+
+def top_genes(de: pd.DataFrame, *, n: int = 10, alpha: float = 0.05):
+    """Per cell type, the ``n`` first genes of the differential-expression table (by p-value,
+    or by the size of the change where nothing was tested) as log2 fold-change bars, q <
+    alpha in red."""
+    types = sorted(de["cell_type"].unique()) or ["-"]
+    cols = min(4, len(types))
+    rows = int(np.ceil(len(types) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 0.25 * n * rows + 1.2 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, t in zip(axes, types, strict=False):
+        g = de[de["cell_type"] == t].head(n)
+        if g.empty:
+            _note_axis(ax, f"{t}: no genes")
+            continue
+        sig = (g["q_value"] < alpha).to_numpy()
+        ax.barh(range(len(g)), g["log2FoldChange"], color=np.where(sig, "tab:red", "0.5"))
+        ax.set_yticks(range(len(g)), g["gene"], fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("log2 fold change", fontsize=8)
+    for ax in axes[len(types) :]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig

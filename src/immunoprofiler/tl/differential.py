@@ -336,6 +336,7 @@ def differential_abundance_table(
     groups: Sequence[str],
     paired_by: str | None = None,
     transform: str = "log_ratio",
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run :func:`differential_abundance` per modality, on fine cell types and on lineages.
 
@@ -357,7 +358,13 @@ def differential_abundance_table(
             )
             wide = wide.loc[wide.index.isin(meta.index)]
             res = differential_abundance(
-                wide, meta, column=column, groups=groups, paired_by=paired_by, transform=transform
+                wide,
+                meta,
+                column=column,
+                groups=groups,
+                paired_by=paired_by,
+                transform=transform,
+                covariates=covariates,
             )
             tables.append(res.assign(modality=modality, level=level))
     if not tables:
