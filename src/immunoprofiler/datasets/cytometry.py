@@ -110,6 +110,7 @@ FLOW_PANEL = [
     ("BV421-A", "CD16"),
     ("BV605-A", "HLA-DR"),
     ("BV711-A", "CD45"),
+    ("BV786-A", "PD-1"),  # a state marker (the demo's planted activation effect)
     ("BV510-A", "Live/Dead"),
 ]
 FLOW_POPULATIONS = (
@@ -142,6 +143,7 @@ def _levels(
     rng: np.random.Generator,
     batch: int,
     abundance: Mapping[str, float] | None = None,
+    state: Mapping[str, Mapping[str, float]] | None = None,
 ):
     fr = np.array([POPULATIONS[p][0] * (abundance or {}).get(p, 1.0) for p in pops])
     labels = rng.choice(len(pops), size=n, p=fr / fr.sum())
@@ -152,6 +154,7 @@ def _levels(
             L[i, j] = POPULATIONS[p][1].get(alias.get(m, m), NEG)
             if m in STATE:
                 L[i, j] = STATE[m].get(p, NEG)
+            L[i, j] += (state or {}).get(p, {}).get(m, 0.0)
     Y = L[labels] + rng.normal(0, 0.3, size=(n, len(markers)))
     shift = np.random.default_rng(1000 + batch).normal(0, 0.25, len(markers))  # batch effect
     return labels, Y + shift * (Y > 1.0)
@@ -164,10 +167,13 @@ def simulate_cytometry(
     batch: int = 0,
     seed: int = 0,
     abundance: Mapping[str, float] | None = None,
+    state: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], pd.DataFrame, pd.DataFrame | None]:
     """Events of one file: ``(events, $PnN, $PnS, truth, spillover)``.
 
-    ``abundance`` multiplies populations' weights, as in :func:`~.demo.simulate_pbmc`.
+    ``abundance`` multiplies populations' weights, as in :func:`~.demo.simulate_pbmc`;
+    ``state`` shifts markers of populations (``{population: {marker: arcsinh units}}``):
+    a state change, the populations' type markers untouched.
 
     ``truth`` has ``true_cell_type`` and ``kind`` (``cell``, ``bead``, ``dead``,
     ``doublet``, ``debris``) per event, in file order.
@@ -183,7 +189,7 @@ def simulate_cytometry(
     else:
         raise ValueError(f"modality must be cytof or flow, not {modality!r}")
     markers = [m for _, m in panel]
-    labels, Y = _levels(pops, markers, n_events, rng, batch, abundance)
+    labels, Y = _levels(pops, markers, n_events, rng, batch, abundance, state)
     kind = np.full(n_events, "cell", dtype=object)
     r = rng.random(n_events)
     lin = np.sinh(Y) * c

@@ -190,6 +190,11 @@ HOUSEKEEPING = (
 # P1 responds to anti-PD-1, P2 does not; the responder carries 3x more non-classical monocytes
 # (every modality, both time points): the effect the differential-abundance test must find.
 RESPONSE_EFFECT = {"R": {"non-classical monocyte": 3.0}, "NR": {}}
+# ... and activated CD8 T cells: PD-1 up by 1 arcsinh unit (CyTOF and flow), an activation
+# program of genes switched on (RNA): the state effects the state analyses must find
+RESPONSE_STATE = {"R": {"CD8 T cell": {"PD-1": 1.0}}, "NR": {}}
+ACTIVATION_GENES = ("LAG3", "TIGIT", "HLA-DRB1", "IRF7", "XCL1", "CCL4", "GZMH")
+RESPONSE_PROGRAM = {"R": {"CD8 T cell": ACTIVATION_GENES}, "NR": {}}
 DEMO_SAMPLES = pd.DataFrame(
     {
         "sample_id": ["P1_pre", "P2_pre", "P1_post", "P2_post"],
@@ -313,11 +318,14 @@ def simulate_pbmc(
     seed: int = 0,
     chunk_size: int = 2000,
     abundance: Mapping[str, float] | None = None,
+    program: Mapping[str, Sequence[str]] | None = None,
 ) -> ad.AnnData:
     """Simulate one PBMC sample of ``n_cells`` barcodes (raw counts in ``X``).
 
     ``abundance`` multiplies populations' weights (e.g. ``{"non-classical monocyte": 3}``)
-    before the cell types are drawn: a built-in compositional effect.
+    before the cell types are drawn: a built-in compositional effect. ``program`` switches
+    genes on in populations (``{population: genes}``, each gene at a marker gene's level):
+    a state effect, the populations' markers untouched.
 
     Populations, their markers and the batch factors depend only on ``seed``, so samples
     simulated with the same seed and different ``batch`` share biology and differ by batch.
@@ -332,6 +340,12 @@ def simulate_pbmc(
     genes = gene_universe(n_genes)
     shared = np.random.default_rng(seed)
     prof, ambient = _profiles(genes, shared)
+    if program:  # after the shared draws: the other samples' profiles do not move
+        prof = prof.copy()
+        names = list(POPULATIONS)
+        for pop, on in program.items():
+            prof[names.index(pop), pd.Index(genes).get_indexer(list(on))] += MARKER_ON
+        prof /= prof.sum(axis=1, keepdims=True)
     batch_factors = np.exp(shared.normal(0, batch_strength, size=(n_batches, len(genes))))
     batch_factors[0] = 1.0
     if not 0 <= batch < n_batches:
@@ -492,6 +506,7 @@ def write_demo(
             batch=b,
             seed=seed,
             abundance=RESPONSE_EFFECT[r.response],
+            program=RESPONSE_PROGRAM[r.response],
             **({"median_umis": FASTQ_MEDIAN_UMIS} if r.sample_id == DEMO_FASTQ else {}),
         )
         path = Path(paths[r.sample_id])
@@ -576,6 +591,7 @@ def write_demo_cytometry(
             batch=b,
             seed=seed + 100 + i,
             abundance=RESPONSE_EFFECT[r.response],
+            state=RESPONSE_STATE[r.response],
         )
         write_fcs(
             paths[f"{r.modality}_{r.sample_id}"],
