@@ -172,6 +172,7 @@ def test_cytometry_qc_batch_and_medians_tables(demo_run):
     assert list(med.columns) == [
         "sample_id",
         "modality",
+        "panel_group",
         "cell_type",
         "marker",
         "marker_class",

@@ -164,6 +164,19 @@ def test_differential_abundance_per_panel_group(panels_run):
     assert "group on its own markers" in html  # the report states how panels were analysed
 
 
+def test_bcr_crosslinking_changes_b_cell_signalling_not_b_cell_numbers(panels_run):
+    """PBMC8 Reference → BCR-XL, paired by patient (Bodenmiller 2012): pS6 is the strongest
+    B-cell state change (q < 0.01); the other B-cell readouts and their q-values are in the
+    table (README)."""
+    ds = pd.read_csv(panels_run / "results/profile/differential_state.tsv", sep="\t")
+    assert set(ds["modality"]) == {"cytof:panel1", "cytof:myeloid"}
+    b = ds[(ds["modality"] == "cytof:panel1") & (ds["cell_type"] == "B cell")]
+    b = b.sort_values("p_value")
+    assert b.iloc[0]["marker"] == "pS6" and b.iloc[0]["q_value"] < 0.01, b.head()
+    assert b.iloc[0]["logFC"] > 0 and (b["n_a"] == 4).all() and (b["n_b"] == 4).all()
+    assert set(b["marker_class"]) == {"state"}
+
+
 def test_merging_panels_plans_one_group_per_modality(tmp_path):
     _sheet(tmp_path)
     config = {**CONFIG, "samples": str(tmp_path / "samples.tsv")}

@@ -63,7 +63,9 @@ def marker_medians(
 ) -> pd.DataFrame:
     """Median of every marker (columns of ``X``, named by ``var``'s index, classed by
     ``var["marker_class"]``) per sample and cell type, in long format: ``sample_id,
-    modality, cell_type, marker, marker_class, median`` — the cytometry pseudobulk.
+    modality, panel_group, cell_type, marker, marker_class, median`` — the cytometry
+    pseudobulk (``panel_group`` from ``obs`` when it has one: a sample stained with two
+    panels has a median per panel group).
 
     Examples
     --------
@@ -77,6 +79,14 @@ def marker_medians(
         id_vars=["sample_id", "cell_type"], var_name="marker", value_name="median"
     )
     long.insert(1, "modality", modality)
-    long.insert(4, "marker_class", var.loc[long["marker"], "marker_class"].to_numpy())
+    group = (
+        obs.groupby(obs["sample_id"].astype(str).to_numpy(), observed=True)["panel_group"]
+        .first()
+        .astype(str)
+        if "panel_group" in obs
+        else pd.Series(dtype=str)
+    )
+    long.insert(2, "panel_group", long["sample_id"].map(group).fillna(""))
+    long.insert(5, "marker_class", var.loc[long["marker"], "marker_class"].to_numpy())
     long["median"] = long["median"].astype(float).round(5)
     return long.sort_values(["sample_id", "cell_type", "marker"], ignore_index=True)

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 DS_COLUMNS = [
     "modality",
     "cell_type",
+    "cell_ontology_id",
     "marker",
     "marker_class",
     "group_a",
@@ -62,9 +63,13 @@ def differential_state(
     Parameters
     ----------
     medians
-        Long table ``sample_id, modality, cell_type, marker, marker_class, median``.
+        Long table ``sample_id, modality, [panel_group,] cell_type, marker, marker_class,
+        median`` (:func:`immunoprofiler.tl.pseudobulk.marker_medians`).
     n_cells
-        Long table ``sample_id, modality, cell_type, n_cells`` (the composition).
+        Long table ``sample_id, modality, [panel_group, cell_ontology_id,] cell_type,
+        n_cells`` (the composition). A modality analysed in several panel groups is tested
+        per group (``modality`` is then ``<modality>:<panel group>``, as in differential
+        abundance).
     samples
         One row per ``sample_id`` (index) with ``column``, ``paired_by`` and ``covariates``.
     min_cells
@@ -79,10 +84,23 @@ def differential_state(
     that cannot be tested (fewer than two samples per group left) have no p-value and say
     why in ``note``.
     """
-    med = medians[medians["marker_class"].isin(marker_classes)]
-    cells = n_cells.set_index(["modality", "sample_id", "cell_type"])["n_cells"]
+    from .abundance import views
+
+    med = medians[medians["marker_class"].isin(marker_classes)].copy()
+    comp = n_cells.copy()
+    for t in (med, comp):
+        if "panel_group" not in t:
+            t["panel_group"] = ""
+        t["panel_group"] = t["panel_group"].fillna("").astype(str)
+        t["view"] = views(t)
+    cells = comp.set_index(["view", "sample_id", "cell_type"])["n_cells"]
+    ontology = (
+        comp.drop_duplicates("cell_type").set_index("cell_type")["cell_ontology_id"]
+        if "cell_ontology_id" in comp
+        else pd.Series(dtype=str)
+    )
     tables = []
-    for modality, m in med.groupby("modality", sort=True):
+    for modality, m in med.groupby("view", sort=True):
         meta, unpaired = select_samples(
             samples.loc[samples.index.isin(m["sample_id"].unique())],
             column,
@@ -90,6 +108,8 @@ def differential_state(
             paired_by=paired_by,
             covariates=covariates,
         )
+        if not len(meta):  # no sample of either group measured this way (as in DA)
+            continue
         wide = m.pivot_table(
             index="sample_id", columns=["cell_type", "marker"], values="median", aggfunc="first"
         ).reindex(meta.index)
@@ -109,6 +129,7 @@ def differential_state(
             {
                 "modality": modality,
                 "cell_type": wide.columns.get_level_values(0),
+                "cell_ontology_id": wide.columns.get_level_values(0).map(ontology).fillna(""),
                 "marker": wide.columns.get_level_values(1),
                 "marker_class": classes.loc[wide.columns, "marker_class"].to_numpy(),
                 "group_a": str(groups[0]),
@@ -133,11 +154,8 @@ def differential_state(
             else dropped
             for k in few.sum(axis=0)
         ]
-        if len(meta):
-            X = design_matrix(meta, column, str(groups[1]), paired_by, covariates)
-            fit = moderated_t(Y, X, coef=1)
-        else:
-            fit = pd.DataFrame(np.nan, index=res.index, columns=["coef", "t", "df", "p_value"])
+        X = design_matrix(meta, column, str(groups[1]), paired_by, covariates)
+        fit = moderated_t(Y, X, coef=1)
         too_few = (res["n_a"] < 2) | (res["n_b"] < 2)
         fit.loc[too_few.to_numpy(), ["t", "df", "p_value"]] = np.nan  # effect sizes only
         for i in np.flatnonzero(too_few | fit["p_value"].isna().to_numpy()):
