@@ -13,6 +13,7 @@ import pytest
 from immunoprofiler import provenance
 from immunoprofiler.tl.abundance import COLUMNS
 from immunoprofiler.tl.annotation import LINEAGES
+from tests.conftest import dot_test_config
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,8 @@ def test_outputs_and_slots(demo_run):
     assert a.X.max() < 15  # shifted log, not counts
     for key in ("X_scVI", "X_umap"):
         assert key in a.obsm
-    assert a.uns["integration"]["epochs"] == 100  # the demo's own cap (demo.scvi_max_epochs)
+    cap = dot_test_config("demo")["demo"]["scvi_max_epochs"]
+    assert a.uns["integration"]["epochs"] == cap  # the demo's own cap (demo.scvi_max_epochs)
     for col in (
         "sample_id",
         "batch",

@@ -235,6 +235,8 @@ rule rna_integrate:
         "logs/rna_integrate/rna_integrate.log",
     benchmark:
         "benchmarks/rna_integrate/rna_integrate.tsv"
+    # the RNA chain's longest step: before jobs that can wait
+    priority: 1
     conda:
         "../envs/scvi.yaml"
     threads: 2
