@@ -185,6 +185,8 @@ def test_check_contrast_cases():
         check_contrast(sheet, {"column": "arm", "groups": ["x", "y"]})
     with pytest.raises(SampleSheetError, match="must differ"):
         check_contrast(sheet, {"column": "response", "groups": ["R", "R"]})
+    with pytest.raises(SampleSheetError, match="covariate 'sex' is not a sheet column"):
+        check_contrast(sheet, {"column": "response", "groups": ["NR", "R"], "covariates": ["sex"]})
 
 
 def test_reference_values():

@@ -64,6 +64,19 @@ def test_finds_the_effect_and_not_the_null_types():
     assert res.loc["T0", "mean_fraction_b"] > res.loc["T0", "mean_fraction_a"]
 
 
+def test_a_covariate_enters_the_design_and_the_table():
+    """A batch shift of every type but T0 in half of each group: with ``batch`` as a
+    covariate the effect is still found alone, and the table records the design."""
+    counts, meta = _cohort()
+    meta["batch"] = ["b1", "b2"] * 4
+    counts.loc[meta["batch"] == "b2", counts.columns[1:4]] *= 2
+    res = differential_abundance(
+        counts, meta, column="response", groups=["NR", "R"], covariates=["batch"]
+    ).set_index("cell_type")
+    assert res.loc["T0", "q_value"] < 0.05 and (res.drop("T0")["q_value"] >= 0.05).all()
+    assert (res["covariates"] == "batch").all() and (res["df"] > 0).all()
+
+
 def test_logit_coefficient_is_the_difference_of_group_means():
     counts, meta = _cohort(effect=1.0, seed=3)
     res = differential_abundance(

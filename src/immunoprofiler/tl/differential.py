@@ -41,6 +41,7 @@ DA_COLUMNS = [
     "p_value",
     "q_value",
     "paired_by",
+    "covariates",
     "transform",
     "note",
 ]
@@ -239,6 +240,7 @@ def differential_abundance(
             "mean_fraction_a": frac.loc[~is_b].mean().to_numpy() if n_a else np.nan,
             "mean_fraction_b": frac.loc[is_b].mean().to_numpy() if n_b else np.nan,
             "paired_by": paired_by or "",
+            "covariates": ",".join(covariates),
             "transform": transform,
         }
     )
