@@ -337,6 +337,11 @@ class Contrast:
     paired_by: str | None
     covariates: tuple[str, ...] = ()
 
+    def design(self) -> dict[str, Any]:
+        """The keyword arguments every differential analysis takes (``column``, ``groups``,
+        ``paired_by``, ``covariates``)."""
+        return dataclasses.asdict(self)
+
 
 @dataclass(frozen=True)
 class DifferentialAbundance:

@@ -28,6 +28,11 @@ def _sheet(samples: SampleRecords) -> pd.DataFrame:
     return samples if isinstance(samples, pd.DataFrame) else pd.DataFrame.from_records(samples)
 
 
+def _by_sample(samples: SampleRecords) -> pd.DataFrame:
+    """One row of sheet metadata per ``sample_id`` (its index)."""
+    return _sheet(samples).drop_duplicates("sample_id").set_index("sample_id")
+
+
 def profile_tables(
     composition: str | Path,
     *,
@@ -74,15 +79,11 @@ def profile_differential_abundance(
     from ..pl.profile import da_forest
     from ..tl.differential import differential_abundance_table
 
-    c = params.contrast
     res = differential_abundance_table(
         pd.read_csv(composition, sep="\t"),
         _sheet(samples),
-        column=c.column,
-        groups=c.groups,
-        paired_by=c.paired_by,
         transform=params.transform,
-        covariates=c.covariates,
+        **params.contrast.design(),
     )
     res.to_csv(table, sep="\t", index=False)
     save_figure(da_forest(res), figure)
@@ -106,17 +107,12 @@ def profile_differential_state(
     from ..pl.profile import volcano as volcano_plot
     from ..tl.state import differential_state
 
-    c = params.contrast
     med = pd.read_csv(medians, sep="\t")
-    comp = pd.read_csv(composition, sep="\t")
     res = differential_state(
         med[med["modality"] != "rna"],
-        comp,
-        _sheet(samples).drop_duplicates("sample_id").set_index("sample_id"),
-        column=c.column,
-        groups=c.groups,
-        paired_by=c.paired_by,
-        covariates=c.covariates,
+        pd.read_csv(composition, sep="\t"),
+        _by_sample(samples),
+        **params.contrast.design(),
         min_cells=params.min_cells,
         marker_classes=params.marker_classes,
     )
@@ -148,14 +144,10 @@ def profile_differential_expression(
     from ..pl.profile import top_genes
     from ..tl.expression import differential_expression_table
 
-    c = params.contrast
     res, used = differential_expression_table(
         ad.read_h5ad(pseudobulk),
-        _sheet(samples).drop_duplicates("sample_id").set_index("sample_id"),
-        column=c.column,
-        groups=c.groups,
-        paired_by=c.paired_by,
-        covariates=c.covariates,
+        _by_sample(samples),
+        **params.contrast.design(),
         min_cells=params.min_cells,
         threads=threads,
     )
