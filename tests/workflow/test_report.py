@@ -14,7 +14,14 @@ from .conftest import run_snakemake
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("Quality control", "scRNA-seq", "Cytometry", "Immune profile", "Provenance")
+SECTIONS = (
+    "Quality control",
+    "scRNA-seq",
+    "Cytometry",
+    "Immune profile",
+    "Immune state",
+    "Provenance",
+)
 FIGURES = (
     "umap.png",
     "umap_uncorrected.png",
@@ -24,6 +31,9 @@ FIGURES = (
     "composition.png",
     "cross_modality.png",
     "differential_abundance.png",
+    "differential_state_heatmap.png",
+    "differential_state_volcano.png",
+    "differential_expression_top.png",
     "qc_status.png",
     "P1_pre.png",
 )
@@ -34,6 +44,9 @@ TABLES = (
     "composition_wide.tsv",
     "cross_modality.tsv",
     "differential_abundance.tsv",
+    "differential_state.tsv",
+    "differential_expression.tsv",
+    "differential_expression_samples.tsv",
     "provenance.tsv",
     "config_used.yaml",
 )
