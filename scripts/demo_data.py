@@ -7,4 +7,10 @@ configure(log=snakemake.log[0], threads=snakemake.threads)
 from immunoprofiler.datasets import write_demo  # noqa: E402
 
 demo = snakemake.params.demo
-write_demo(snakemake.params.outdir, n_cells=demo.n_cells, n_events=demo.n_events, seed=demo.seed)
+write_demo(
+    snakemake.params.outdir,
+    n_cells=demo.n_cells,
+    n_events=demo.n_events,
+    seed=demo.seed,
+    fastq=snakemake.params.fastq,
+)

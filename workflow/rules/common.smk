@@ -312,11 +312,25 @@ def composition_tables():
     return tables + [f"results/cyto/{g}/composition.tsv" for g in CYTO_GROUPS]
 
 
+def demo_fastq_used():
+    """Whether the sheet reads the demo's FASTQ sample (else its reads and genome are not
+    written: the other demo files are the same either way)."""
+    demo = {os.path.abspath(p) for p in DEMO_PATHS.values()}
+    return any(
+        os.path.abspath(f) in demo
+        for s in fastq_samples()
+        for f in RNA.loc[s, "fastq_1"].split(",")
+    )
+
+
 def demo_outputs():
-    """Demo inputs: folders for the matrix-folder formats, files for the others."""
+    """Demo inputs: folders for the matrix-folder formats, files for the others (the FASTQ
+    sample's reads and genome only when the sheet reads them)."""
+    reads = ("fastq_", "genome_")
     return {
         name: directory(path) if not Path(path).suffix else path
         for name, path in DEMO_PATHS.items()
+        if demo_fastq_used() or not name.startswith(reads)
     }
 
 

@@ -17,5 +17,6 @@ rule demo_data:
     params:
         outdir=demo_outdir,
         demo=PARAMS.demo_data,
+        fastq=demo_fastq_used(),
     script:
         "../../scripts/demo_data.py"
