@@ -114,12 +114,16 @@ def differential_state(
             index="sample_id", columns=["cell_type", "marker"], values="median", aggfunc="first"
         ).reindex(meta.index)
         classes = m.drop_duplicates(["cell_type", "marker"]).set_index(["cell_type", "marker"])
-        n = np.array(
-            [
-                [cells.get((modality, s, ct), 0) for ct in wide.columns.get_level_values(0)]
-                for s in wide.index
-            ]
-        ).reshape(wide.shape)
+        per_type = (  # samples × cell types: each type's cells, read for its markers' columns
+            cells.xs(modality, level="view").unstack("cell_type")
+            if modality in cells.index.get_level_values("view")
+            else pd.DataFrame()
+        )
+        n = (
+            per_type.reindex(index=wide.index, columns=wide.columns.get_level_values(0))
+            .fillna(0)
+            .to_numpy()
+        )
         few = (n < min_cells) & wide.notna().to_numpy()
         Y = wide.to_numpy(float)
         Y[n < min_cells] = np.nan
