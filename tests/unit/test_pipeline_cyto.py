@@ -149,6 +149,7 @@ def test_bal_outputs(bal):
     assert list(med.columns) == [
         "sample_id",
         "modality",
+        "panel_group",
         "cell_type",
         "marker",
         "marker_class",
