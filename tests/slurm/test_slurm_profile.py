@@ -107,6 +107,10 @@ def test_gpu_rule_goes_to_gpu_partition_and_fails_fast(slurm_cluster, tmp_path):
     sheet = tmp_path / "samples.tsv"
     sheet.write_text("sample_id\tmodality\tpath\tbatch\nr0\trna\tr0.h5\tb0\nr1\trna\tr1.h5\tb1\n")
     work = tmp_path / "run"
+    config = {"samples": str(sheet), "rna": {"qc": {"min_cells": 50}}}
+    # the steps before it run locally (each Slurm job here costs ~25 s of start-up): only
+    # the GPU rule goes through Slurm
+    run_snakemake(work, "--until", "rna_normalize", config=config)
     proc = run_snakemake(
         work,
         *PROFILES,
@@ -114,7 +118,7 @@ def test_gpu_rule_goes_to_gpu_partition_and_fails_fast(slurm_cluster, tmp_path):
         "rna_integrate",
         "--retries",
         "0",
-        config={"samples": str(sheet), "rna": {"qc": {"min_cells": 50}}},
+        config=config,
         check=False,
         timeout=900,
     )

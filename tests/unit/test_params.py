@@ -291,3 +291,31 @@ def test_auto_chemistry_with_a_whitelist_file_is_a_config_error():
     config = default_config(rna={"whitelist": "w.txt", "chemistry": "10xv3"})
     p = P.StepParams.from_config(config)
     assert p.rna_quantify.whitelist == "w.txt" and p.rna_quantify.quantifier == "kallisto"
+
+
+def test_parsing_the_snakefile_loads_no_heavy_library():
+    """Every Snakemake start (each run, dry run and Slurm job) parses the Snakefile: the
+    modules its rule files import at top level must not pull in anndata, scanpy or torch
+    (2–4 s each, paid again in every Slurm job)."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    rules = [ROOT / "Snakefile", *sorted((ROOT / "workflow/rules").glob("*.smk"))]
+    modules = sorted(
+        {
+            m
+            for f in rules
+            for m in re.findall(r"^from (immunoprofiler\S*) import", f.read_text(), re.M)
+        }
+    )
+    assert "immunoprofiler.io.samples" in modules and "immunoprofiler.datasets" in modules
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(sorted(m for m in ('anndata', 'scanpy', 'torch', 'h5py', 'numba') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -83,26 +83,25 @@ def test_pca_of_a_lazily_read_X_is_the_pca_in_memory(hvg, demo_cohort):
 def test_scvi_trains_and_saves(hvg, tmp_path, demo_cohort):
     a = hvg.copy()
     key = integrate(
-        a, method="scvi", max_epochs=100, kl_warmup_epochs=100, seed=0, model_dir=tmp_path / "model"
+        a, method="scvi", max_epochs=50, kl_warmup_epochs=50, seed=0, model_dir=tmp_path / "model"
     )
     assert key == "X_scVI" and a.obsm[key].shape == (a.n_obs, 30)
     assert (tmp_path / "model" / "model.pt").exists()
-    assert batch_mixing(a, key) > 0.25
+    assert batch_mixing(a, key) > 0.3  # 0.39 / 0.40 / 0.43 for seeds 0 / 1 / 2
     assert type_purity(a, key, demo_cohort["truth"]) > 0.9
 
 
 @pytest.mark.slow
 def test_scvi_from_disk_integrates_and_is_reproducible(hvg, demo_cohort):
-    """Trained from disk, scVI integrates too (plain PCA mixes < 0.1), less well on this
-    small demo than in memory for some seeds: batch mixing after 100 epochs, seeds 0/1/2,
-    0.24/0.19/0.35 from disk against 0.41/0.36/0.35 in memory (a backed minibatch is read in
-    sorted order, which changes the floating-point sums and hence the run). A rerun is
-    identical."""
+    """Trained from disk, scVI integrates as in memory (plain PCA mixes < 0.1): batch mixing
+    after 50 epochs, seeds 0 / 1 / 2, 0.39 / 0.41 / 0.39 from disk against 0.39 / 0.40 / 0.43
+    in memory. The runs differ (a backed minibatch is read in sorted order, which changes the
+    floating-point sums); a rerun is identical."""
     a = hvg.copy()
-    emb, info = _scvi_from_disk(demo_cohort["hvg"], max_epochs=100, kl_warmup_epochs=100, seed=0)
-    assert info["use_rep"] == "X_scVI" and info["epochs"] == 100
+    emb, info = _scvi_from_disk(demo_cohort["hvg"], max_epochs=50, kl_warmup_epochs=50, seed=0)
+    assert info["use_rep"] == "X_scVI" and info["epochs"] == 50
     a.obsm["X_scVI"] = emb
-    assert batch_mixing(a, "X_scVI") > 0.2
+    assert batch_mixing(a, "X_scVI") > 0.3
     assert type_purity(a, "X_scVI", demo_cohort["truth"]) > 0.9
     again, _ = _scvi_from_disk(demo_cohort["hvg"], max_epochs=5, seed=0)
     np.testing.assert_array_equal(

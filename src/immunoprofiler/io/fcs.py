@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
 from ..failures import SampleError
 from ..params import NonFinite
+
+if TYPE_CHECKING:  # anndata only where events are read: the Snakefile reads headers
+    import anndata as ad
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +176,8 @@ def read_fcs(path: str | Path, *, sample_id: str, non_finite: NonFinite = "error
         Naming the file: not FCS, truncated, or an event count that does not match the
         data segment.
     """
+    import anndata as ad
+
     path = Path(path)
     if not path.is_file():
         raise FCSError(f"{path}: FCS file does not exist")
