@@ -83,3 +83,24 @@ def test_one_sample_per_group_gives_effect_sizes_only():
 def test_filter_by_expr_keeps_genes_expressed_in_a_group():
     counts = np.array([[0, 100, 5, 0], [0, 120, 6, 0], [0, 0, 0, 40], [0, 0, 0, 50]])
     assert filter_by_expr(counts, 2).tolist() == [False, True, False, True]
+
+
+def test_vectorised_starting_means_equal_pydeseq2s():
+    """``_Inference.lin_reg_mu`` (one least-squares solve for all genes) gives PyDESeq2's
+    per-gene scikit-learn fits, paired design included."""
+    from pydeseq2.default_inference import DefaultInference
+
+    from immunoprofiler.tl.expression import _Inference
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(rng.gamma(2.0, 20.0, size=(1, 300)), size=(8, 300)).astype(float)
+    sf = rng.uniform(0.5, 2.0, size=8)
+    group = np.repeat([0.0, 1.0], 4)
+    pair = np.tile(np.eye(4), (2, 1))[:, 1:]  # patients 2-4 (patient 1 in the intercept)
+    for design in (
+        np.column_stack([np.ones(8), group]),
+        np.column_stack([np.ones(8), pair, group]),
+    ):
+        ours = _Inference(n_cpus=1).lin_reg_mu(counts, sf, design, 0.5)
+        theirs = DefaultInference(n_cpus=1).lin_reg_mu(counts, sf, design, 0.5)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
