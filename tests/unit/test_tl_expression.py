@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from immunoprofiler.pl.profile import top_genes
 from immunoprofiler.tl.expression import DE_COLUMNS, differential_expression_table, filter_by_expr
 
 UP = [f"g{i}" for i in range(20)]  # 4x up in CD8 T cells after stimulation
@@ -104,3 +105,33 @@ def test_vectorised_starting_means_equal_pydeseq2s():
         ours = _Inference(n_cpus=1).lin_reg_mu(counts, sf, design, 0.5)
         theirs = DefaultInference(n_cpus=1).lin_reg_mu(counts, sf, design, 0.5)
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_all_zero_genes_and_an_all_zero_cell_type_are_reported_not_dropped():
+    """The 50 never-expressed genes are filtered out (never tested, no error); a cell type
+    whose counts are all zero keeps one row whose note says no gene passes the filter."""
+    pb, meta = _pseudobulk(few=("", "", 0))
+    pb.X[(pb.obs["cell_type"] == "NK").to_numpy()] = 0
+    res, used = differential_expression_table(
+        pb, meta, column="condition", groups=["ctrl", "stim"], paired_by="patient"
+    )
+    assert not set(res["gene"].dropna()) & {f"g{i}" for i in range(350, 400)}
+    nk = res[res["cell_type"] == "NK"]
+    assert len(nk) == 1 and nk["gene"].isna().all()
+    assert "no gene passes the expression filter" in nk["note"].iloc[0]
+    assert set(used.loc[used["cell_type"] == "NK", "use"]) == {"in the test"}
+    assert res.loc[res["cell_type"] == "CD8 T", "p_value"].notna().all()
+
+
+def test_a_group_with_no_sample_and_a_paired_design_without_pairs():
+    pb, meta = _pseudobulk(few=("", "", 0))
+    ctrl = pb[(pb.obs["sample_id"].str.endswith("ctrl")).to_numpy()].copy()
+    res, _ = differential_expression_table(ctrl, meta, column="condition", groups=["ctrl", "stim"])
+    assert len(res) == 3 and res["gene"].isna().all()  # one row per type, saying why
+    assert res["note"].str.contains("not tested: 3 ctrl and 0 stim samples").all()
+    top_genes(res)  # the report's figure draws the reason, not an empty bar chart
+    meta["patient"] = [f"q{i}" for i in range(len(meta))]  # nobody has a partner
+    with pytest.raises(ValueError, match="no sample of ctrl has a stim partner by 'patient'"):
+        differential_expression_table(
+            pb, meta, column="condition", groups=["ctrl", "stim"], paired_by="patient"
+        )

@@ -121,3 +121,56 @@ def test_moderated_t_with_missing_values_equals_fitting_without_those_samples():
     assert full.loc[5, "coef"] == pytest.approx(alone.loc[0, "coef"])
     assert full.loc[0, "p_value"] < 0.01  # the shifted feature
     assert np.isfinite(full["p_value"]).all()
+
+
+def test_a_group_absent_from_a_modality_gives_effect_sizes_only_with_a_note():
+    """The contrast's second group has no sample in this modality (e.g. its files all failed):
+    rows are kept with one group's means, no logFC or p-value, and the note says why."""
+    medians, cells, meta = _cohort()
+    pre = meta.index[meta["timepoint"] == "pre"]
+    res = differential_state(
+        medians[medians["sample_id"].isin(pre)],
+        cells,
+        meta,
+        column="timepoint",
+        groups=["pre", "post"],
+    )
+    assert len(res) and res["p_value"].isna().all() and res["logFC"].isna().all()
+    assert (res["n_b"] == 0).all() and res["mean_median_a"].notna().all()
+    assert res["note"].str.contains("not tested: 4 pre and 0 post samples").all()
+
+
+def test_a_marker_some_panels_lack_is_tested_where_measured_and_noted():
+    """CD38 is in one panel group only (two views of cytof): tested there, noted on its rows;
+    in a single view, samples whose panel lacks a marker are counted in the note."""
+    medians, cells, meta = _cohort(few=("", "", 0))
+    medians["panel_group"] = "lineage"
+    cells["panel_group"] = "lineage"
+    second = medians[medians["marker"] != "CD38"].assign(panel_group="myeloid")
+    med2 = pd.concat([medians, second], ignore_index=True)
+    cells2 = pd.concat([cells, cells.assign(panel_group="myeloid")], ignore_index=True)
+    res = differential_state(
+        med2, cells2, meta, column="timepoint", groups=["pre", "post"], paired_by="patient"
+    )
+    assert set(res["modality"]) == {"cytof:lineage", "cytof:myeloid"}
+    cd38 = res[res["marker"] == "CD38"]
+    assert set(cd38["modality"]) == {"cytof:lineage"} and cd38["p_value"].notna().all()
+    assert cd38["note"].str.contains("not in cytof:myeloid").all()
+    assert not res.loc[res["marker"] != "CD38", "note"].str.contains("not in").any()
+    # one view: two samples' panel lacks pErk
+    lacking = ~((medians["marker"] == "pErk") & medians["sample_id"].isin(["p0_pre", "p0_post"]))
+    res = differential_state(
+        medians[lacking], cells, meta, column="timepoint", groups=["pre", "post"]
+    )
+    perk = res[res["marker"] == "pErk"]
+    assert (perk["n_samples"] == 6).all() and perk["p_value"].notna().all()
+    assert perk["note"].str.contains("not measured in 2 sample").all()
+
+
+def test_a_paired_design_without_any_pair_is_a_clear_error():
+    medians, cells, meta = _cohort()
+    meta["patient"] = [f"q{i}" for i in range(len(meta))]  # nobody has a partner
+    with pytest.raises(ValueError, match="no sample of pre has a post partner by 'patient'"):
+        differential_state(
+            medians, cells, meta, column="timepoint", groups=["pre", "post"], paired_by="patient"
+        )

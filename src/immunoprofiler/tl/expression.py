@@ -191,7 +191,7 @@ def differential_expression_table(
     design table: one row per cell type × sample with its cells and whether (or why not)
     it entered the test — nothing is left out silently.
     """
-    tables, used = [], []
+    tables, used, unpaired_only = [], [], []
     obs = pseudobulk.obs.reset_index(drop=True)
     genes = pseudobulk.var_names.astype(str)
     for cell_type, rows in obs.groupby("cell_type", sort=True, observed=True):
@@ -229,6 +229,12 @@ def differential_expression_table(
                 f"not tested: {n_a} {groups[0]} and {n_b} {groups[1]} samples "
                 "(at least 2 per group are needed): effect sizes only"
             )
+        if paired_by and unpaired and not len(meta):
+            note = (
+                f"not tested: none of the {len(unpaired)} sample(s) has a partner by "
+                f"'{paired_by}' in the other group"
+            )
+            unpaired_only.append(str(cell_type))
         if min(n_a, n_b) < 1:
             res = pd.DataFrame(columns=DE_COLUMNS)
         else:
@@ -248,6 +254,10 @@ def differential_expression_table(
                 covariates=covariates,
                 threads=threads,
             )
+        if not len(res):  # one row that says why the type has no genes in the table
+            if min(n_a, n_b) >= 1:
+                note = "; ".join(filter(None, [note, "no gene passes the expression filter"]))
+            res = pd.DataFrame({"gene": [np.nan]}).reindex(columns=res.columns)
         if note:
             logger.warning("differential expression, %s: %s", cell_type, note)
         tables.append(
@@ -263,6 +273,12 @@ def differential_expression_table(
                 covariates=",".join(covariates),
                 note=note,
             )
+        )
+    if unpaired_only and len(unpaired_only) == len(tables):
+        raise ValueError(
+            f"differential expression: no sample of {groups[0]} has a {groups[1]} partner by "
+            f"'{paired_by}' in any cell type: nothing can be tested paired (check the sheet's "
+            f"'{paired_by}' column, or leave paired_by out)"
         )
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     out = out.reindex(columns=DE_COLUMNS)

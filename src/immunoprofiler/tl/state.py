@@ -99,7 +99,10 @@ def differential_state(
         if "cell_ontology_id" in comp
         else pd.Series(dtype=str)
     )
-    tables = []
+    # a marker some of a modality's panel groups lack is tested where it is measured
+    measured_in = med.groupby(["modality", "marker"])["view"].unique()
+    modality_views = comp.groupby("modality")["view"].unique()
+    tables, unpaired_only = [], []
     for modality, m in med.groupby("view", sort=True):
         meta, unpaired = select_samples(
             samples.loc[samples.index.isin(m["sample_id"].unique())],
@@ -108,12 +111,22 @@ def differential_state(
             paired_by=paired_by,
             covariates=covariates,
         )
-        if not len(meta):  # no sample of either group measured this way (as in DA)
+        classes = m.drop_duplicates(["cell_type", "marker"]).set_index(["cell_type", "marker"])
+        lacking = {
+            mk: sorted(set(modality_views.get(mod, [])) - set(measured_in[(mod, mk)]))
+            for mod, mk in measured_in.index
+            if mod == m["modality"].iloc[0]
+        }
+        if not len(meta):  # no sample of either group measured this way, or none paired
+            if unpaired:
+                unpaired_only.append(modality)
+                tables.append(
+                    _untested(modality, classes, ontology, groups, paired_by, covariates, unpaired)
+                )
             continue
         wide = m.pivot_table(
             index="sample_id", columns=["cell_type", "marker"], values="median", aggfunc="first"
         ).reindex(meta.index)
-        classes = m.drop_duplicates(["cell_type", "marker"]).set_index(["cell_type", "marker"])
         per_type = (  # samples × cell types: each type's cells, read for its markers' columns
             cells.xs(modality, level="view").unstack("cell_type")
             if modality in cells.index.get_level_values("view")
@@ -125,6 +138,7 @@ def differential_state(
             .to_numpy()
         )
         few = (n < min_cells) & wide.notna().to_numpy()
+        absent = (n >= min_cells) & wide.isna().to_numpy()  # cells, but the marker not measured
         Y = wide.to_numpy(float)
         Y[n < min_cells] = np.nan
         is_b = (meta[column].astype(str) == str(groups[1])).to_numpy()
@@ -141,22 +155,28 @@ def differential_state(
                 "n_samples": seen.sum(axis=0),
                 "n_a": seen[~is_b].sum(axis=0),
                 "n_b": seen[is_b].sum(axis=0),
-                "mean_median_a": np.nanmean(np.where(seen[~is_b], Y[~is_b], np.nan), axis=0)
-                if (~is_b).any()
-                else np.nan,
-                "mean_median_b": np.nanmean(np.where(seen[is_b], Y[is_b], np.nan), axis=0)
-                if is_b.any()
-                else np.nan,
+                "mean_median_a": _mean(Y[~is_b]),
+                "mean_median_b": _mean(Y[is_b]),
                 "paired_by": paired_by or "",
                 "covariates": ",".join(covariates),
             }
         )
         dropped = f"{len(unpaired)} unpaired sample(s) left out" if unpaired else ""
         notes = [
-            "; ".join(filter(None, [dropped, f"{k} sample(s) with < {min_cells} cells left out"]))
-            if k
-            else dropped
-            for k in few.sum(axis=0)
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        dropped,
+                        f"{k} sample(s) with < {min_cells} cells left out" if k else "",
+                        f"not measured in {a} sample(s) (their panel lacks it)" if a else "",
+                        f"not in {', '.join(lacking[mk])} (not tested there)"
+                        if lacking.get(mk)
+                        else "",
+                    ],
+                )
+            )
+            for k, a, mk in zip(few.sum(axis=0), absent.sum(axis=0), res["marker"], strict=True)
         ]
         X = design_matrix(meta, column, str(groups[1]), paired_by, covariates)
         fit = moderated_t(Y, X, coef=1)
@@ -175,7 +195,61 @@ def differential_state(
         res["q_value"] = _bh(res["p_value"].to_numpy())
         res["note"] = notes
         tables.append(res)
+    if unpaired_only and len(unpaired_only) == len(tables):
+        raise ValueError(
+            f"differential state: no sample of {groups[0]} has a {groups[1]} partner by "
+            f"'{paired_by}' in {', '.join(unpaired_only)}: nothing can be tested paired "
+            "(check the sheet's "
+            f"'{paired_by}' column, or leave paired_by out)"
+        )
     if not tables:
         return pd.DataFrame(columns=DS_COLUMNS)
     out = pd.concat(tables, ignore_index=True)[DS_COLUMNS]
     return out.sort_values(["modality", "p_value", "cell_type", "marker"], ignore_index=True)
+
+
+def _mean(Y: np.ndarray) -> np.ndarray | float:
+    """Column means over the samples that have a value (NaN where none has)."""
+    if not len(Y):
+        return np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = (~np.isnan(Y)).sum(axis=0)
+        return np.where(n > 0, np.nansum(Y, axis=0) / np.maximum(n, 1), np.nan)
+
+
+def _untested(
+    view: str,
+    classes: pd.DataFrame,
+    ontology: pd.Series,
+    groups: Sequence[str],
+    paired_by: str | None,
+    covariates: Sequence[str],
+    unpaired: Sequence[str],
+) -> pd.DataFrame:
+    """The rows of a view whose samples all lack a partner: no estimate, the reason said."""
+    keys = classes.index
+    return pd.DataFrame(
+        {
+            "modality": view,
+            "cell_type": keys.get_level_values(0),
+            "cell_ontology_id": keys.get_level_values(0).map(ontology).fillna(""),
+            "marker": keys.get_level_values(1),
+            "marker_class": classes["marker_class"].to_numpy(),
+            "group_a": str(groups[0]),
+            "group_b": str(groups[1]),
+            "n_samples": 0,
+            "n_a": 0,
+            "n_b": 0,
+            "mean_median_a": np.nan,
+            "mean_median_b": np.nan,
+            "logFC": np.nan,
+            "t": np.nan,
+            "df": np.nan,
+            "p_value": np.nan,
+            "q_value": np.nan,
+            "paired_by": paired_by or "",
+            "covariates": ",".join(covariates),
+            "note": f"not tested: none of the {len(unpaired)} sample(s) has a partner by "
+            f"'{paired_by}' in the other group",
+        }
+    )
