@@ -199,8 +199,7 @@ def differential_state(
         raise ValueError(
             f"differential state: no sample of {groups[0]} has a {groups[1]} partner by "
             f"'{paired_by}' in {', '.join(unpaired_only)}: nothing can be tested paired "
-            "(check the sheet's "
-            f"'{paired_by}' column, or leave paired_by out)"
+            f"(check the sheet's '{paired_by}' column, or leave paired_by out)"
         )
     if not tables:
         return pd.DataFrame(columns=DS_COLUMNS)
