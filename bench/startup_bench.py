@@ -9,7 +9,10 @@ Run on an otherwise idle machine; every number comes from fresh processes:
    in a checkout from before the four per-file rules became one) on the demo cohort in a
    fresh folder (4 RNA samples in four formats, 8 FCS files): the run's wall time and, per
    rule, the median job seconds and max RSS from Snakemake's benchmark files;
-3. with ``--whole``: the whole demo (``--cores 2``), wall time and the slowest jobs.
+3. Snakemake's own start: ``snakemake -n`` in that finished folder (parse the Snakefile, read
+   the sheet, build the DAG; nothing to do), ``--repeats`` times: median wall seconds, and
+   whether parsing imported anndata — paid by every run, dry run and, on SLURM, every job;
+4. with ``--whole``: the whole demo (``--cores 2``), wall time and the slowest jobs.
 
 ``--src PATH`` imports the package and runs the Snakefile of another checkout (for example a
 ``git worktree`` of an older commit), so before and after are measured by the same script.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -104,6 +108,27 @@ def snakemake(src: Path, work: Path, cores: int, *targets: str) -> tuple[float, 
     return wall, job_benchmarks(work)
 
 
+def dry_runs(src: Path, work: Path, repeats: int) -> dict:
+    """``snakemake -n`` in a finished folder, ``repeats`` times (``-X importtime`` once, to
+    see whether parsing the Snakefile imported anndata)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(src / "Snakefile")]
+    cmd += ["--directory", str(work), "--cores", "1", "-n"]
+    env = {**os.environ, "PYTHONPATH": str(src / "src")}
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, env=env, check=True)
+        walls.append(time.perf_counter() - t0)
+    probe = subprocess.run(
+        [sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env
+    )
+    return {
+        "median_s": round(statistics.median(walls), 2),
+        "runs_s": [round(w, 2) for w in walls],
+        "imports_anndata": bool(re.search(r"\|\s+anndata$", probe.stderr, re.M)),
+    }
+
+
 def per_rule(jobs: list[dict]) -> dict:
     rules: dict[str, list[dict]] = {}
     for j in jobs:
@@ -137,6 +162,8 @@ def main() -> None:
     wall, jobs = snakemake(src, out / f"per_sample_{commit}", 1, "--until", last, "rna_qc")
     result["per_sample"] = {"wall_s": round(wall, 1), "rules": per_rule(jobs)}
     print("per-sample jobs:", json.dumps(result["per_sample"], indent=1), flush=True)
+    result["dry_run"] = dry_runs(src, out / f"per_sample_{commit}", args.repeats)
+    print("snakemake -n:", result["dry_run"], flush=True)
     if args.whole:
         wall, jobs = snakemake(src, out / f"demo_{commit}", 2)
         slowest = sorted(jobs, key=lambda j: -j["s"])[:8]
