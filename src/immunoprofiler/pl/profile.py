@@ -175,10 +175,10 @@ def top_genes(de: pd.DataFrame, *, n: int = 10, alpha: float = 0.05):
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 0.25 * n * rows + 1.2 * rows))
     axes = np.atleast_1d(axes).ravel()
     for ax, t in zip(axes, types, strict=False):
-        rows = de[de["cell_type"] == t]
-        g = rows[rows["gene"].notna()].head(n)
+        part = de[de["cell_type"] == t]
+        g = part[part["gene"].notna()].head(n)
         if g.empty:  # the table's row for the type says why
-            why = rows["note"].iloc[0] if len(rows) and "note" in rows else ""
+            why = part["note"].iloc[0] if len(part) and "note" in part else ""
             _note_axis(ax, f"{t}: no genes" + (f"\n({why})" if why else ""))
             continue
         sig = (g["q_value"] < alpha).to_numpy()

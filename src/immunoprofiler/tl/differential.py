@@ -308,6 +308,20 @@ def select_samples(
     return meta.loc[keep], unpaired
 
 
+def require_pairs(
+    analysis: str, unpaired_only: Sequence[str], n_units: int, groups: Sequence[str], paired_by
+) -> None:
+    """Raise when every unit of an analysis (``n_units`` modalities or cell types, each tested
+    on its own) lost all its samples to pairing (``unpaired_only``): a paired design with no
+    complete pair anywhere is a sheet problem, not a result."""
+    if unpaired_only and len(unpaired_only) == n_units:
+        raise ValueError(
+            f"{analysis}: no sample of {groups[0]} has a {groups[1]} partner by "
+            f"'{paired_by}' in {', '.join(unpaired_only)}: nothing can be tested paired "
+            f"(check the sheet's '{paired_by}' column, or leave paired_by out)"
+        )
+
+
 def design_matrix(
     meta: pd.DataFrame,
     column: str,

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from pydeseq2.default_inference import DefaultInference
 
-from .differential import _bh, select_samples
+from .differential import _bh, require_pairs, select_samples
 
 logger = logging.getLogger(__name__)
 
@@ -274,12 +274,7 @@ def differential_expression_table(
                 note=note,
             )
         )
-    if unpaired_only and len(unpaired_only) == len(tables):
-        raise ValueError(
-            f"differential expression: no sample of {groups[0]} has a {groups[1]} partner by "
-            f"'{paired_by}' in any cell type: nothing can be tested paired (check the sheet's "
-            f"'{paired_by}' column, or leave paired_by out)"
-        )
+    require_pairs("differential expression", unpaired_only, len(tables), groups, paired_by)
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     out = out.reindex(columns=DE_COLUMNS)
     # tested genes by p-value; untested ones (effect sizes only) by the size of the change

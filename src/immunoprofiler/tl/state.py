@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .differential import _bh, design_matrix, moderated_t, select_samples
+from .differential import _bh, design_matrix, moderated_t, require_pairs, select_samples
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,10 @@ def differential_state(
     # a marker some of a modality's panel groups lack is tested where it is measured
     measured_in = med.groupby(["modality", "marker"])["view"].unique()
     modality_views = comp.groupby("modality")["view"].unique()
+    lacking = {  # (modality, marker) -> the modality's views (panel groups) without it
+        (mod, mk): sorted(set(modality_views.get(mod, [])) - set(views))
+        for (mod, mk), views in measured_in.items()
+    }
     tables, unpaired_only = [], []
     for modality, m in med.groupby("view", sort=True):
         meta, unpaired = select_samples(
@@ -112,11 +116,7 @@ def differential_state(
             covariates=covariates,
         )
         classes = m.drop_duplicates(["cell_type", "marker"]).set_index(["cell_type", "marker"])
-        lacking = {
-            mk: sorted(set(modality_views.get(mod, [])) - set(measured_in[(mod, mk)]))
-            for mod, mk in measured_in.index
-            if mod == m["modality"].iloc[0]
-        }
+        mod = m["modality"].iloc[0]  # the view's modality (views split it by panel group)
         if not len(meta):  # no sample of either group measured this way, or none paired
             if unpaired:
                 unpaired_only.append(modality)
@@ -170,8 +170,8 @@ def differential_state(
                         dropped,
                         f"{k} sample(s) with < {min_cells} cells left out" if k else "",
                         f"not measured in {a} sample(s) (their panel lacks it)" if a else "",
-                        f"not in {', '.join(lacking[mk])} (not tested there)"
-                        if lacking.get(mk)
+                        f"not in {', '.join(lacking[mod, mk])} (not tested there)"
+                        if lacking.get((mod, mk))
                         else "",
                     ],
                 )
@@ -195,12 +195,7 @@ def differential_state(
         res["q_value"] = _bh(res["p_value"].to_numpy())
         res["note"] = notes
         tables.append(res)
-    if unpaired_only and len(unpaired_only) == len(tables):
-        raise ValueError(
-            f"differential state: no sample of {groups[0]} has a {groups[1]} partner by "
-            f"'{paired_by}' in {', '.join(unpaired_only)}: nothing can be tested paired "
-            f"(check the sheet's '{paired_by}' column, or leave paired_by out)"
-        )
+    require_pairs("differential state", unpaired_only, len(tables), groups, paired_by)
     if not tables:
         return pd.DataFrame(columns=DS_COLUMNS)
     out = pd.concat(tables, ignore_index=True)[DS_COLUMNS]
