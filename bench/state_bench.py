@@ -10,8 +10,11 @@ then runs ``profile_differential_state`` and ``profile_differential_expression``
 functions, paired design), each in a fresh process on ``--threads`` threads: wall time and
 peak RSS to OUT/results.json, with whether the planted effects were found.
 
+``--de-method`` picks the DE test (``deseq2``, PyDESeq2; ``limma-trend``).
+
 Usage: python bench/state_bench.py [--samples 1000] [--genes 2000] [--threads 2]
-                                   [--steps ds de] [--out bench/out_state]
+                                   [--steps ds de] [--de-method deseq2]
+                                   [--out bench/out_state]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ STEP = """
 import sys, json
 from immunoprofiler.params import Contrast, DifferentialExpression, DifferentialState
 from immunoprofiler import pipeline
-step, d, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+step, d, threads, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = Contrast(column="timepoint", groups=("pre", "post"), paired_by="patient")
 sheet = d + "/samples.tsv"
 import pandas as pd
@@ -45,7 +48,7 @@ if step == "ds":
 else:
     pipeline.profile_differential_expression(d + "/pb.h5ad", samples=samples,
         table=d + "/de.tsv", design=d + "/de_samples.tsv", figure=d + "/de.png",
-        params=DifferentialExpression(contrast=c, min_cells=10), threads=threads)
+        params=DifferentialExpression(contrast=c, min_cells=10, method=method), threads=threads)
 """
 
 
@@ -127,14 +130,17 @@ def main() -> None:
     ap.add_argument("--genes", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", nargs="+", choices=("ds", "de"), default=["ds", "de"])
+    ap.add_argument("--de-method", choices=("deseq2", "limma-trend"), default="deseq2")
     ap.add_argument("--out", type=Path, default=Path("bench/out_state"))
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     generate(a.out, a.samples, a.genes)
     res = {"samples": a.samples, "genes": a.genes, "threads": a.threads, "steps": {}}
+    if "de" in a.steps:
+        res["de_method"] = a.de_method
     for step in a.steps:
         wall, rss = run_measured(
-            [sys.executable, "-c", STEP, step, str(a.out), str(a.threads)],
+            [sys.executable, "-c", STEP, step, str(a.out), str(a.threads), a.de_method],
             log=a.out / f"{step}.log",
         )
         res["steps"][step] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss)}
@@ -149,7 +155,8 @@ def main() -> None:
         planted = hits[hits["cell_type"] == TYPES[0]]["gene"].isin([f"g{i}" for i in range(20)])
         res["de_planted_found"] = int(planted.sum())
         res["de_other_calls_q05"] = int(len(hits) - res["de_planted_found"])
-    name = f"results_{a.samples}_{'_'.join(a.steps)}.json"
+    method = f"_{a.de_method}" if "de" in a.steps else ""
+    name = f"results_{a.samples}_{'_'.join(a.steps)}{method}.json"
     (a.out / name).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

@@ -363,11 +363,12 @@ class DifferentialState:
 
 @dataclass(frozen=True)
 class DifferentialExpression:
-    """``profile_differential_expression``: the contrast and the cells a sample needs in a
-    type."""
+    """``profile_differential_expression``: the contrast, the cells a sample needs in a
+    type and the test (``deseq2`` or ``limma-trend``)."""
 
     contrast: Contrast
     min_cells: int
+    method: str = "deseq2"
 
 
 @dataclass(frozen=True)
@@ -445,7 +446,9 @@ class StepParams:
                 marker_classes=tuple(prof["state"]["marker_classes"]),
             )
             de = DifferentialExpression(
-                contrast=contrast, min_cells=prof["expression"]["min_cells"]
+                contrast=contrast,
+                min_cells=prof["expression"]["min_cells"],
+                method=prof["expression"]["method"],
             )
         return cls(
             demo_data=build(Demo, demo, where="demo", seed=seed),

@@ -319,3 +319,12 @@ def test_parsing_the_snakefile_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_expression_test_comes_from_config():
+    contrast = {"column": "timepoint", "groups": ["pre", "post"]}
+    default = P.StepParams.from_config(default_config(profile={"contrast": contrast}))
+    assert default.profile_differential_expression.method == "deseq2"
+    limma = {"contrast": contrast, "expression": {"method": "limma-trend"}}
+    chosen = P.StepParams.from_config(default_config(profile=limma))
+    assert chosen.profile_differential_expression.method == "limma-trend"

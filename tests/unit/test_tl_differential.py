@@ -161,3 +161,24 @@ def test_log_ratio_is_robust_to_closure_where_proportions_are_not():
     assert (logit["q_value"] < 0.05).all()  # closure: all "changed"
     assert ratio.loc["T0", "q_value"] < 0.05 and (ratio.drop("T0")["q_value"] >= 0.05).all()
     assert ratio.loc["T0", "coef"] == pytest.approx(2.0, abs=0.05)  # log2(4)
+
+
+def test_squeeze_var_with_a_trend_follows_the_prior_variance_along_the_covariate():
+    """limma's eBayes(trend=TRUE): variances whose prior level falls with mean expression are
+    squeezed towards that trend, not towards one pooled value; a flat covariate changes
+    nothing."""
+    from immunoprofiler.tl.differential import squeeze_var
+
+    rng = np.random.default_rng(0)
+    A = rng.uniform(0, 10, 3000)
+    s0 = 0.5 * np.exp(-0.3 * A)  # prior variance: high for weak genes
+    sigma2 = s0 * 6 / rng.chisquare(6, A.size)  # limma's prior: scaled inverse chi2, d0 = 6
+    s2 = sigma2 * rng.chisquare(4, A.size) / 4  # then 4 residual df
+    _, d0, s02 = squeeze_var(s2, 4.0, covariate=A)
+    assert np.shape(s02) == A.shape and d0 == pytest.approx(6, abs=1)  # the simulated prior
+    assert np.median(np.abs(np.log(s02 / s0))) < 0.05
+    flat, d0_flat, _ = squeeze_var(s2, 4.0)
+    assert d0_flat < d0 - 2  # one pooled prior mistakes the trend for gene-to-gene spread
+    same = squeeze_var(s2, 4.0, covariate=np.zeros_like(A))
+    np.testing.assert_allclose(same[0], flat)
+    assert same[1] == pytest.approx(d0_flat)

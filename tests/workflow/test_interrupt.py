@@ -2,11 +2,16 @@
 at five points of the demo — during a per-sample job, during an ``.h5ad`` write, during scVI
 training, during a cohort step and during the report — is finished each time by the same
 command, and everything it wrote equals the uninterrupted demo run in another fresh directory:
-byte-identical tables, equal ``.h5ad`` arrays (scVI retrained from scratch included)."""
+byte-identical tables, equal ``.h5ad`` arrays (scVI retrained from scratch included).
+
+The killed run starts from the uninterrupted run's demo inputs and the FASTQ sample's index and counts
+(:data:`SEEDED`, copied with their times): no kill point falls in those steps, and the reads'
+path is tested on its own (tests/unit/test_quant.py, the demo tests)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +27,14 @@ from tests.conftest import make_workdir
 from .conftest import run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
+
+
+SEEDED = (  # the demo inputs, the FASTQ sample's reference index and counts
+    "resources/demo",
+    "results/rna/reference",
+    "results/rna/fastq_counts",
+    "results/qc/fastq_counts",
+)
 
 
 def _started(log: str) -> Callable[[Path], bool]:
@@ -73,6 +86,8 @@ def _kill_when(work: Path, condition: Callable[[Path], bool], *args: str) -> Non
 
 def test_killed_five_times_the_demo_equals_an_uninterrupted_run(demo_run, tmp_path):
     work = make_workdir(tmp_path / "killed", "demo")
+    for path in SEEDED:
+        shutil.copytree(demo_run / path, work / path)  # copy2: the same times, up to date
     for condition in KILL_POINTS.values():
         _kill_when(work, condition)  # then the same command again, no extra flag
     run_snakemake(work)

@@ -138,7 +138,8 @@ def profile_differential_expression(
     threads: int = 1,
 ) -> pd.DataFrame:
     """RNA pseudobulk differential expression per cell type between the contrast's groups
-    (:func:`immunoprofiler.tl.expression.differential_expression_table`, PyDESeq2), from the
+    (:func:`immunoprofiler.tl.expression.differential_expression_table`, PyDESeq2 or
+    limma-trend), from the
     cohort's pseudobulk counts, not the cells; ``design``: which samples entered each cell
     type's test, and why the others did not."""
     from ..pl.profile import top_genes
@@ -150,6 +151,7 @@ def profile_differential_expression(
         **params.contrast.design(),
         min_cells=params.min_cells,
         threads=threads,
+        method=params.method,
     )
     res.to_csv(table, sep="\t", index=False)
     used.to_csv(design, sep="\t", index=False)

@@ -63,9 +63,24 @@ def _trigamma_inverse(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def squeeze_var(s2: np.ndarray, df: float | np.ndarray) -> tuple[np.ndarray, float, float]:
+def _spline_basis(x: np.ndarray, n: int) -> np.ndarray:
+    """limma's ``fitFDist`` trend basis: an intercept and a natural cubic spline of ``x`` with
+    1 + (n >= 3) + (n >= 6) + (n >= 30) degrees of freedom (a line for few features)."""
+    k = 1 + (n >= 3) + (n >= 6) + (n >= 30)
+    if k <= 2 or np.unique(x).size < 4:
+        return np.column_stack([np.ones_like(x), x][: min(k, 2)])
+    import patsy
+
+    return np.asarray(patsy.dmatrix(f"cr(x, df={k})", {"x": x}, return_type="matrix"))
+
+
+def squeeze_var(
+    s2: np.ndarray, df: float | np.ndarray, covariate: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float | np.ndarray]:
     """Empirical-Bayes posterior variances: ``(s2_post, d0, s0_2)`` (limma's fitFDist/squeezeVar).
-    ``df``: the residual degrees of freedom, one for all or one per variance.
+    ``df``: the residual degrees of freedom, one for all or one per variance. With
+    ``covariate`` (limma's ``trend=TRUE``: e.g. each gene's mean log-expression) the prior
+    variance ``s0_2`` is a smooth function of it, one value per variance.
 
     Examples
     --------
@@ -78,23 +93,31 @@ def squeeze_var(s2: np.ndarray, df: float | np.ndarray) -> tuple[np.ndarray, flo
     n = len(s2)
     z = np.log(s2)
     e = z - special.digamma(df / 2) + np.log(df / 2)
-    emean = e.mean()
-    evar = (np.sum((e - emean) ** 2) / (n - 1) if n > 1 else 0.0) - np.mean(
+    if covariate is not None and n > 1:
+        B = _spline_basis(np.asarray(covariate, dtype=float), n)
+        emean = B @ np.linalg.lstsq(B, e, rcond=None)[0]
+        n_par = np.linalg.matrix_rank(B)
+    else:
+        emean, n_par = e.mean(), 1
+    evar = (np.sum((e - emean) ** 2) / (n - n_par) if n > n_par else 0.0) - np.mean(
         special.polygamma(1, df / 2)
     )
     if n > 1 and evar > 0:
         d0 = float(2 * _trigamma_inverse(np.array([evar]))[0])
-        s02 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2)))
+        s02 = np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2))
         post = (d0 * s02 + df * s2) / (d0 + df)
     else:  # no evidence of variance heterogeneity: pool completely
-        d0, s02 = np.inf, float(np.exp(emean))
-        post = np.full_like(s2, s02)
-    return post, d0, s02
+        d0, s02 = np.inf, np.exp(emean)
+        post = np.broadcast_to(s02, s2.shape).astype(float)
+    return post, d0, (float(s02) if np.ndim(s02) == 0 else s02)
 
 
-def moderated_t(Y: np.ndarray, X: np.ndarray, coef: int = 1) -> pd.DataFrame:
+def moderated_t(
+    Y: np.ndarray, X: np.ndarray, coef: int = 1, trend: np.ndarray | None = None
+) -> pd.DataFrame:
     """limma's ``lmFit`` + ``eBayes`` for one coefficient of the design ``X`` (samples ×
-    terms), every column of ``Y`` (samples × features) its own linear model.
+    terms), every column of ``Y`` (samples × features) its own linear model; with ``trend``
+    (one value per feature, e.g. mean log-expression) ``eBayes(trend=TRUE)``.
 
     A missing value (NaN) leaves that sample out of that feature's model (as limma): features
     are fitted in groups sharing the samples they have, each with its own residual degrees of
@@ -129,7 +152,9 @@ def moderated_t(Y: np.ndarray, X: np.ndarray, coef: int = 1) -> pd.DataFrame:
     ok = np.isfinite(s2)
     if not ok.any():
         return out
-    post, d0, s02 = squeeze_var(s2[ok], df_res[ok])
+    post, d0, s02 = squeeze_var(
+        s2[ok], df_res[ok], None if trend is None else np.asarray(trend, dtype=float)[ok]
+    )
     t = beta[ok] / np.sqrt(post * unscaled[ok])
     df_total = df_res[ok] + d0 if np.isfinite(d0) else np.full(ok.sum(), np.inf)
     p = np.where(
@@ -137,7 +162,7 @@ def moderated_t(Y: np.ndarray, X: np.ndarray, coef: int = 1) -> pd.DataFrame:
         2 * stats.t.sf(np.abs(t), np.where(np.isfinite(df_total), df_total, 1)),
         2 * stats.norm.sf(np.abs(t)),
     )
-    logger.info("eBayes: prior df %.2f, prior variance %.4g", d0, s02)
+    logger.info("eBayes: prior df %.2f, prior variance %.4g", d0, np.median(s02))
     out.loc[ok, "t"], out.loc[ok, "df"], out.loc[ok, "p_value"] = t, df_total, p
     return out
 

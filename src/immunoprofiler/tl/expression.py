@@ -6,6 +6,12 @@ are tested per cell type between two groups of samples with DESeq2's negative bi
 ``paired_by`` value, covariates). Lowly expressed genes are filtered first as edgeR's
 ``filterByExpr`` does; a sample with fewer than ``min_cells`` cells of a type does not enter
 that type's test. With fewer than two samples per group only effect sizes are reported.
+
+``method="limma-trend"`` is muscat's other pseudobulk method (Crowell et al. 2020): edgeR's
+log-CPM (prior count 3, library sizes from median-of-ratios size factors) in one linear model
+per gene, variances moderated towards a trend on mean expression (limma ``eBayes(trend=TRUE)``).
+It solves every gene at once, so it stays seconds where PyDESeq2's per-gene fits take minutes
+(hundreds of samples; ``bench/state_bench.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from pydeseq2.default_inference import DefaultInference
 
-from .differential import _bh, require_pairs, select_samples
+from .differential import _bh, design_matrix, moderated_t, require_pairs, select_samples
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +91,43 @@ class _Inference(DefaultInference):
         return np.maximum(sf * (design_matrix @ beta), min_mu)
 
 
+def limma_trend(
+    counts: pd.DataFrame,
+    meta: pd.DataFrame,
+    *,
+    column: str,
+    test_group: str,
+    paired_by: str | None = None,
+    covariates: Sequence[str] = (),
+    prior_count: float = 3.0,
+) -> pd.DataFrame:
+    """limma-trend on one cell type's pseudobulk (samples × genes, raw counts): edgeR's
+    ``cpm(log=TRUE, prior.count)`` with median-of-ratios library sizes, one linear model per
+    gene on the shared design, ``eBayes(trend=TRUE)``. ``log2FoldChange`` is the log2-CPM
+    difference, ``lfcSE`` its moderated standard error, ``stat`` the moderated t."""
+    from .differential import size_factors
+
+    C = counts.to_numpy(float)
+    sf = size_factors(counts).to_numpy()
+    lib = sf * np.exp(np.mean(np.log(np.maximum(C.sum(axis=1), 1.0))))
+    prior = prior_count * lib / lib.mean()
+    logcpm = np.log2((C + prior[:, None]) / (lib + 2 * prior)[:, None] * 1e6)
+    X = design_matrix(meta, column, test_group, paired_by, covariates)
+    fit = moderated_t(logcpm, X, coef=1, trend=logcpm.mean(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.abs(fit["coef"].to_numpy() / fit["t"].to_numpy())
+    return pd.DataFrame(
+        {
+            "gene": counts.columns.astype(str),
+            "baseMean": (C / sf[:, None]).mean(axis=0),
+            "log2FoldChange": fit["coef"].to_numpy(),
+            "lfcSE": se,
+            "stat": fit["t"].to_numpy(),
+            "p_value": fit["p_value"].to_numpy(),
+        }
+    )
+
+
 def _safe(names: Sequence[str]) -> dict[str, str]:
     """Sheet columns → formula-safe names (``f0``, ``f1``...)."""
     return {n: f"f{i}" for i, n in enumerate(names)}
@@ -99,10 +142,12 @@ def differential_expression(
     paired_by: str | None = None,
     covariates: Sequence[str] = (),
     threads: int = 1,
+    method: str = "deseq2",
 ) -> pd.DataFrame:
     """One cell type's pseudobulk (samples × genes, raw counts; ``meta`` the samples'
     sheet rows, already those the contrast compares) between ``groups[0]`` (a) and
-    ``groups[1]`` (b). Genes filtered by :func:`filter_by_expr`; PyDESeq2 with the design
+    ``groups[1]`` (b). Genes filtered by :func:`filter_by_expr`; PyDESeq2 (``method``
+    ``deseq2``) or :func:`limma_trend` with the design
     ``~ paired_by + covariates + column`` when both groups have two samples, else the log2
     ratio of the groups' mean normalised counts (median-of-ratios size factors, +1) with no
     test. Returns ``gene, baseMean, log2FoldChange, lfcSE, stat, p_value`` for the genes
@@ -117,6 +162,10 @@ def differential_expression(
     cols = ["gene", "baseMean", "log2FoldChange", "lfcSE", "stat", "p_value"]
     if not counts.shape[1]:
         return pd.DataFrame(columns=cols)
+    if n_min >= 2 and method == "limma-trend":
+        return limma_trend(
+            counts, meta, column=column, test_group=gb, paired_by=paired_by, covariates=covariates
+        )
     if n_min >= 2:
         from pydeseq2.dds import DeseqDataSet
         from pydeseq2.ds import DeseqStats
@@ -181,6 +230,7 @@ def differential_expression_table(
     covariates: Sequence[str] = (),
     min_cells: int = 10,
     threads: int = 1,
+    method: str = "deseq2",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cell type, :func:`differential_expression` of the pseudobulk rows (``pseudobulk``:
     (sample, cell type) rows × genes, raw counts, sparse or dense; ``obs``: ``sample_id``,
@@ -253,6 +303,7 @@ def differential_expression_table(
                 paired_by=paired_by,
                 covariates=covariates,
                 threads=threads,
+                method=method,
             )
         if not len(res):  # one row that says why the type has no genes in the table
             if min(n_a, n_b) >= 1:
