@@ -17,6 +17,7 @@ cyto_preprocess(
     params=snakemake.params.step,
     panel=snakemake.input.panel or None,
     spillover=snakemake.input.spillover or None,
+    spillover_estimated=snakemake.params.spillover_estimated,
     gating=snakemake.input.gating or None,
     on_failure=snakemake.params.on_failure,
 )

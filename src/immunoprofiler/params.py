@@ -292,6 +292,15 @@ class CytoPreprocess:
 
 
 @dataclass(frozen=True)
+class CytoSpillover:
+    """``cyto_spillover``: barcode spillover estimated from a seeded subsample of every
+    file (config ``cyto.spillover: barcodes``)."""
+
+    seed: int
+    events_per_file: int = 20_000
+
+
+@dataclass(frozen=True)
 class CytoNormalize:
     """``cyto_normalize``: batch normalisation fitted on a seeded subsample."""
 
@@ -404,6 +413,7 @@ class StepParams:
     rna_cluster: RnaCluster
     rna_annotate: RnaAnnotate
     cyto_preprocess: CytoPreprocess
+    cyto_spillover: CytoSpillover
     cyto_normalize: CytoNormalize
     cyto_cluster: CytoCluster
     cyto_annotate: CytoAnnotate
@@ -472,6 +482,7 @@ class StepParams:
                 transform=build(CytoTransform, transform, where="cyto.transform", logicle=logicle),
                 clean=build(CytoClean, cyto["clean"], where="cyto.clean", files=("gating",)),
             ),
+            cyto_spillover=CytoSpillover(seed=seed),
             cyto_normalize=build(
                 CytoNormalize, cyto["normalize"], where="cyto.normalize", seed=seed
             ),

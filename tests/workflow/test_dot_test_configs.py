@@ -38,3 +38,14 @@ def test_single_modality_config_plans_only_its_chain(name, tmp_path):
     others = {r for m, rules in CHAINS.items() if m != name for r in rules} - set(CHAINS[name])
     assert not others & set(jobs), jobs
     assert "profile_differential_abundance" not in jobs  # no contrast in these configs
+
+
+@pytest.mark.parametrize(("name", "estimates"), [("cytof", 1), ("flow", 0)])
+def test_barcode_spillover_is_estimated_once_for_cytof_only(name, estimates, tmp_path):
+    """``cyto.spillover: barcodes``: one cyto_spillover job before the CyTOF files'
+    preprocessing; flow files keep their own matrix."""
+    work = make_workdir(tmp_path, name)
+    proc = run_snakemake(work, "-n", config={"cyto": {"spillover": "barcodes"}})
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert jobs.get("cyto_spillover", 0) == estimates, jobs
+    assert jobs["cyto_preprocess"] == 4

@@ -229,9 +229,29 @@ def cyto_fcs(wildcards):
 
 def cyto_panel(wildcards):
     """The sample's panel TSV, if the sheet names one ([] = derive it from the header)."""
-    if "panel" not in CYTO.columns:
+    return cyto_panel_of(wildcards.modality, wildcards.sample) or []
+
+
+def cyto_panel_of(modality, sample):
+    """The panel TSV the sheet names for one cytometry sample ("" = none)."""
+    return CYTO.loc[(modality, sample), "panel"] if "panel" in CYTO.columns else ""
+
+
+def modality_panels(modality):
+    """The panel TSV of each cytometry sample of one modality ("" = none), in sheet order."""
+    return [cyto_panel_of(modality, s) for s in cyto_samples(modality)]
+
+
+def cyto_spillover_input(wildcards):
+    """The spillover matrix of one file: config cyto.spillover (a file), or with
+    ``barcodes`` the one rule cyto_spillover estimates for the CyTOF files; [] = the file's
+    own (flow) or none."""
+    value = config["cyto"]["spillover"]
+    if value != "barcodes":
+        return optional_file(value)
+    if wildcards.modality != "cytof":
         return []
-    return CYTO.loc[(wildcards.modality, wildcards.sample), "panel"] or []
+    return rules.cyto_spillover.output.matrix.format(modality=wildcards.modality)
 
 
 def cyto_group(group):

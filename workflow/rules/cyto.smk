@@ -5,11 +5,35 @@
 
 # one job per file: ingest → compensate → transform → clean in one process (one start-up,
 # one write of only the layer later steps read)
+rule cyto_spillover:
+    input:
+        fcs=lambda w: [CYTO.loc[(w.modality, s), "path"] for s in cyto_samples(w.modality)],
+        panels=lambda w: [p for p in modality_panels(w.modality) if p],
+    output:
+        matrix="results/cyto/{modality}/spillover.tsv",
+        pairs="results/qc/cyto_spillover/{modality}.tsv",
+    log:
+        "logs/cyto_spillover/{modality}.log",
+    benchmark:
+        "benchmarks/cyto_spillover/{modality}.tsv"
+    conda:
+        "../envs/cytometry.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1500, 0.05),
+        runtime=runtime(30, 5),
+    params:
+        step=PARAMS.cyto_spillover,
+        panels=lambda w: [p or None for p in modality_panels(w.modality)],
+    script:
+        "../../scripts/cyto_spillover.py"
+
+
 rule cyto_preprocess:
     input:
         fcs=cyto_fcs,
         panel=cyto_panel,
-        spillover=optional_file(config["cyto"]["spillover"]),
+        spillover=cyto_spillover_input,
         gating=optional_file(config["cyto"]["clean"]["gating"]),
     output:
         h5ad="results/cyto/{modality}/preprocess/{sample}.h5ad",
@@ -27,6 +51,7 @@ rule cyto_preprocess:
         runtime=runtime(10, 20),
     params:
         step=PARAMS.cyto_preprocess,
+        spillover_estimated=config["cyto"]["spillover"] == "barcodes",
         on_failure=PARAMS.on_sample_failure,
         metadata=metadata,
     script:

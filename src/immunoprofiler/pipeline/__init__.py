@@ -12,6 +12,7 @@ from .cyto import (
     cyto_normalize,
     cyto_plots,
     cyto_preprocess,
+    cyto_spillover,
 )
 from .profile import (
     profile_differential_abundance,
@@ -45,6 +46,7 @@ __all__ = [
     "cyto_normalize",
     "cyto_plots",
     "cyto_preprocess",
+    "cyto_spillover",
     "profile_differential_abundance",
     "profile_differential_expression",
     "profile_differential_state",

@@ -53,11 +53,14 @@ def cyto_preprocess(
     params: P.CytoPreprocess,
     panel: str | Path | None = None,
     spillover: str | Path | None = None,
+    spillover_estimated: bool = False,
     gating: str | Path | None = None,
 ) -> pd.DataFrame:
     """One FCS file to its gated events, in one job (one process start, one write):
     ingest (events with NaN/±inf an error or left out and counted; the panel given or
-    derived; the sheet metadata) → compensate (the user's spillover matrix or the file's) →
+    derived; the sheet metadata) → compensate (the user's spillover matrix, the cohort's
+    estimated barcode spillover (``spillover_estimated``, :func:`cyto_spillover`) or the
+    file's) →
     transform (arcsinh with the panel's cofactors, or logicle) → clean (data-driven gates or
     a gating file's population: ``obs["gate_*"]``, ``obs["retained"]``).
 
@@ -69,7 +72,7 @@ def cyto_preprocess(
     try:
         adata = _ingest(path, panel_out, sample_id, modality, metadata, params.ingest, panel)
         stage = "cyto_compensate"
-        _compensate(adata, path, sample_id, spillover)
+        _compensate(adata, path, sample_id, spillover, spillover_estimated)
         stage = "cyto_transform"
         _transform(adata, sample_id, params.transform)
         stage = "cyto_clean"
@@ -116,12 +119,12 @@ def _ingest(path, panel_out, sample_id, modality, metadata, params, panel) -> ad
     return adata
 
 
-def _compensate(adata: ad.AnnData, path, sample_id: str, spillover) -> None:
+def _compensate(adata: ad.AnnData, path, sample_id: str, spillover, estimated: bool) -> None:
     from ..pp.cytometry import compensate, read_spillover
 
     matrix = read_spillover(spillover) if spillover else None
     try:
-        source = compensate(adata, matrix)
+        source = compensate(adata, matrix, estimated=estimated)
     except ValueError as err:
         raise SampleError(f"sample {sample_id} ({path}): {err}") from err
     _add_entry(
@@ -130,6 +133,56 @@ def _compensate(adata: ad.AnnData, path, sample_id: str, spillover) -> None:
         params={"spillover": source},
         inputs=[spillover] if spillover else [],
     )
+
+
+def cyto_spillover(
+    fcs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    pairs: str | Path,
+    panels: Sequence[str | Path | None],
+    modality: str,
+    params: P.CytoSpillover,
+) -> pd.DataFrame:
+    """The spillover of the barcode channels into the type markers, estimated from a
+    seeded subsample of every file's raw events (:mod:`immunoprofiler.pp.spillover`);
+    writes the matrix (``out``, for every file's compensation) and one row per
+    barcode → marker pair considered (``pairs``). A file that cannot be read is left out
+    here (its own preprocessing job fails with the reason)."""
+    from ..io.fcs import read_fcs
+    from ..io.panel import file_panel, parse_channel
+    from ..pp.spillover import estimate_barcode_spillover
+
+    rng = np.random.default_rng(params.seed)
+    frames, metals, barcodes, targets = [], {}, set(), set()
+    for path, panel in zip(fcs, panels, strict=True):
+        try:
+            table = file_panel(path, panel or None, modality=modality).set_index("channel")
+            adata = read_fcs(path, sample_id=Path(path).stem)
+        except Exception as err:  # the sample's own job reports it
+            logger.warning("spillover: %s left out (%s)", path, err)
+            continue
+        for ch, desc in zip(adata.var_names, adata.var["description"], strict=True):
+            metals[ch] = parse_channel(ch, desc)[0]
+        barcodes |= set(table.index[table["role"] == "barcode"])
+        targets |= set(table.index[table["marker_class"] == "type"])
+        keep = np.sort(
+            rng.choice(adata.n_obs, min(adata.n_obs, params.events_per_file), replace=False)
+        )
+        frames.append(pd.DataFrame(adata.layers["raw"][keep], columns=adata.var_names))
+    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    logger.info(
+        "spillover: %d events from %d files; barcode channels %s",
+        len(events),
+        len(frames),
+        sorted(barcodes),
+    )
+    S, table = estimate_barcode_spillover(events, metals, sorted(barcodes), targets=sorted(targets))
+    used = table.loc[table["spill"] > 0]
+    keep = sorted(set(used["source"]) | set(used["target"]))
+    S.loc[keep, keep].to_csv(out, sep="\t", index_label="channel")
+    table.to_csv(pairs, sep="\t", index=False)
+    return table
 
 
 def _transform(adata: ad.AnnData, sample_id: str, params: P.CytoTransform) -> None:

@@ -38,21 +38,30 @@ def read_spillover(path: str | Path) -> pd.DataFrame:
     return df.astype(float)
 
 
-def compensate(adata: AnnData, spillover: pd.DataFrame | None = None) -> str:
+def compensate(
+    adata: AnnData, spillover: pd.DataFrame | None = None, *, estimated: bool = False
+) -> str:
     """``layers["compensated"]`` = raw events with spillover removed.
 
     The matrix is the user's (``spillover``) or the file's (``uns["spillover"]``);
     it may cover only some detectors: those columns are solved (``raw[:, D] @ S⁻¹``)
     and every other channel is copied. Without a matrix (CyTOF, or flow files
-    acquired without one) the layer equals ``raw``. Returns the source used
-    (``"user"``, ``"file"`` or ``"none"``).
+    acquired without one) the layer equals ``raw``. An ``estimated`` matrix (the cohort's
+    barcode spillover, :mod:`immunoprofiler.pp.spillover`) may name detectors another
+    panel's file lacks: those are left out. Returns the source used (``"user"``,
+    ``"estimated"``, ``"file"`` or ``"none"``).
     """
     raw = adata.layers["raw"]
     comp = np.array(raw, dtype=np.float32, copy=True)
     source = "none"
     if spillover is not None:
-        source = "user"
+        source = "estimated" if estimated else "user"
         matrix = spillover
+        if estimated:
+            present = [d for d in matrix.index if d in adata.var_names]
+            matrix = matrix.loc[present, present]
+            if not len(present):  # no barcode spill estimated for this file's channels
+                source = "none"
     elif "spillover" in adata.uns:
         source = "file"
         sp = adata.uns["spillover"]
