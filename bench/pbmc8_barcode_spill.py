@@ -103,8 +103,15 @@ def main() -> None:
         subprocess.run([*cmd, "results/profile/differential_abundance.tsv"], check=True)
         res[name] = summarise(work)
     pairs = pd.read_csv(a.out / "barcodes/results/qc/cyto_spillover/cytof.tsv", sep="\t")
-    res["barcodes"]["spill"] = {
-        f"{r.source} -> {r.target}": round(r.spill, 5) for r in pairs.itertuples() if r.spill
+    res["barcodes"]["spill_applied"] = {
+        f"{r.source} -> {r.target}": round(r.spill, 5)
+        for r in pairs.itertuples()
+        if r.spill and r.applied
+    }
+    res["barcodes"]["spill_not_applied_state_markers"] = {
+        f"{r.source} -> {r.target}": round(r.spill, 5)
+        for r in pairs.itertuples()
+        if r.spill and not r.applied
     }
     (a.out / "results.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -82,12 +82,17 @@ def test_pbmc8_codes_spill_into_the_type_markers_beside_them(tmp_path):
     assert 0.001 < pairs["BC3(Nd146)Dd", "CD20(Sm147)Dd"] < 0.005
     assert 0.005 < pairs["BC7(Lu175)Dd", "CD7(Yb176)Dd"] < 0.015
     assert 0.001 < pairs["BC7(Lu175)Dd", "HLA-DR(Yb174)Dd"] < 0.005
-    targets = set(pairs.index.get_level_values("target"))
-    assert not {t for t in targets if t.startswith("p")}  # state markers are never targets
+    table = pd.read_csv(tmp_path / "pairs.tsv", sep="\t")
+    state = table["target"].str.startswith("p")  # PBMC8's state markers: pS6, pNFkB, ...
+    assert state.any() and not table.loc[state, "applied"].any()  # estimated, never applied
+    assert table.loc[~state, "applied"].all()
+    # the Reference code beside pNFkB (Nd142, isotope) and pp38 (Nd144): reported
+    assert pairs["BC3(Nd146)Dd", "pNFkB(Nd142)Dd"] > 0.001
     matrix = pd.read_csv(tmp_path / "spill.tsv", sep="\t", index_col=0)
     assert matrix.loc["BC3(Nd146)Dd", "CD4(Nd145)Dd"] == pytest.approx(
         pairs["BC3(Nd146)Dd", "CD4(Nd145)Dd"]
     )
+    assert "pNFkB(Nd142)Dd" not in matrix.columns  # not applied
 
 
 def test_files_without_codes_give_an_empty_matrix_and_are_left_as_they_are(tmp_path):

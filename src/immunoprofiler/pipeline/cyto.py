@@ -147,14 +147,15 @@ def cyto_spillover(
     """The spillover of the barcode channels into the type markers, estimated from a
     seeded subsample of every file's raw events (:mod:`immunoprofiler.pp.spillover`);
     writes the matrix (``out``, for every file's compensation) and one row per
-    barcode → marker pair considered (``pairs``). A file that cannot be read is left out
+    barcode → marker pair considered (``pairs``; state markers' pairs are estimated and
+    listed with ``applied`` false: a warning for their differential-state results). A file that cannot be read is left out
     here (its own preprocessing job fails with the reason)."""
     from ..io.fcs import read_fcs
     from ..io.panel import file_panel, parse_channel
     from ..pp.spillover import estimate_barcode_spillover
 
     rng = np.random.default_rng(params.seed)
-    frames, metals, barcodes, targets = [], {}, set(), set()
+    frames, metals, barcodes, targets, state = [], {}, set(), set(), set()
     for path, panel in zip(fcs, panels, strict=True):
         try:
             table = file_panel(path, panel or None, modality=modality).set_index("channel")
@@ -166,6 +167,7 @@ def cyto_spillover(
             metals[ch] = parse_channel(ch, desc)[0]
         barcodes |= set(table.index[table["role"] == "barcode"])
         targets |= set(table.index[table["marker_class"] == "type"])
+        state |= set(table.index[table["marker_class"] == "state"])
         keep = np.sort(
             rng.choice(adata.n_obs, min(adata.n_obs, params.events_per_file), replace=False)
         )
@@ -177,8 +179,15 @@ def cyto_spillover(
         len(frames),
         sorted(barcodes),
     )
-    S, table = estimate_barcode_spillover(events, metals, sorted(barcodes), targets=sorted(targets))
-    used = table.loc[table["spill"] > 0]
+    S, table = estimate_barcode_spillover(
+        events, metals, sorted(barcodes), targets=sorted(targets | state)
+    )
+    # state markers: estimated and reported, not applied (a code that follows the condition
+    # would take the stimulation's effect for spill)
+    table["applied"] = table["target"].isin(targets) & ~table["target"].isin(state - targets)
+    for r in table.loc[~table["applied"]].itertuples():
+        S.loc[r.source, r.target] = 0.0
+    used = table.loc[(table["spill"] > 0) & table["applied"]]
     keep = sorted(set(used["source"]) | set(used["target"]))
     S.loc[keep, keep].to_csv(out, sep="\t", index_label="channel")
     table.to_csv(pairs, sep="\t", index=False)
