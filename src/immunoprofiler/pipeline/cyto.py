@@ -148,8 +148,8 @@ def cyto_spillover(
     seeded subsample of every file's raw events (:mod:`immunoprofiler.pp.spillover`);
     writes the matrix (``out``, for every file's compensation) and one row per
     barcode → marker pair considered (``pairs``; state markers' pairs are estimated and
-    listed with ``applied`` false: a warning for their differential-state results). A file that cannot be read is left out
-    here (its own preprocessing job fails with the reason)."""
+    listed with ``applied`` false: a warning for their differential-state results). A file
+    that cannot be read is left out here (its own preprocessing job fails with the reason)."""
     from ..io.fcs import read_fcs
     from ..io.panel import file_panel, parse_channel
     from ..pp.spillover import estimate_barcode_spillover
@@ -184,7 +184,7 @@ def cyto_spillover(
     )
     # state markers: estimated and reported, not applied (a code that follows the condition
     # would take the stimulation's effect for spill)
-    table["applied"] = table["target"].isin(targets) & ~table["target"].isin(state - targets)
+    table["applied"] = table["target"].isin(targets)
     for r in table.loc[~table["applied"]].itertuples():
         S.loc[r.source, r.target] = 0.0
     used = table.loc[(table["spill"] > 0) & table["applied"]]

@@ -25,7 +25,14 @@ import scipy.sparse as sp
 from anndata import AnnData
 from pydeseq2.default_inference import DefaultInference
 
-from .differential import _bh, design_matrix, moderated_t, require_pairs, select_samples
+from .differential import (
+    _bh,
+    design_matrix,
+    moderated_t,
+    require_pairs,
+    select_samples,
+    size_factors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +112,6 @@ def limma_trend(
     ``cpm(log=TRUE, prior.count)`` with median-of-ratios library sizes, one linear model per
     gene on the shared design, ``eBayes(trend=TRUE)``. ``log2FoldChange`` is the log2-CPM
     difference, ``lfcSE`` its moderated standard error, ``stat`` the moderated t."""
-    from .differential import size_factors
-
     C = counts.to_numpy(float)
     sf = size_factors(counts).to_numpy()
     lib = sf * np.exp(np.mean(np.log(np.maximum(C.sum(axis=1), 1.0))))
@@ -152,8 +157,6 @@ def differential_expression(
     ratio of the groups' mean normalised counts (median-of-ratios size factors, +1) with no
     test. Returns ``gene, baseMean, log2FoldChange, lfcSE, stat, p_value`` for the genes
     kept."""
-    from .differential import size_factors
-
     ga, gb = (str(g) for g in groups)
     is_b = (meta[column].astype(str) == gb).to_numpy()
     n_min = int(min(is_b.sum(), (~is_b).sum()))
