@@ -1,6 +1,7 @@
 """Benchmark: Bodenmiller PBMC8 (patients 1-4, Reference → BCR-XL paired by patient), the
-cytometry chain with and without the barcode spillover estimated from the data
-(``cyto.spillover: barcodes``).
+cytometry chain as is, with the barcode spillover estimated from the data
+(``cyto.spillover: barcodes``) and with each sample's type markers registered
+(``cyto.normalize.landmarks: true``).
 
 A 30-minute stimulation should change signalling, not cell numbers. For each run this
 writes the differential-abundance calls (cell types at q < 0.05, the mean |Δ fraction|
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER = "cytof_bodenmiller2012_pbmc8_patients1-4"
 
 
-def write_config(work: Path, data: Path, spillover: str | None) -> None:
+def write_config(work: Path, data: Path, spillover: str | None, landmarks: bool = False) -> None:
     (work / "config").mkdir(parents=True, exist_ok=True)
     rows = [
         {
@@ -43,7 +44,7 @@ def write_config(work: Path, data: Path, spillover: str | None) -> None:
         for c, name in (("Ref", "Reference"), ("BCRXL", "BCR-XL"))
     ]
     pd.DataFrame(rows).to_csv(work / "config/samples.tsv", sep="\t", index=False)
-    cyto = {"normalize": {"method": "none"}, "spillover": spillover}
+    cyto = {"normalize": {"method": "none", "landmarks": landmarks}, "spillover": spillover}
     config = {
         "samples": "config/samples.tsv",
         "seed": 0,
@@ -73,6 +74,8 @@ def summarise(work: Path) -> dict:
             {
                 "T (CD3 > 2)": float((d["CD3"] > 2).mean()),
                 "B (CD20 > 3, CD3 < 1)": float(((d["CD20"] > 3) & (d["CD3"] < 1)).mean()),
+                "CD4 > 2 of T": float((d.loc[d["CD3"] > 2, "CD4"] > 2).mean()),
+                "CD4 < 0.5 of T": float((d.loc[d["CD3"] > 2, "CD4"] < 0.5).mean()),
             }
         ),
         include_groups=False,
@@ -95,9 +98,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out_pbmc8"))
     a = ap.parse_args()
     res = {}
-    for name, spillover in (("none", None), ("barcodes", "barcodes")):
+    runs = (("none", None, False), ("barcodes", "barcodes", False), ("landmarks", None, True))
+    for name, spillover, landmarks in runs:
         work = (a.out / name).resolve()
-        write_config(work, a.data.resolve(), spillover)
+        write_config(work, a.data.resolve(), spillover, landmarks)
         cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
         cmd += ["--directory", str(work), "--cores", str(a.cores), "--nolock"]
         subprocess.run([*cmd, "results/profile/differential_abundance.tsv"], check=True)

@@ -311,6 +311,8 @@ class CytoNormalize:
     som_grid: int
     n_metaclusters: int
     max_epochs: int
+    landmarks: bool
+    landmark_events: int
     seed: int
 
 

@@ -201,6 +201,44 @@ def test_pbmc8_quantile_normalisation_reduces_patient_distances(pbmc8):
     assert (d["emd_after"] < d["emd_before"]).mean() > 0.9
 
 
+def test_pbmc8_landmarks_align_type_marker_peaks_and_leave_state_markers(pbmc8):
+    """BCR-XL samples carry CD4 0.4-1.0 dimmer than their Reference (asinh units): with
+    ``landmarks`` every sample's type-marker peaks sit on the cohort's, state markers and
+    the proportions of positive cells are as before."""
+    from immunoprofiler.pp.landmarks import peaks
+
+    work = pbmc8["work"]
+    pipeline.cyto_normalize(
+        sorted(work.glob("s*.k.h5ad")),
+        work / "lm.h5ad",
+        table=work / "lm_batch.tsv",
+        model_out=work / "lm_model.json",
+        params=step_params("cyto_normalize", method="none", landmarks=True),
+    )
+    a = ad.read_h5ad(work / "lm.h5ad")
+    assert a.uns["batch_normalization"]["landmarks"]
+    fitted = json.loads((work / "lm_model.json").read_text())["landmarks"]
+    samples = a.obs["sample_id"].astype(str).to_numpy()
+    cd4 = a.var_names.get_loc("CD4")
+    before = [peaks(a.layers["transformed"][samples == s, cd4])[1] for s in np.unique(samples)]
+    after = [peaks(a.X[samples == s, cd4])[1] for s in np.unique(samples)]
+    # peaks found again on all events (the landmarks come from a 20,000-event subsample)
+    assert np.ptp(before) > 0.8 and np.ptp(after) < np.ptp(before) / 4, (before, after)
+    assert abs(np.median(after) - fitted["target"][fitted["markers"].index("CD4")][1]) < 0.15
+    state = (a.var["marker_class"] == "state").to_numpy()
+    np.testing.assert_array_equal(a.X[:, state], a.layers["transformed"][:, state])
+    # a monotone map per sample: the CD4+ cells (above the midpoint of the two peaks) stay so
+    for s in np.unique(samples):
+        neg, pos = fitted["samples"][s][fitted["markers"].index("CD4")]
+        x, y = a.layers["transformed"][samples == s, cd4], a.X[samples == s, cd4]
+        mid = (neg + pos) / 2
+        assert (x > mid).mean() == pytest.approx(
+            (
+                y > np.interp(mid, [neg, pos], fitted["target"][fitted["markers"].index("CD4")])
+            ).mean()
+        )
+
+
 @pytest.mark.parametrize("method", ["quantile", "cytonorm"])
 def test_cytonorm_three_batches_distances_drop(method, tmp_path):
     folder = shared("cytof_cytonorm_gates_wholeblood_3batches")

@@ -239,6 +239,7 @@ class _File:
     batch: str
     reference: bool
     channels: list[str]  # the group's shared markers, in this file's channel names
+    sample: str
 
 
 @dataclasses.dataclass
@@ -268,23 +269,46 @@ def _read_group(files, channels, reference_column: str) -> _Group:
             group.categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
         ref = obs[reference_column].iloc[0] if reference_column in obs else ""
         keep = np.flatnonzero(obs["retained"].to_numpy(dtype=bool))
-        group.files.append(_File(f, keep, str(obs["batch"].iloc[0]), is_reference(ref), ch))
+        batch, sample = str(obs["batch"].iloc[0]), str(obs["sample_id"].iloc[0])
+        group.files.append(_File(f, keep, batch, is_reference(ref), ch, sample))
     return group
 
 
-def _fit_events(group: _Group, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_events(
+    group: _Group, n: int, seed: int, registration=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A seeded subsample of ``n`` retained events drawn evenly from the files
-    (:func:`~immunoprofiler.tl.subsample.per_file_subsample`): values, batch, reference."""
+    (:func:`~immunoprofiler.tl.subsample.per_file_subsample`), each file's registered by
+    ``registration`` when given: values, batch, reference."""
     from ..io.h5ad import read_columns
     from ..tl.subsample import per_file_subsample
 
     picks = per_file_subsample([len(f.rows) for f in group.files], n, seed)
     X, batch, ref = [], [], []
     for f, pick in zip(group.files, picks, strict=True):
-        X.append(read_columns(f.path, f.channels, layer="transformed", rows=f.rows[pick]))
+        x = read_columns(f.path, f.channels, layer="transformed", rows=f.rows[pick])
+        X.append(x if registration is None else registration.apply(x, f.sample))
         batch.append(np.full(len(pick), f.batch, dtype=object))
         ref.append(np.full(len(pick), f.reference))
     return np.concatenate(X), np.concatenate(batch), np.concatenate(ref)
+
+
+def _fit_registration(group: _Group, var: pd.DataFrame, n: int, seed: int):
+    """Landmark registration of the type markers (:mod:`~immunoprofiler.pp.landmarks`),
+    fitted on a seeded subsample of up to ``n`` retained events of each file."""
+    from ..io.h5ad import read_columns
+    from ..pp.landmarks import fit_landmarks
+
+    rng = np.random.default_rng(seed)
+
+    def samples():
+        for f in group.files:
+            rows = f.rows if len(f.rows) <= n else np.sort(rng.choice(f.rows, n, replace=False))
+            yield f.sample, read_columns(f.path, f.channels, layer="transformed", rows=rows)
+
+    return fit_landmarks(
+        samples(), markers=list(var.index), register=var["marker_class"].to_numpy() == "type"
+    )
 
 
 def cyto_normalize(
@@ -302,8 +326,10 @@ def cyto_normalize(
 
     The group's files are analysed on the markers they all share (one panel: all of them;
     panels merged on purpose: the intersection, recorded in ``uns["panel"]``).
-    Fitted on a seeded subsample drawn evenly from the files, applied one file at a time.
-    The output has ``X`` = normalised and ``layers["transformed"]`` = before, only marker
+    Fitted on a seeded subsample drawn evenly from the files, applied one file at a time;
+    with ``params.landmarks`` each file's type markers are first registered onto the
+    cohort's density peaks (:mod:`~immunoprofiler.pp.landmarks`), and the batch
+    normalisation is fitted and applied on the registered values. The output has ``X`` = normalised and ``layers["transformed"]`` = before, only marker
     channels (``var_names`` = marker names), only retained events, sheet metadata in obs.
     """
     from ..io.h5ad import read_columns, read_obs, read_var, write_dense_h5ad
@@ -319,7 +345,12 @@ def cyto_normalize(
     method, note = batchnorm.applicable_method(params.method, [f.batch for f in cohort.files])
     if note:
         logger.warning("panel group %s: %s", group, note)
-    Xf, bf, ref = _fit_events(cohort, params.fit_events, params.seed)
+    registration = (
+        _fit_registration(cohort, var, params.landmark_events, params.seed)
+        if params.landmarks
+        else None
+    )
+    Xf, bf, ref = _fit_events(cohort, params.fit_events, params.seed, registration)
     model = batchnorm.fit_normalizer(
         Xf,
         bf,
@@ -347,14 +378,15 @@ def cyto_normalize(
             X = read_columns(f.path, f.channels, layer="transformed", rows=f.rows)
             obs = read_obs(f.path, [*cohort.categories, *integers], rows=f.rows)
             obs["panel_group"] = group
-            yield model.apply(X, f.batch), obs, X
+            registered = X if registration is None else registration.apply(X, f.sample)
+            yield model.apply(registered, f.batch), obs, X
 
     settings = {**dataclasses.asdict(params), "accelerator": accelerator, "group": group}
     settings.update({"note": note} if note else {})
     entry = provenance.entry("cyto_normalize", params=settings)
     uns = {
         **provenance.cohort_uns(provenance.merge(provenance.read(*files), entry), out=out),
-        "batch_normalization": {"method": method, "note": note},
+        "batch_normalization": {"method": method, "note": note, "landmarks": params.landmarks},
         "panel": {
             "group": group,
             "merged": bool(shared.dropped),
@@ -373,7 +405,10 @@ def cyto_normalize(
         uns=uns,
         layers=("transformed",),
     )
-    Path(model_out).write_text(json.dumps(model.to_dict()))
+    fitted = model.to_dict()
+    if registration is not None:
+        fitted["landmarks"] = registration.to_dict()
+    Path(model_out).write_text(json.dumps(fitted))
     logger.info(
         "%s: between-batch EMD dropped for %.0f%% of markers",
         method,
