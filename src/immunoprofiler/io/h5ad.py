@@ -373,12 +373,11 @@ def _obs_template(
     obs = f["obs"]
     attrs = dict(obs["_index"].attrs)
     del obs["_index"]
-    names = obs.create_dataset(
-        "_index",
-        data=np.arange(n_obs).astype(f"S{len(str(max(n_obs - 1, 0)))}"),
-        chunks=(min(max(n_obs, 1), 1 << 20),),
-        compression="gzip",
-    )
+    chunk = min(max(n_obs, 1), 1 << 20)
+    width = f"S{len(str(max(n_obs - 1, 0)))}"
+    names = obs.create_dataset("_index", (n_obs,), dtype=width, chunks=(chunk,), compression="gzip")
+    for start in range(0, n_obs, chunk):  # a chunk at a time: 100M names would take 1.7 GB
+        names[start : start + chunk] = np.arange(start, min(start + chunk, n_obs)).astype(width)
     names.attrs.update(attrs)
     for ds in (*(obs[c]["codes"] for c in categories), *(obs[c] for c in integers)):
         ds.resize((n_obs,))

@@ -235,11 +235,19 @@ class _File:
     """A preprocessed file of a panel group as ``cyto_normalize`` reads it."""
 
     path: str | Path
-    rows: np.ndarray  # its retained events
+    n: int  # its retained events
     batch: str
     reference: bool
     channels: list[str]  # the group's shared markers, in this file's channel names
     sample: str
+
+    def retained(self) -> np.ndarray:
+        """The rows of its retained events, read again when needed (held for every file
+        they would take 8 bytes an event: 0.7 GB at 100M)."""
+        from ..io.h5ad import read_obs
+
+        obs = read_obs(self.path, ["retained"], index=False)
+        return np.flatnonzero(obs["retained"].to_numpy(dtype=bool))
 
 
 @dataclasses.dataclass
@@ -268,9 +276,9 @@ def _read_group(files, channels, reference_column: str) -> _Group:
         for c in meta_cols:
             group.categories.setdefault(c, set()).update(obs[c].dropna().astype(str).unique())
         ref = obs[reference_column].iloc[0] if reference_column in obs else ""
-        keep = np.flatnonzero(obs["retained"].to_numpy(dtype=bool))
+        kept = int(obs["retained"].to_numpy(dtype=bool).sum())
         batch, sample = str(obs["batch"].iloc[0]), str(obs["sample_id"].iloc[0])
-        group.files.append(_File(f, keep, batch, is_reference(ref), ch, sample))
+        group.files.append(_File(f, kept, batch, is_reference(ref), ch, sample))
     return group
 
 
@@ -283,10 +291,10 @@ def _fit_events(
     from ..io.h5ad import read_columns
     from ..tl.subsample import per_file_subsample
 
-    picks = per_file_subsample([len(f.rows) for f in group.files], n, seed)
+    picks = per_file_subsample([f.n for f in group.files], n, seed)
     X, batch, ref = [], [], []
     for f, pick in zip(group.files, picks, strict=True):
-        x = read_columns(f.path, f.channels, layer="transformed", rows=f.rows[pick])
+        x = read_columns(f.path, f.channels, layer="transformed", rows=f.retained()[pick])
         X.append(x if registration is None else registration.apply(x, f.sample))
         batch.append(np.full(len(pick), f.batch, dtype=object))
         ref.append(np.full(len(pick), f.reference))
@@ -303,7 +311,8 @@ def _fit_registration(group: _Group, var: pd.DataFrame, n: int, seed: int):
 
     def samples():
         for f in group.files:
-            rows = f.rows if len(f.rows) <= n else np.sort(rng.choice(f.rows, n, replace=False))
+            rows = f.retained()
+            rows = rows if len(rows) <= n else np.sort(rng.choice(rows, n, replace=False))
             yield f.sample, read_columns(f.path, f.channels, layer="transformed", rows=rows)
 
     return fit_landmarks(
@@ -375,8 +384,9 @@ def cyto_normalize(
 
     def blocks():
         for f in cohort.files:
-            X = read_columns(f.path, f.channels, layer="transformed", rows=f.rows)
-            obs = read_obs(f.path, [*cohort.categories, *integers], rows=f.rows)
+            rows = f.retained()
+            X = read_columns(f.path, f.channels, layer="transformed", rows=rows)
+            obs = read_obs(f.path, [*cohort.categories, *integers], rows=rows)
             obs["panel_group"] = group
             registered = X if registration is None else registration.apply(X, f.sample)
             yield model.apply(registered, f.batch), obs, X
@@ -398,7 +408,7 @@ def cyto_normalize(
     write_dense_h5ad(
         out,
         blocks(),
-        n_obs=sum(len(f.rows) for f in cohort.files),
+        n_obs=sum(f.n for f in cohort.files),
         var=var,
         categories={**{c: sorted(v) for c, v in cohort.categories.items()}, "panel_group": [group]},
         integers=integers,
