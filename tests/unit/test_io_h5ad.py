@@ -318,6 +318,36 @@ def test_read_obs_rows_without_names_and_columns_of_a_block(tmp_path):
     np.testing.assert_array_equal(X, parts[1][0][:, [2, 0]])
 
 
+def test_obs_written_block_by_block_equals_the_columns_whole(tmp_path):
+    """ObsBlocks: codes and values a file at a time; categories no row has dropped (the
+    codes rewritten), the same obs as whole columns give."""
+    from immunoprofiler.io.h5ad import ObsBlocks, derive_h5ad
+    from immunoprofiler.tl.flowsom import value_categories
+
+    path = tmp_path / "d.h5ad"
+    _dense_cohort(path)
+    n = 85
+    values = np.random.default_rng(0).integers(0, 12, n)
+    values[values == 3] = 4  # a value no row has is no category
+    names, code = value_categories(12)
+    score = np.linspace(0, 1, n, dtype=np.float32)
+    files = [slice(0, 30), slice(30, 31), slice(31, n)]
+    blocks = ((r, {"node": code[values[r]], "score": score[r]}) for r in files)
+    spec = {"node": names, "score": np.dtype(np.float32)}
+    derive_h5ad(tmp_path / "s.h5ad", obs_from=path, obs_blocks=ObsBlocks(spec, blocks))
+    whole = {"node": pd.Categorical(values.astype(str)), "score": score}
+    derive_h5ad(tmp_path / "w.h5ad", obs_from=path, add_obs=whole)
+    s, w = ad.read_h5ad(tmp_path / "s.h5ad"), ad.read_h5ad(tmp_path / "w.h5ad")
+    pd.testing.assert_frame_equal(s.obs, w.obs)
+    assert "3" not in s.obs["node"].cat.categories
+    short = ObsBlocks(
+        spec, iter([(slice(0, 30), {"node": code[values[:30]], "score": score[:30]})])
+    )
+    with pytest.raises(ValueError, match="gave 30 rows, not 85"):
+        derive_h5ad(tmp_path / "b.h5ad", obs_from=path, obs_blocks=short)
+    assert not (tmp_path / "b.h5ad").exists()
+
+
 def test_derive_copies_obs_in_hdf5_adds_columns_and_sparse_obsm(tmp_path):
     from immunoprofiler.io.h5ad import derive_h5ad
 

@@ -338,13 +338,17 @@ def test_fitting_file_by_file_gives_the_labels_of_all_cells_at_once():
             else:  # the categories of the whole fit in every file
                 assert list(values.categories) == list(expected.cat.categories), col
                 assert (np.asarray(values) == expected.to_numpy()).all(), col
-    # put together over the files: the same columns as annotate(), in one pass
-    labels = fit.label_blocks(((X[f], meta[f], node[f]) for f in files), files, len(X))
-    assert list(labels) == [*LABEL_COLUMNS, "annotation_group"]
-    for col, values in labels.items():
+    # streamed over the files (what cyto_annotate writes): the same columns as annotate()
+    cats = fit.categories()
+    assert list(cats) == [*LABEL_COLUMNS, "annotation_group"]
+    got = {col: np.empty(len(X), dtype=np.int64) for col in cats}
+    got["cell_type_score"] = np.empty(len(X), dtype=np.float32)
+    for r, columns in fit.label_stream(((X[f], meta[f], node[f]) for f in files), files):
+        for col, values in columns.items():
+            got[col][r] = values
+    for col, values in got.items():
         if col == "cell_type_score":
-            assert values.dtype == np.float32
             np.testing.assert_allclose(values, a.obs[col].to_numpy(), rtol=1e-6)
         else:
-            assert list(values.categories) == list(a.obs[col].cat.categories), col
-            assert (np.asarray(values) == a.obs[col].to_numpy()).all(), col
+            assert cats[col] == list(a.obs[col].cat.categories), col
+            assert (np.asarray(cats[col])[values] == a.obs[col].to_numpy()).all(), col

@@ -34,27 +34,14 @@ def test_flowsom_fits_on_an_even_subsample_of_the_files():
     assert som.codes.shape == (25, 4) and set(som.node_metacluster) <= {0, 1, 2}
 
 
-def test_assigning_file_by_file_is_assigning_all_events():
-    rng = np.random.default_rng(2)
-    X = rng.normal(0, 1, (3_000, 4)).astype(np.float32)
-    som = fit_som(X[:1_000], xdim=4, ydim=4, n_metaclusters=3, rlen=5, seed=0)
-    files = [slice(0, 10), slice(10, 2_500), slice(2_500, 3_000)]
-    nodes, meta = som.assign_blocks((X[f] for f in files), files, len(X))
-    expected = som.assign(X)
-    assert nodes.dtype == meta.dtype == np.int16
-    np.testing.assert_array_equal(nodes, expected[0])
-    np.testing.assert_array_equal(meta, expected[1])
-
-
-def test_code_labels_are_the_strings_of_the_codes():
-    from immunoprofiler.tl.flowsom import code_labels
+def test_value_categories_are_the_strings_of_the_values():
+    from immunoprofiler.tl.flowsom import value_categories
 
     values = np.random.default_rng(3).integers(0, 120, 5_000)
-    values[values == 7] = 8  # a value never present is not a category
-    labels = code_labels(values, 120, chunk=777)
-    expected = pd.Categorical(values.astype(str))
-    assert list(labels.categories) == list(expected.categories) and "7" not in labels.categories
-    assert (np.asarray(labels) == np.asarray(expected)).all()
+    names, code = value_categories(120)
+    expected = pd.Categorical(np.arange(120).astype(str))
+    assert names == list(expected.categories) and code.dtype == np.int16
+    assert (np.asarray(names)[code[values]] == values.astype(str)).all()
 
 
 def test_som_grid_shrinks_for_small_groups_and_says_so():

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -574,11 +575,75 @@ def lazy_X(
         yield ad.AnnData(X=lazy, obs=read_obs(path, columns=list(obs)), var=read_elem(f["var"]))
 
 
+@dataclass
+class ObsBlocks:
+    """``obs`` columns computed block by block (one file's rows at a time), never held
+    for all rows: ``columns`` maps a name to its categories (a categorical column; the
+    blocks give codes into them, and categories no row has are dropped at the end, as
+    pandas' ``remove_unused_categories``) or to a numpy dtype (plain values); ``blocks``
+    gives ``(rows, {name: values})`` with ``rows`` a slice, covering every row once."""
+
+    columns: Mapping[str, Sequence[str] | np.dtype]
+    blocks: Iterable[tuple[slice, Mapping[str, np.ndarray]]]
+
+
+def _empty_column(group: h5py.Group, name: str, kind: Sequence[str] | np.dtype, n: int):
+    """A resizable column of ``n`` rows in anndata's encoding; its dataset of values."""
+    chunks = {"maxshape": (None,), "chunks": (min(max(n, 1), 65536),)}
+    if isinstance(kind, np.dtype):
+        write_elem(group, name, np.zeros(0, dtype=kind), dataset_kwargs=chunks)
+        ds = group[name]
+    else:
+        empty = pd.Categorical([], categories=pd.Index(list(kind), dtype=object))
+        write_elem(group, name, empty, dataset_kwargs=chunks)
+        ds = group[name]["codes"]
+    ds.resize((n,))
+    return ds
+
+
+def _write_obs_blocks(obs_g: h5py.Group, spec: ObsBlocks, n: int, out: str | Path) -> list[str]:
+    """Fill :class:`ObsBlocks` columns into ``obs_g`` (replacing same-named ones)."""
+    for name in spec.columns:
+        if name in obs_g:
+            del obs_g[name]
+    targets = {name: _empty_column(obs_g, name, kind, n) for name, kind in spec.columns.items()}
+    used = {
+        name: np.zeros(len(kind), dtype=bool)
+        for name, kind in spec.columns.items()
+        if not isinstance(kind, np.dtype)
+    }
+    filled = 0
+    for rows, values in spec.blocks:
+        for name, ds in targets.items():
+            v = np.asarray(values[name])
+            if len(v) != rows.stop - rows.start:
+                raise ValueError(f"{out}: obs column {name}: block {rows} has {len(v)} rows")
+            ds[rows] = v
+            if name in used and len(v):
+                used[name][np.unique(v)] = True
+        filled += rows.stop - rows.start
+    if filled != n:
+        raise ValueError(f"{out}: obs blocks gave {filled} rows, not {n}")
+    for name, seen in used.items():
+        if seen.all():
+            continue
+        cats = np.asarray(list(spec.columns[name]), dtype=object)
+        remap = np.cumsum(seen) - 1
+        obs_g.move(name, f"{name}.unpruned")
+        old = obs_g[f"{name}.unpruned"]["codes"]
+        new = _empty_column(obs_g, name, list(cats[seen]), n)
+        for a in range(0, n, 1 << 20):
+            new[a : a + (1 << 20)] = remap[old[a : a + (1 << 20)]]
+        del obs_g[f"{name}.unpruned"]
+    return list(spec.columns)
+
+
 def derive_h5ad(
     out: str | Path,
     *,
     obs_from: str | Path,
     add_obs: Mapping[str, Any] | None = None,
+    obs_blocks: ObsBlocks | None = None,
     matrices_from: str | Path | None = None,
     obsm: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]] | None = None,
     uns: Mapping[str, Any] | None = None,
@@ -586,7 +651,8 @@ def derive_h5ad(
     """Write ``out`` from files already on disk, holding only what changes.
 
     ``obs`` and ``obsm`` are ``obs_from``'s, copied inside HDF5 (the names never become
-    Python strings), with the ``add_obs`` columns and ``obsm`` entries added or replaced;
+    Python strings), with the ``add_obs`` columns (whole) and ``obs_blocks`` columns
+    (:class:`ObsBlocks`: written block by block) and ``obsm`` entries added or replaced;
     with ``matrices_from`` (its cells checked to be ``obs_from``'s), ``X`` and the layers are
     HDF5 external links to that file's (:data:`LINKED`: no second copy of the cohort's
     matrices; anndata and h5py read them as if they were here) and its ``var``, ``obsm``,
@@ -621,6 +687,9 @@ def derive_h5ad(
                     del obs_g[name]
                 write_elem(obs_g, name, values)
                 order = [*(c for c in order if c != name), name]
+            if obs_blocks is not None:
+                added = _write_obs_blocks(obs_g, obs_blocks, n, out)
+                order = [*(c for c in order if c not in added), *added]
             obs_g.attrs["column-order"] = order
             for key, value in (obsm or {}).items():
                 if key in f["obsm"]:

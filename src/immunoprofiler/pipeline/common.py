@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .. import provenance
+
+if TYPE_CHECKING:
+    from ..io.h5ad import ObsBlocks
 
 
 def save_figure(fig, path: str | Path) -> None:
@@ -33,7 +36,7 @@ def write_annotation(
     *,
     normalized: str | Path,
     clustered: str | Path,
-    labels: Mapping[str, Any],
+    labels: Mapping[str, Any] | ObsBlocks,
     annotation: Mapping[str, Any],
     step: str,
     params: Any,
@@ -44,12 +47,13 @@ def write_annotation(
     """The annotated cohort file of a modality (RNA and cytometry alike): the normalised
     cohort (its matrices linked, not copied: :func:`~immunoprofiler.io.h5ad.derive_h5ad`)
     with the clustered file's ``obs`` and ``obsm`` plus the ``labels`` columns (cell type,
-    ontology id, lineage, score, annotation group) and ``obsm`` entries,
+    ontology id, lineage, score, annotation group; whole, or an
+    :class:`~immunoprofiler.io.h5ad.ObsBlocks` written a file at a time) and ``obsm`` entries,
     ``uns["annotation"]``, the clustered file's ``uns`` entries named in ``uns``, and the
     merged provenance with the step's own entry. Neither file's ``obs`` is
     read: it is copied inside HDF5.
     """
-    from ..io.h5ad import derive_h5ad, read_uns
+    from ..io.h5ad import ObsBlocks, derive_h5ad, read_uns
 
     extra = read_uns(clustered)
     out_uns = provenance.updated(
@@ -65,7 +69,8 @@ def write_annotation(
     derive_h5ad(
         out,
         obs_from=clustered,
-        add_obs=labels,
+        add_obs=None if isinstance(labels, ObsBlocks) else labels,
+        obs_blocks=labels if isinstance(labels, ObsBlocks) else None,
         matrices_from=normalized,
         obsm=obsm,
         uns=out_uns,

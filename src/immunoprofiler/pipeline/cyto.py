@@ -432,9 +432,9 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     assigned, one file at a time), and UMAP of a seeded subsample after
     (``obsm["X_umap"]``) and before batch normalisation (``obsm["X_umap_uncorrected"]``:
     the same events; NaN outside the subsample). Writes obs, obsm and uns, no matrix."""
-    from ..io.h5ad import derive_h5ad, obs_blocks, read_columns, read_uns, read_var
+    from ..io.h5ad import ObsBlocks, derive_h5ad, obs_blocks, read_columns, read_uns, read_var
     from ..tl.embedding import umap
-    from ..tl.flowsom import code_labels, fit_som, som_grid
+    from ..tl.flowsom import fit_som, som_grid, value_categories
     from ..tl.subsample import balanced_blocks
 
     var = read_var(inp)
@@ -460,10 +460,18 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
         rlen=params.rlen,
         seed=params.seed,
     )
-    nodes, meta = som.assign_blocks((read(rows) for rows in blocks), blocks, n)
     rows = balanced_blocks(files, params.umap_events, params.seed + 1)
-    in_umap = np.zeros(n, dtype=bool)
-    in_umap[rows] = True
+    node_names, node_code = value_categories(len(som.codes))
+    meta_names, meta_code = value_categories(int(som.node_metacluster.max()) + 2)
+
+    def labels():  # one file at a time: 2-byte codes and a flag per event, never all events'
+        for block in blocks:
+            nodes, meta = som.assign(read(block))
+            in_umap = np.zeros(block.stop - block.start, dtype=bool)
+            in_umap[rows[(rows >= block.start) & (rows < block.stop)] - block.start] = True
+            codes = {"som_node": node_code[nodes], "metacluster": meta_code[meta + 1]}
+            yield block, {**codes, "in_umap": in_umap}
+
     entry = provenance.entry(
         "cyto_cluster", params={**dataclasses.asdict(params), **({"note": note} if note else {})}
     )
@@ -483,11 +491,10 @@ def cyto_cluster(inp: str | Path, out: str | Path, *, params: P.CytoCluster) -> 
     derive_h5ad(
         out,
         obs_from=inp,
-        add_obs={
-            "som_node": code_labels(nodes, len(som.codes)),
-            "metacluster": code_labels(meta + 1, int(som.node_metacluster.max()) + 2),
-            "in_umap": in_umap,
-        },
+        obs_blocks=ObsBlocks(
+            {"som_node": node_names, "metacluster": meta_names, "in_umap": np.dtype(bool)},
+            labels(),
+        ),
         obsm={  # the same events before batch normalisation: what it removed
             "X_umap": (rows, umap(read(rows), seed=params.seed)),
             "X_umap_uncorrected": (rows, umap(read(rows, "transformed"), seed=params.seed)),
@@ -512,7 +519,7 @@ def cyto_annotate(
 
     Returns the annotation's group table.
     """
-    from ..io.h5ad import obs_blocks, read_columns, read_obs, read_var
+    from ..io.h5ad import ObsBlocks, obs_blocks, read_columns, read_obs, read_var
     from ..tl import annotation as ann
 
     table = ann.read_marker_table(markers)
@@ -542,7 +549,7 @@ def cyto_annotate(
         split=True,
     )
     rows = [r for _, r in files]
-    labels = fit.label_blocks(blocks(), rows, rows[-1].stop if rows else 0)
+    labels = ObsBlocks(fit.categories(), fit.label_stream(blocks(), rows))
     fit.uns["markers_used"] = resolved[["cell_type", "positive", "negative"]].reset_index(drop=True)
     write_annotation(
         out,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -259,34 +259,28 @@ class MarkerAnnotation:
         out["cell_type_score"] = own.astype(np.float32)
         return out
 
-    def label_blocks(
+    def categories(self) -> dict[str, list[str] | np.dtype]:
+        """The columns :meth:`label_stream` gives: each label column's categories (those of
+        the whole fit) and the score's dtype."""
+        return {
+            "cell_type": list(self.types),
+            **{col: list(names) for col, (names, _) in self.columns.items()},
+            "cell_type_score": np.dtype(np.float32),
+            "annotation_group": list(self.groups),
+        }
+
+    def label_stream(
         self,
         blocks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
         rows: Sequence[slice],
-        n: int,
-    ) -> dict[str, pd.Categorical | np.ndarray]:
-        """:meth:`label` of ``n`` cells given as blocks (``(X, clusters, subclusters)``;
-        block ``i`` holds the cells ``rows[i]``: one file's at a time), put together as
-        :data:`LABEL_COLUMNS` and ``annotation_group``: a 2-byte code per label column and
-        the score per cell (12 bytes a cell, 1.2 GB at 100M), never a string per cell."""
-        categories = {
-            "cell_type": self.types,
-            **{col: names for col, (names, _) in self.columns.items()},
-            "annotation_group": self.groups,
-        }
-        codes = {col: np.empty(n, dtype=np.int16) for col in categories}
-        score = np.empty(n, dtype=np.float32)
+    ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """:meth:`label` of blocks of cells (``(X, clusters, subclusters)``; block ``i``
+        holds the cells ``rows[i]``: one file's at a time) as ``(rows, columns)`` with a
+        code per label column (into :meth:`categories`) and the score: what
+        :class:`~immunoprofiler.io.h5ad.ObsBlocks` writes, nothing kept for all cells."""
         for (X, clusters, subs), r in zip(blocks, rows, strict=True):
-            for col, values in self.label(X, clusters, subs).items():
-                if col == "cell_type_score":
-                    score[r] = values
-                else:
-                    codes[col][r] = values.codes
-        out = {
-            col: pd.Categorical.from_codes(codes[col], categories=pd.Index(names))
-            for col, names in categories.items()
-        }
-        return {col: out.get(col, score) for col in (*LABEL_COLUMNS, "annotation_group")}
+            labels = self.label(X, clusters, subs)
+            yield r, {col: v if col == "cell_type_score" else v.codes for col, v in labels.items()}
 
 
 def fit_marker_annotation(

@@ -9,11 +9,9 @@ the fit do not grow with the cohort, and the assignment is one matrix product pe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..failures import SampleError
 from ..pp.batchnorm import nearest
@@ -30,17 +28,6 @@ class SOM:
         """(node, metacluster) of each event."""
         nodes = nearest(X, self.codes)
         return nodes, self.node_metacluster[nodes]
-
-    def assign_blocks(
-        self, blocks: Iterable[np.ndarray], rows: Sequence[slice], n: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(node, metacluster) of ``n`` events given as blocks (block ``i`` holds the events
-        ``rows[i]``: one file's at a time), as 2-byte codes (≤ 32,767 nodes)."""
-        nodes = np.empty(n, dtype=np.int16)
-        meta = np.empty(n, dtype=np.int16)
-        for X, r in zip(blocks, rows, strict=True):
-            nodes[r], meta[r] = self.assign(X)
-        return nodes, meta
 
 
 #: fewest events per SOM node a panel group's SOM is fitted with (smaller groups: smaller grid)
@@ -70,31 +57,23 @@ def som_grid(n_events: int, xdim: int, ydim: int) -> tuple[int, int, str]:
     return side, side, note
 
 
-def code_labels(values: np.ndarray, n_values: int, chunk: int = 1 << 20) -> pd.Categorical:
-    """``pd.Categorical(values.astype(str))`` of small integers ``0 <= values < n_values``
-    (SOM nodes, metaclusters) without a string per row, a sort of the rows or an all-rows
-    index copy: categories are the values present, sorted as strings; codes mapped a chunk
-    at a time.
+def value_categories(n_values: int) -> tuple[list[str], np.ndarray]:
+    """Categories for small integers ``0 <= v < n_values`` (SOM nodes, metaclusters) as
+    ``pd.Categorical(values.astype(str))`` has them (sorted as strings), and the code of
+    each value: a file's values become codes with ``rank[values]``, no string per row
+    (:class:`~immunoprofiler.io.h5ad.ObsBlocks` then drops the values no row has).
 
     Examples
     --------
-    >>> list(code_labels(np.array([2, 10, 2]), 11))
-    ['2', '10', '2']
-    >>> list(code_labels(np.array([2, 10, 2]), 11).categories)
-    ['10', '2']
+    >>> names, rank = value_categories(11)
+    >>> names[:3], [names[c] for c in rank[np.array([2, 10, 2])]]
+    (['0', '1', '10'], ['2', '10', '2'])
     """
-    seen = np.zeros(n_values, dtype=bool)
-    for a in range(0, len(values), chunk):
-        seen[np.unique(values[a : a + chunk])] = True
-    present = np.flatnonzero(seen)
-    names = present.astype(str)
+    names = np.arange(n_values).astype(str)
     order = np.argsort(names)
-    rank = np.full(n_values, -1, dtype=np.int16)
-    rank[present[order]] = np.arange(len(present))
-    codes = np.empty(len(values), dtype=np.int16)
-    for a in range(0, len(values), chunk):
-        codes[a : a + chunk] = rank[values[a : a + chunk]]
-    return pd.Categorical.from_codes(codes, categories=pd.Index(names[order]))
+    rank = np.empty(n_values, dtype=np.int16)
+    rank[order] = np.arange(n_values)
+    return names[order].tolist(), rank
 
 
 def fit_som(
