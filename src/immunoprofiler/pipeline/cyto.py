@@ -338,8 +338,9 @@ def cyto_normalize(
     Fitted on a seeded subsample drawn evenly from the files, applied one file at a time;
     with ``params.landmarks`` each file's type markers are first registered onto the
     cohort's density peaks (:mod:`~immunoprofiler.pp.landmarks`), and the batch
-    normalisation is fitted and applied on the registered values. The output has ``X`` = normalised and ``layers["transformed"]`` = before, only marker
-    channels (``var_names`` = marker names), only retained events, sheet metadata in obs.
+    normalisation is fitted and applied on the registered values. The output has ``X`` =
+    normalised and ``layers["transformed"]`` = before, only marker channels (``var_names``
+    = marker names), only retained events, sheet metadata in obs.
     """
     from ..io.h5ad import read_columns, read_obs, read_var, write_dense_h5ad
     from ..io.panel import shared_markers
