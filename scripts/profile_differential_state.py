@@ -14,4 +14,5 @@ profile_differential_state(
     heatmap=snakemake.output.heatmap,
     volcano=snakemake.output.volcano,
     params=snakemake.params.ds,
+    spill_pairs=dict(zip(snakemake.params.spill_modalities, snakemake.input.spill, strict=True)),
 )

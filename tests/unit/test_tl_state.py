@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from immunoprofiler.tl.differential import moderated_t
-from immunoprofiler.tl.state import DS_COLUMNS, differential_state
+from immunoprofiler.tl.state import DS_COLUMNS, differential_state, note_barcode_spill
 
 TYPES = ["B cell", "CD4 T", "CD8 T", "NK", "monocyte", "pDC"]
 STATE = ["pS6", "pErk", "Ki-67", "CD38", "HLA-DR"]
@@ -174,3 +174,29 @@ def test_a_paired_design_without_any_pair_is_a_clear_error():
         differential_state(
             medians, cells, meta, column="timepoint", groups=["pre", "post"], paired_by="patient"
         )
+
+
+def test_state_markers_a_barcode_spills_into_are_noted():
+    """cyto.spillover: barcodes: a state marker's channel that a code spills into (never
+    compensated) gets a note in every modality / panel group of that modality; pairs
+    applied (type markers, compensated) or estimated at 0, and other modalities, do not."""
+    res = pd.DataFrame(
+        {
+            "modality": ["cytof", "cytof:myeloid", "flow", "cytof", "cytof"],
+            "marker": ["pNFkB", "pNFkB", "pNFkB", "CD4", "pS6"],
+            "note": ["", "2 samples with < 10 cells", "", "", ""],
+        }
+    )
+    pairs = pd.DataFrame(
+        {
+            "source": ["BC3(Nd146)Dd", "BC3(Nd146)Dd", "BC2(Pr141)Dd", "BC7(Lu175)Dd"],
+            "target": ["pNFkB(Nd142)Dd", "CD4(Nd145)Dd", "pNFkB(Nd142)Dd", "pS6(Yb172)Dd"],
+            "marker": ["pNFkB", "CD4", "pNFkB", "pS6"],
+            "spill": [0.0068, 0.0038, 0.0, 0.0],
+            "applied": [False, True, False, False],
+        }
+    )
+    notes = note_barcode_spill(res, pairs, "cytof")["note"].tolist()
+    said = "barcode BC3(Nd146)Dd spills into this channel (0.68 %, estimated; not compensated)"
+    assert notes == [said, f"2 samples with < 10 cells; {said}", "", "", ""]
+    assert res["note"].tolist()[0] == ""  # the input is not changed

@@ -254,6 +254,14 @@ def cyto_spillover_input(wildcards):
     return rules.cyto_spillover.output.matrix.format(modality=wildcards.modality)
 
 
+def spill_pair_modalities():
+    """The modalities whose barcode spillover rule cyto_spillover estimates (CyTOF, with
+    cyto.spillover: barcodes): their pair tables note the differential-state results."""
+    if config["cyto"]["spillover"] != "barcodes":
+        return []
+    return [m for m in CYTO_MODALITIES if m == "cytof"]
+
+
 def cyto_group(group):
     """The modality, panel group name and samples of one {group}."""
     from types import SimpleNamespace

@@ -135,6 +135,7 @@ rule profile_differential_state:
     input:
         medians=rules.profile_marker_medians.output[0],
         composition=rules.profile_composition.output[0],
+        spill=expand(rules.cyto_spillover.output.pairs, modality=spill_pair_modalities()),
     output:
         table=report(
             "results/profile/differential_state.tsv",
@@ -167,6 +168,7 @@ rule profile_differential_state:
     params:
         samples=sample_records(),
         ds=PARAMS.profile_differential_state,
+        spill_modalities=spill_pair_modalities(),
     script:
         "../../scripts/profile_differential_state.py"
 

@@ -155,7 +155,7 @@ def cyto_spillover(
     from ..pp.spillover import estimate_barcode_spillover
 
     rng = np.random.default_rng(params.seed)
-    frames, metals, barcodes, targets, state = [], {}, set(), set(), set()
+    frames, metals, barcodes, targets, state, marker = [], {}, set(), set(), set(), {}
     for path, panel in zip(fcs, panels, strict=True):
         try:
             table = file_panel(path, panel or None, modality=modality).set_index("channel")
@@ -168,6 +168,7 @@ def cyto_spillover(
         barcodes |= set(table.index[table["role"] == "barcode"])
         targets |= set(table.index[table["marker_class"] == "type"])
         state |= set(table.index[table["marker_class"] == "state"])
+        marker.update(table["marker"].dropna().astype(str).to_dict())
         keep = np.sort(
             rng.choice(adata.n_obs, min(adata.n_obs, params.events_per_file), replace=False)
         )
@@ -184,6 +185,7 @@ def cyto_spillover(
     )
     # state markers: estimated and reported, not applied (a code that follows the condition
     # would take the stimulation's effect for spill)
+    table.insert(2, "marker", table["target"].map(marker))
     table["applied"] = table["target"].isin(targets)
     for r in table.loc[~table["applied"]].itertuples():
         S.loc[r.source, r.target] = 0.0

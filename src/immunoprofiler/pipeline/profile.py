@@ -99,13 +99,15 @@ def profile_differential_state(
     heatmap: str | Path,
     volcano: str | Path,
     params: P.DifferentialState,
+    spill_pairs: Mapping[str, str | Path] | None = None,
 ) -> pd.DataFrame:
     """Cytometry differential state: every cell type × state marker's per-sample median
     between the contrast's groups (:func:`immunoprofiler.tl.state.differential_state`), from
-    the marker-median and composition tables, not the events."""
+    the marker-median and composition tables, not the events. ``spill_pairs`` (modality →
+    ``cyto_spillover``'s pair table) notes the markers a barcode spills into."""
     from ..pl.profile import ds_heatmap
     from ..pl.profile import volcano as volcano_plot
-    from ..tl.state import differential_state
+    from ..tl.state import differential_state, note_barcode_spill
 
     med = pd.read_csv(medians, sep="\t")
     res = differential_state(
@@ -116,6 +118,8 @@ def profile_differential_state(
         min_cells=params.min_cells,
         marker_classes=params.marker_classes,
     )
+    for modality, path in (spill_pairs or {}).items():
+        res = note_barcode_spill(res, pd.read_csv(path, sep="\t"), modality)
     res.to_csv(table, sep="\t", index=False)
     save_figure(ds_heatmap(res), heatmap)
     save_figure(

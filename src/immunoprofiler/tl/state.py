@@ -247,3 +247,38 @@ def _untested(
             f"'{paired_by}' in the other group",
         }
     )
+
+
+def note_barcode_spill(res: pd.DataFrame, pairs: pd.DataFrame, modality: str) -> pd.DataFrame:
+    """Add to ``res``'s ``note`` (a :func:`differential_state` table) where a barcode channel
+    was estimated to spill into a tested marker's channel that is not compensated (state
+    markers never are: ``pairs``, the ``cyto_spillover`` table of ``modality``): a code
+    carried by one group only can look like a change of that marker.
+
+    Examples
+    --------
+    >>> res = pd.DataFrame({"modality": ["cytof", "cytof"], "marker": ["pBtk", "pS6"],
+    ...                     "note": ["", ""]})
+    >>> pairs = pd.DataFrame({"source": ["BC5(Ho165)Dd"], "marker": ["pBtk"],
+    ...                       "spill": [0.0025], "applied": [False]})
+    >>> note_barcode_spill(res, pairs, "cytof")["note"].tolist()
+    ['barcode BC5(Ho165)Dd spills into this channel (0.25 %, estimated; not compensated)', '']
+    """
+    spill = pairs[(pairs["spill"] > 0) & ~pairs["applied"].astype(bool)]
+    if spill.empty or res.empty:
+        return res
+    by_marker = {
+        m: "; ".join(
+            f"barcode {r.source} spills into this channel ({100 * r.spill:.2f} %, estimated; "
+            "not compensated)"
+            for r in rows.itertuples()
+        )
+        for m, rows in spill.groupby("marker")
+    }
+    res = res.copy()
+    base = res["modality"].astype(str).str.split(":").str[0]
+    text = res["marker"].map(by_marker).where(base == modality)
+    hit = text.notna()
+    old = res.loc[hit, "note"].fillna("").astype(str)
+    res.loc[hit, "note"] = np.where(old == "", text[hit], old + "; " + text[hit])
+    return res
