@@ -181,13 +181,23 @@ def apply_quantiles(model: QuantileModel, X: np.ndarray, batch: str) -> np.ndarr
         rows = clusters == c
         src, dst = model.quantiles[batch][c], model.target[c]
         for j in range(X.shape[1]):
-            x = X[rows, j].astype(np.float64)
-            xp, fp = _increasing(src[:, j]), dst[:, j]
-            y = np.interp(x, xp, fp)
-            y = np.where(x < xp[0], x + (fp[0] - xp[0]), y)
-            y = np.where(x > xp[-1], x + (fp[-1] - xp[-1]), y)
-            out[rows, j] = y
+            out[rows, j] = monotone_map(X[rows, j], _increasing(src[:, j]), dst[:, j])
     return out
+
+
+def monotone_map(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """The piecewise-linear map through the points ``(xp, fp)`` (``xp`` increasing),
+    continued beyond them by shifts (slope 1), so no value is clipped.
+
+    Examples
+    --------
+    >>> monotone_map(np.array([-1.0, 0.5, 3.0]), np.array([0.0, 1.0]), np.array([0.0, 2.0]))
+    array([-1.,  1.,  4.])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.interp(x, xp, fp)
+    y = np.where(x < xp[0], x + (fp[0] - xp[0]), y)
+    return np.where(x > xp[-1], x + (fp[-1] - xp[-1]), y)
 
 
 def batch_distances(

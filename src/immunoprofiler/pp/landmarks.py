@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batchnorm import monotone_map
+
 logger = logging.getLogger(__name__)
 
 #: density peaks lower than this fraction of the highest one are not landmarks
@@ -95,12 +97,7 @@ class LandmarkRegistration:
             have = np.isfinite(marks[j]) & np.isfinite(self.target[j])
             if not have.any():
                 continue
-            xp, fp = marks[j][have], self.target[j][have]
-            x = out[:, j].astype(np.float64)
-            y = np.interp(x, xp, fp)
-            y = np.where(x < xp[0], x + (fp[0] - xp[0]), y)
-            y = np.where(x > xp[-1], x + (fp[-1] - xp[-1]), y)
-            out[:, j] = y
+            out[:, j] = monotone_map(out[:, j], marks[j][have], self.target[j][have])
         return out
 
     def shifts(self) -> dict[str, dict[str, list[float]]]:
