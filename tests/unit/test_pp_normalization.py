@@ -191,3 +191,33 @@ def test_cite_seq_samples_with_different_antibody_panels(tmp_path):
         k = names.index(next(x for x in names if x not in dropped))
         np.testing.assert_array_equal(P[~in_b, k], a[:, names[k]].X.toarray().ravel())
         assert "protein" not in ad.read_h5ad(hvg).obsm  # the integration input: genes only
+
+
+def test_rna_normalize_holds_one_sample_at_a_time(demo_cohort, tmp_path, monkeypatch):
+    """An earlier sample's matrices are freed before the next sample is read: memory is
+    the largest sample, not the cohort (they once waited for Python's full collection)."""
+    import weakref
+
+    from immunoprofiler import pipeline
+    from immunoprofiler.io import h5ad
+    from tests.conftest import step_params
+
+    files = sorted(demo_cohort["work"].glob("*.qc.h5ad"))
+    assert len(files) >= 3
+    alive: list[list[weakref.ref]] = []
+    append = h5ad.StreamedH5ad.append
+
+    def watched(self, part):
+        append(self, part)
+        if self.path.name == "full.h5ad":  # earlier samples: every matrix gone
+            assert all(r() is None for refs in alive for r in refs), f"sample {len(alive)}"
+            alive.append([weakref.ref(part.X.data), weakref.ref(part.layers["counts"].data)])
+
+    monkeypatch.setattr(h5ad.StreamedH5ad, "append", watched)
+    pipeline.rna_normalize(
+        files,
+        tmp_path / "full.h5ad",
+        out_hvg=tmp_path / "hvg.h5ad",
+        params=step_params("rna_normalize"),
+    )
+    assert len(alive) == len(files)

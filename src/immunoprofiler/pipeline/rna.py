@@ -10,6 +10,7 @@ outputs and adds its provenance entry; parameters come as the step's dataclass f
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -377,7 +378,11 @@ def rna_normalize(
             h = a[:, hvg].copy()
             h.obsm.pop("protein", None)  # the HVG file is the integration input: genes only
             small.append(h)
+            # a sample's AnnData sits in reference cycles: without a collection here the
+            # earlier samples' matrices wait for Python's occasional full collection, and
+            # memory grows with the cohort, not the largest sample (5.9 GB at 1M cells)
             del a, h
+            gc.collect()
     logger.info("cohort: %d genes, %d highly variable", len(var), len(hvg))
     return var
 
