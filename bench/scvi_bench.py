@@ -32,37 +32,34 @@ from benchlib import ROOT, run_measured
 
 
 def copies(hvg: Path, out: Path, cells: int) -> Path:
-    """``hvg``'s samples written again and again into ``out`` until it has ``cells`` cells
-    (the last sample cut short), each copy's samples and batches renamed."""
+    """``hvg``'s cells written again and again into ``out`` until it has ``cells`` cells
+    (the last copy cut short), each copy's samples and batches renamed; the copies are
+    read lazily from ``hvg`` (dask) and written by anndata a block at a time."""
     import anndata as ad
-    import h5py
-    from anndata.io import sparse_dataset
+    import dask.array as da
+    import pandas as pd
 
-    from immunoprofiler.io.h5ad import obs_blocks, read_obs, read_var, write_streamed
+    from immunoprofiler.io.h5ad import lazy_matrix, read_obs, read_var, write_h5ad
 
     if out.exists():
         return out
-
-    var = read_var(hvg)
-
-    def parts():
-        left = cells
-        with h5py.File(hvg, "r") as f:
-            X, counts = sparse_dataset(f["X"]), sparse_dataset(f["layers"]["counts"])
-            for c in range(-(-cells // X.shape[0])):
-                for sample, block in obs_blocks(hvg):
-                    rows = slice(block.start, min(block.stop, block.start + left))
-                    left -= rows.stop - rows.start
-                    if rows.stop <= rows.start:
-                        return
-                    obs = read_obs(hvg, rows=rows)
-                    for col in ("sample_id", "batch"):
-                        obs[col] = obs[col].astype(str) + f"_c{c}"
-                    obs.index = obs.index.astype(str) + f"_c{c}"
-                    print(f"copy {c}: {sample} ({len(obs)} cells)", flush=True)
-                    yield ad.AnnData(X=X[rows], obs=obs, var=var, layers={"counts": counts[rows]})
-
-    write_streamed(out, parts(), var=var)
+    obs = read_obs(hvg)
+    n = -(-cells // len(obs))
+    renamed = []
+    for c in range(n):
+        o = obs.copy()
+        for col in ("sample_id", "batch"):
+            o[col] = o[col].astype(str) + f"_c{c}"
+        o.index = o.index.astype(str) + f"_c{c}"
+        renamed.append(o)
+    print(f"{n} copies of {len(obs)} cells, cut at {cells}", flush=True)
+    cohort = ad.AnnData(
+        X=da.concatenate([lazy_matrix(hvg)] * n)[:cells],
+        obs=pd.concat(renamed).iloc[:cells],
+        var=read_var(hvg),
+    )
+    cohort.layers["counts"] = da.concatenate([lazy_matrix(hvg, "counts")] * n)[:cells]
+    write_h5ad(cohort, out)
     return out
 
 

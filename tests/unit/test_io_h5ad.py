@@ -1,4 +1,5 @@
-"""Streamed cohort files: same content as an in-memory concat, column reads, in-place updates."""
+"""Cohort files written from lazily read samples: same content as an in-memory concat,
+column reads, atomic writes, derived files."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from immunoprofiler.io.h5ad import read_columns, read_obs, write_streamed
+from immunoprofiler.io.h5ad import lazy_matrix, read_columns, read_obs, write_h5ad
 
 
 def blocks(n_blocks=3, n=40, g=25, seed=0):
@@ -27,10 +28,40 @@ def blocks(n_blocks=3, n=40, g=25, seed=0):
     return out
 
 
-def test_write_streamed_equals_concat(tmp_path):
+def write_cohort(path, parts, **uns):
+    """The parts written as one cohort file, the way ``rna_normalize`` writes one: each
+    part saved as a sample file, read back lazily (dask) and written by anndata; the
+    sample files removed after."""
+    import dask.array as da
+
+    files = []
+    for i, part in enumerate(parts):
+        files.append(path.with_name(f"{path.stem}.part{i}.h5ad"))
+        part.write_h5ad(files[-1])
+    genes = parts[0].var_names
+    cohort = ad.AnnData(
+        X=da.concatenate([lazy_matrix(f, columns=genes, chunk_size=7) for f in files]),
+        obs=pd.concat([p.obs for p in parts]),
+        var=parts[0].var,
+        obsm={"protein": np.concatenate([p.obsm["protein"] for p in parts])},
+        uns=uns,
+    )
+    cohort.layers["counts"] = da.concatenate(
+        [lazy_matrix(f, "counts", columns=genes, chunk_size=7) for f in files]
+    )
+    write_h5ad(cohort, path, nbytes=10**6)
+    for f in files:  # read while the cohort was written; not needed after
+        f.unlink()
+    return path
+
+
+def test_lazy_cohort_written_equals_concat(tmp_path):
+    """Samples read lazily (in blocks of 7 cells, one sample's genes in another order)
+    and written by anndata equal the in-memory concatenation."""
     parts = blocks()
     ref = ad.concat(parts)
-    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var, uns={"note": "x"})
+    parts[1] = parts[1][:, ::-1].copy()  # genes in another order: read in the cohort's
+    write_cohort(tmp_path / "c.h5ad", [parts[0], *parts[1:]], note="x")
     got = ad.read_h5ad(tmp_path / "c.h5ad")
     assert list(got.obs_names) == list(ref.obs_names)
     assert abs(got.X - ref.X).max() == 0
@@ -42,7 +73,7 @@ def test_write_streamed_equals_concat(tmp_path):
 
 def test_read_columns_in_chunks(tmp_path):
     parts = blocks()
-    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var)
+    write_cohort(tmp_path / "c.h5ad", parts)
     ref = ad.concat(parts)
     cols = ["G3", "G0", "G20"]
     got = read_columns(tmp_path / "c.h5ad", cols, chunk_size=7)
@@ -55,7 +86,7 @@ def test_derived_file_keeps_sparse_matrices(tmp_path):
     from immunoprofiler.io.h5ad import derive_h5ad
 
     parts = blocks()
-    write_streamed(tmp_path / "c.h5ad", iter(parts), var=parts[0].var)
+    write_cohort(tmp_path / "c.h5ad", parts)
     n = 120
     derive_h5ad(
         tmp_path / "a.h5ad",
@@ -85,7 +116,7 @@ def test_derived_matrices_are_links_that_follow_a_moved_folder_and_materialize(t
     home = tmp_path / "results"
     (home / "normalize").mkdir(parents=True)
     norm = home / "normalize" / "normalized.h5ad"
-    write_streamed(norm, iter(parts), var=parts[0].var)
+    write_cohort(norm, parts)
     labels = {"cell_type": pd.Categorical(np.arange(full.n_obs) % 2)}
     derive_h5ad(home / "annotated.h5ad", obs_from=norm, matrices_from=norm, add_obs=labels)
     # a file derived from the derived one links to the same matrices, not to a link
@@ -118,18 +149,12 @@ def test_derived_matrices_are_links_that_follow_a_moved_folder_and_materialize(t
     assert not (tmp_path / "b.h5ad").exists()
 
 
-def test_failed_stream_leaves_no_file(tmp_path):
-    import pytest
-
-    from immunoprofiler.io.h5ad import StreamedH5ad
-
+def test_a_sample_without_a_cohort_gene_is_named(tmp_path):
     parts = blocks()
-    bad = parts[1][:, ::-1].copy()  # genes in another order
-    with pytest.raises(ValueError, match="block 1 has different genes"):
-        with StreamedH5ad(tmp_path / "c.h5ad", var=parts[0].var) as out:
-            out.append(parts[0])
-            out.append(bad)
-    assert not (tmp_path / "c.h5ad").exists()
+    parts[0].write_h5ad(tmp_path / "s0.h5ad")
+    genes = pd.Index([*parts[0].var_names, "NOTHERE"])
+    with pytest.raises(KeyError, match=r"s0.h5ad: var has no \['NOTHERE'\]"):
+        lazy_matrix(tmp_path / "s0.h5ad", columns=genes)
 
 
 def test_read_columns_of_some_rows_sparse_and_dense(tmp_path):
@@ -151,8 +176,6 @@ def test_read_columns_of_some_rows_sparse_and_dense(tmp_path):
 
 def test_writes_are_atomic(tmp_path):
     """Nothing at the output path until the file is complete; nothing left when a write fails."""
-    from immunoprofiler.io.h5ad import StreamedH5ad, write_h5ad
-
     out = tmp_path / "a.h5ad"
     good = ad.AnnData(X=np.ones((3, 2), dtype=np.float32))
     write_h5ad(good, out)
@@ -161,19 +184,20 @@ def test_writes_are_atomic(tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - anndata raises its own write error type
         write_h5ad(bad, tmp_path / "b.h5ad")
     assert not list(tmp_path.glob("b.h5ad*"))
-    var = pd.DataFrame(index=["g1", "g2"])
-    part = ad.AnnData(X=sp.csr_matrix(np.ones((2, 2), dtype=np.float32)), var=var)
-    part.layers["counts"] = part.X.copy()
-    stream = StreamedH5ad(tmp_path / "c.h5ad", var=var)
-    stream.append(part)
-    assert not (tmp_path / "c.h5ad").exists()  # still being written: only the partial file
-    stream.close()
-    assert ad.read_h5ad(tmp_path / "c.h5ad").n_obs == 2
-    assert not (tmp_path / "c.h5ad.partial").exists()
-    with pytest.raises(ValueError), StreamedH5ad(tmp_path / "d.h5ad", var=var) as s2:
-        s2.append(part)
-        raise ValueError("killed")
-    assert not list(tmp_path.glob("d.h5ad*"))
+    # a cohort written from lazily read samples: a block failing while it is computed
+    # (an unreadable sample) leaves nothing
+    import dask.array as da
+
+    good.write_h5ad(tmp_path / "s.h5ad")
+
+    def fail(block):
+        raise OSError("unreadable block")
+
+    lazy = lazy_matrix(tmp_path / "s.h5ad", chunk_size=2)
+    broken = ad.AnnData(X=da.concatenate([lazy, lazy.map_blocks(fail, dtype=lazy.dtype)]))
+    with pytest.raises(OSError, match="unreadable block"):
+        write_h5ad(broken, tmp_path / "c.h5ad")
+    assert not list(tmp_path.glob("c.h5ad*"))
 
 
 @pytest.fixture
@@ -194,7 +218,7 @@ def full_disk(tmp_path):
 
 
 def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_path):
-    """Every writer (whole AnnData, streamed, dense, annotated) raises DiskFullError naming
+    """Every writer (whole AnnData, lazy cohort, dense, annotated) raises DiskFullError naming
     the file and leaves neither it nor a partial file; a per-sample step fails its job rather
     than excluding the sample."""
     from immunoprofiler.failures import per_sample
@@ -209,10 +233,13 @@ def test_a_full_disk_fails_the_write_clearly_and_leaves_nothing(full_disk, tmp_p
     big = ad.AnnData(rng.normal(size=(4000, 100)).astype(np.float32))  # 1.6 MB
     (tmp_path / "src.h5ad").unlink(missing_ok=True)
     big.write_h5ad(tmp_path / "src.h5ad")
-    parts = blocks(n_blocks=30, n=400, g=200)
     writers = {
         "whole.h5ad": lambda out: write_h5ad(big, out),
-        "streamed.h5ad": lambda out: write_streamed(out, parts, var=parts[0].var),
+        "lazy.h5ad": lambda out: write_h5ad(  # its size estimated before any block
+            ad.AnnData(X=lazy_matrix(tmp_path / "src.h5ad", chunk_size=100)),
+            out,
+            nbytes=big.X.nbytes,
+        ),
         "dense.h5ad": lambda out: write_dense_h5ad(
             out, [(big.X, big.obs)], n_obs=big.n_obs, var=big.var, categories={}
         ),
@@ -405,9 +432,10 @@ def test_layer_as_X_backed_reads_from_disk_without_a_copy(tmp_path, monkeypatch)
     home.mkdir(), tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     path = home / "hvg.h5ad"
-    write_streamed(path, iter(parts), var=parts[0].var)
+    write_cohort(path, parts)
     counts = full.layers["counts"]
-    parts_bytes = sum(x.nbytes for x in (counts.data, counts.indices, counts.indptr))
+    # anndata writes a lazily read matrix's indices and indptr as int64
+    parts_bytes = counts.data.nbytes + 8 * (counts.indices.size + counts.indptr.size)
     assert matrix_nbytes(path, "counts") == parts_bytes
     with layer_as_X(path, "counts", obs=["sample_id"]) as a:
         assert a.isbacked and not sp.issparse(a.X)  # on disk, not a matrix in memory

@@ -193,31 +193,37 @@ def test_cite_seq_samples_with_different_antibody_panels(tmp_path):
         assert "protein" not in ad.read_h5ad(hvg).obsm  # the integration input: genes only
 
 
-def test_rna_normalize_holds_one_sample_at_a_time(demo_cohort, tmp_path, monkeypatch):
-    """An earlier sample's matrices are freed before the next sample is read: memory is
-    the largest sample, not the cohort (they once waited for Python's full collection)."""
-    import weakref
+def test_rna_normalize_holds_a_block_not_a_sample(demo_cohort, tmp_path, monkeypatch):
+    """The HVG statistics and the written files are computed one block of cells at a time
+    (dask arrays read lazily, written by anndata): blocks of 100 cells peak lower than
+    blocks of whole samples by more than a sample's counts, and write the same files."""
+    import tracemalloc
 
     from immunoprofiler import pipeline
-    from immunoprofiler.io import h5ad
+    from immunoprofiler.io.h5ad import matrix_nbytes
+    from immunoprofiler.pipeline import rna
     from tests.conftest import step_params
 
     files = sorted(demo_cohort["work"].glob("*.qc.h5ad"))
-    assert len(files) >= 3
-    alive: list[list[weakref.ref]] = []
-    append = h5ad.StreamedH5ad.append
+    sample = max(matrix_nbytes(f, "counts") for f in files)
 
-    def watched(self, part):
-        append(self, part)
-        if self.path.name == "full.h5ad":  # earlier samples: every matrix gone
-            assert all(r() is None for refs in alive for r in refs), f"sample {len(alive)}"
-            alive.append([weakref.ref(part.X.data), weakref.ref(part.layers["counts"].data)])
+    def peak(block: int) -> tuple[int, ad.AnnData]:
+        monkeypatch.setattr(rna, "BLOCK", block)
+        out = tmp_path / f"{block}.h5ad"
+        tracemalloc.start()
+        try:
+            pipeline.rna_normalize(
+                files,
+                out,
+                out_hvg=tmp_path / f"{block}_hvg.h5ad",
+                params=step_params("rna_normalize"),
+            )
+            return tracemalloc.get_traced_memory()[1], ad.read_h5ad(out)
+        finally:
+            tracemalloc.stop()
 
-    monkeypatch.setattr(h5ad.StreamedH5ad, "append", watched)
-    pipeline.rna_normalize(
-        files,
-        tmp_path / "full.h5ad",
-        out_hvg=tmp_path / "hvg.h5ad",
-        params=step_params("rna_normalize"),
-    )
-    assert len(alive) == len(files)
+    small, by_block = peak(100)  # first: any first-call caching counts against it
+    whole, by_sample = peak(10**9)
+    assert small + sample < whole, (small, sample, whole)
+    assert (by_block.X != by_sample.X).nnz == 0
+    assert (by_block.layers["counts"] != by_sample.layers["counts"]).nnz == 0

@@ -12,11 +12,10 @@ __getattr__, __all__ = attach(
     {
         "InputFormatError": "tenx",
         "SampleSheetError": "samples",
-        "StreamedH5ad": "h5ad",
+        "lazy_matrix": "h5ad",
         "read_columns": "h5ad",
         "read_obs": "h5ad",
         "read_rna": "tenx",
         "read_sample_sheet": "samples",
-        "write_streamed": "h5ad",
     },
 )

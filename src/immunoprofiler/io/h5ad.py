@@ -1,8 +1,8 @@
 """Memory-light ``.h5ad`` I/O for cohort steps.
 
-Cohort files are written one sample at a time (:func:`write_streamed`) and read
-one block of rows at a time (:func:`iter_columns`), so a cohort step holds one
-sample's matrix, not the whole cohort's.
+Cohort files are written from their samples' files read lazily (:func:`lazy_matrix`,
+dask arrays that anndata writes one block of rows at a time) and read one block of rows
+at a time (:func:`iter_columns`), so a cohort step holds one block, not the cohort.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import errno
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,13 @@ def check_space(path: str | Path, nbytes: int) -> None:
         )
 
 
-def write_h5ad(adata: ad.AnnData, path: str | Path) -> None:
-    """``adata.write_h5ad(path)``, atomically (:func:`atomic`)."""
+def write_h5ad(adata: ad.AnnData, path: str | Path, *, nbytes: int | None = None) -> None:
+    """``adata.write_h5ad(path)``, atomically (:func:`atomic`). Matrices that are dask
+    arrays (:func:`lazy_matrix`: a cohort read lazily from its samples' files) are computed
+    and written by anndata one block of rows at a time; ``nbytes``, the size expected on
+    disk, is checked against the free space first (:func:`check_space`)."""
+    if nbytes is not None:
+        check_space(path, nbytes)
     with atomic(path) as tmp:
         adata.write_h5ad(tmp)
 
@@ -235,122 +240,6 @@ def read_columns(
         if isinstance(elem, h5py.Dataset):
             return np.zeros((0, len(columns)), dtype=elem.dtype)
     return sp.csr_matrix((0, len(columns)))
-
-
-class StreamedH5ad:
-    """An ``.h5ad`` written one block of rows at a time (same ``var`` for every block).
-
-    ``X`` and each of ``layers`` are appended block by block; ``obs`` (small) is
-    concatenated and written on :meth:`close`, with ``obsm`` entries that every block has.
-
-    Examples
-    --------
-    >>> with StreamedH5ad("cohort.h5ad", var=var) as out:  # doctest: +SKIP
-    ...     for part in samples:
-    ...         out.append(part)
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        var: pd.DataFrame,
-        uns: Mapping[str, Any] | None = None,
-        layers: Sequence[str] = ("counts",),
-    ) -> None:
-        self.path, self.var, self.uns, self.layers = Path(path), var, dict(uns or {}), tuple(layers)
-        self._obs: list[pd.DataFrame] = []
-        self.obs: pd.DataFrame | None = None  # set by close()
-        self._obsm: dict[str, list[np.ndarray]] = {}
-        # written under a temporary name and renamed by close() (:func:`atomic`): a killed
-        # job or a full disk leaves no truncated file that looks complete
-        self._atomic = atomic(self.path)
-        self._f = h5py.File(self._atomic.__enter__(), "w")
-        self._f.attrs["encoding-type"] = "anndata"
-        self._f.attrs["encoding-version"] = "0.1.0"
-        write_elem(self._f, "layers", {})
-
-    def append(self, part: ad.AnnData) -> None:
-        """Append the rows of ``part`` (its genes must equal ``var``)."""
-        if list(part.var_names) != list(self.var.index):
-            raise ValueError(f"{self.path}: block {len(self._obs)} has different genes than var")
-        first = not self._obs
-        given = {"X": part.X, **{f"layers/{k}": part.layers[k] for k in self.layers}}
-        mats = {key: sp.csr_matrix(m, dtype=np.float32) for key, m in given.items()}
-        check_space(
-            self.path,
-            sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in mats.values()),
-        )
-        for key, m in mats.items():
-            if first:
-                parent, _, name = key.rpartition("/")
-                write_elem(self._f[parent] if parent else self._f, name, m)
-            else:
-                sparse_dataset(self._f[key]).append(m)
-        self._obs.append(part.obs)
-        for k, v in part.obsm.items():
-            self._obsm.setdefault(k, []).append(np.asarray(v))
-
-    def close(self) -> pd.DataFrame:
-        """Write ``obs``, ``var``, ``obsm`` and ``uns``; return the ``obs`` written."""
-        try:
-            obs = self._write_tail()
-            self._f.close()
-        except BaseException as err:
-            self._abort(err)
-            raise
-        self._atomic.__exit__(None, None, None)  # the rename
-        return obs
-
-    def _write_tail(self) -> pd.DataFrame:
-        f = self._f
-        if not self._obs:
-            raise ValueError(f"{self.path}: nothing to write")
-        obs = pd.concat(self._obs, join="outer")
-        for col in obs.columns:
-            if obs[col].dtype == object:
-                obs[col] = obs[col].astype(str).astype("category")
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", self.var)
-        n = len(self._obs)
-        write_elem(f, "obsm", {k: np.concatenate(v) for k, v in self._obsm.items() if len(v) == n})
-        for key in ("varm", "obsp", "varp"):
-            write_elem(f, key, {})
-        write_elem(f, "uns", self.uns)
-        self.obs = obs
-        return obs
-
-    def _abort(self, err: BaseException) -> None:
-        """Close and remove the partial file (a full disk re-raised as DiskFullError)."""
-        with suppress(Exception):  # a close that failed once (full disk) may fail again
-            self._f.close()
-        self._atomic.__exit__(type(err), err, err.__traceback__)
-
-    def __enter__(self) -> StreamedH5ad:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:  # leave no half-written file behind
-            self._abort(exc)
-
-
-def write_streamed(
-    path: str | Path,
-    parts: Iterable[ad.AnnData],
-    *,
-    var: pd.DataFrame,
-    uns: Mapping[str, Any] | None = None,
-    layers: Sequence[str] = ("counts",),
-) -> pd.DataFrame:
-    """Write the row blocks ``parts`` into one ``.h5ad`` without holding them all (see
-    :class:`StreamedH5ad`). Returns the ``obs`` written."""
-    out = StreamedH5ad(path, var=var, uns=uns, layers=layers)
-    with out:
-        for part in parts:
-            out.append(part)
-    return out.obs
 
 
 def _obs_template(
@@ -559,20 +448,43 @@ def layer_as_X(
             adata.file.close()
 
 
+def lazy_matrix(
+    path: str | Path,
+    layer: str | None = None,
+    *,
+    columns: pd.Index | None = None,
+    chunk_size: int = 10_000,
+) -> Any:
+    """``path``'s ``X`` (or ``layer``) as a dask array of ``chunk_size``-row blocks, each read
+    from the file when computed (anndata's ``read_elem_lazy``; no file is held open), with
+    the columns in the order of the var names ``columns`` when given."""
+    from anndata.experimental import read_elem_lazy
+
+    with h5py.File(path, "r") as f:
+        X = _matrix(f, path, layer)
+        n_vars = X.attrs["shape"][1] if isinstance(X, h5py.Group) else X.shape[1]
+        lazy = read_elem_lazy(X, chunks=(chunk_size, int(n_vars)))
+        names = pd.Index(read_elem(f["var"]).index) if columns is not None else None
+    if columns is None or names.equals(columns):
+        return lazy
+    at = names.get_indexer(columns)
+    if (at < 0).any():
+        missing = list(columns[at < 0][:5])
+        raise KeyError(f"{path}: var has no {missing} ({(at < 0).sum()} genes missing)")
+    return lazy[:, at]
+
+
 @contextmanager
 def lazy_X(
     path: str | Path, *, obs: Sequence[str] = (), chunk_size: int = 10_000
 ) -> Iterator[ad.AnnData]:
-    """An AnnData whose ``X`` is ``path``'s, read lazily (anndata's ``read_elem_lazy``: a dask
-    array of ``chunk_size``-row blocks, read when computed, while the block is open), with
-    ``var`` and the ``obs`` columns; for scanpy functions that take dask arrays (``pca``)."""
-    from anndata.experimental import read_elem_lazy
-
-    with h5py.File(path, "r") as f:
-        X = _matrix(f, path, None)
-        n_vars = X.attrs["shape"][1] if isinstance(X, h5py.Group) else X.shape[1]
-        lazy = read_elem_lazy(X, chunks=(chunk_size, int(n_vars)))
-        yield ad.AnnData(X=lazy, obs=read_obs(path, columns=list(obs)), var=read_elem(f["var"]))
+    """An AnnData whose ``X`` is ``path``'s read lazily (:func:`lazy_matrix`), with ``var``
+    and the ``obs`` columns; for scanpy functions that take dask arrays (``pca``)."""
+    yield ad.AnnData(
+        X=lazy_matrix(path, chunk_size=chunk_size),
+        obs=read_obs(path, columns=list(obs)),
+        var=read_var(path),
+    )
 
 
 @dataclass

@@ -10,7 +10,6 @@ outputs and adds its provenance entry; parameters come as the step's dataclass f
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import logging
 import os
@@ -30,6 +29,9 @@ from ..io.h5ad import write_h5ad
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
+
+#: cells per block where a cohort step reads its samples' matrices block by block
+BLOCK = 10_000
 
 
 @per_sample(
@@ -300,9 +302,9 @@ def _cohort_hvg(files_of: Mapping[str, list], genes: pd.Index, n_top_genes: int)
     stats = {}
     for batch, files in files_of.items():
 
-        def blocks(files=files):  # the batch's counts, 10,000 cells at a time
+        def blocks(files=files):  # the batch's counts, BLOCK cells at a time
             for p in files:
-                yield from iter_columns(p, genes, layer="counts", chunk_size=10_000)
+                yield from iter_columns(p, genes, layer="counts", chunk_size=BLOCK)
 
         stats[batch] = hvg_stats(blocks, n_genes=len(genes)).set_axis(genes)
         logger.info(
@@ -334,17 +336,21 @@ def rna_normalize(
     inputs: Sequence[str | Path], out: str | Path, *, out_hvg: str | Path, params: P.RnaNormalize
 ) -> pd.DataFrame:
     """Cohort normalisation into one file (all genes) and its highly variable genes into a
-    second: HVG statistics of each batch in two passes over blocks of its counts, then both
-    files written one sample at a time (memory: the largest sample, not its batch or the
+    second: HVG statistics of each batch in two passes over blocks of its counts, then the
+    samples' counts read lazily (dask), shifted-log normalised by scanpy and written by
+    anndata one block of cells at a time (memory: a block, not a sample, batch or the
     cohort). Returns the ``var`` written."""
-    from ..io.h5ad import StreamedH5ad, read_var
+    import dask.array as da
+    import h5py
+
+    from ..io.h5ad import lazy_matrix, matrix_nbytes, read_obs, read_obsm, read_var
     from ..pp.normalization import BATCH_KEY, align_proteins, common_genes, normalize
 
     paths, excluded = split_failed(inputs)
     genes = common_genes({str(p): read_var(p).index for p in paths})
     files_of, sample_of = _batches(paths)
     var = _cohort_hvg(files_of, genes, params.n_top_genes)
-    hvg = var.index[var["highly_variable"].to_numpy()]
+    hvg = var["highly_variable"].to_numpy()
     first = read_var(paths[0])  # gene annotation (per-sample QC statistics are not carried)
     keep = [c for c in ("gene_ids", "feature_types", "mt", "ribo", "hb") if c in first.columns]
     var = var.join(first[keep].reindex(var.index))
@@ -361,29 +367,41 @@ def rna_normalize(
     uns_hvg[provenance.SAMPLES_IN] = os.path.relpath(
         Path(out).resolve(), Path(out_hvg).resolve().parent
     )
-    with (
-        StreamedH5ad(out, var=var, uns=uns) as full,
-        StreamedH5ad(out_hvg, var=var.loc[hvg], uns=uns_hvg) as small,
-    ):
-        for p in paths:
-            a = ad.read_h5ad(p)
-            a = a if a.var_names.equals(genes) else a[:, genes].copy()
-            protein = a.obsm.pop("protein", None)
-            if panel:  # one column per antibody of the panel, NaN where not stained
-                a.obsm["protein"] = align_proteins(
-                    protein, antibodies[str(p)], panel, n_obs=a.n_obs
-                )
-            normalize(a, target_sum=params.target_sum)
-            full.append(a)
-            h = a[:, hvg].copy()
-            h.obsm.pop("protein", None)  # the HVG file is the integration input: genes only
-            small.append(h)
-            # a sample's AnnData sits in reference cycles: without a collection here the
-            # earlier samples' matrices wait for Python's occasional full collection, and
-            # memory grows with the cohort, not the largest sample (5.9 GB at 1M cells)
-            del a, h
-            gc.collect()
-    logger.info("cohort: %d genes, %d highly variable", len(var), len(hvg))
+    parts = [read_obs(p) for p in paths]
+    obs = pd.concat(parts, join="outer")
+    for col in obs.columns:  # a column some samples lack (NaN there) comes back as object
+        if obs[col].dtype == object:
+            obs[col] = obs[col].astype(str).astype("category")
+    cohort = ad.AnnData(obs=obs, var=var, uns=uns)
+    cohort.layers["counts"] = da.concatenate(
+        [lazy_matrix(p, "counts", columns=genes, chunk_size=BLOCK) for p in paths]
+    )
+    if panel:  # one column per antibody of the panel, NaN where not stained
+
+        def protein(p):
+            with h5py.File(p, "r") as f:
+                have = "protein" in f.get("obsm", {})
+            return read_obsm(p, "protein") if have else None
+
+        cohort.obsm["protein"] = np.concatenate(
+            [
+                align_proteins(protein(p), antibodies[str(p)], panel, n_obs=len(o))
+                for p, o in zip(paths, parts, strict=True)
+            ]
+        )
+    normalize(cohort, target_sum=params.target_sum)
+    # on disk: X and counts, each nonzero a float32 value and an int64 column index
+    nbytes = 3 * sum(matrix_nbytes(p, "counts") for p in paths)
+    write_h5ad(cohort, out, nbytes=int(nbytes))
+    small = ad.AnnData(
+        X=cohort.X[:, hvg],
+        obs=obs,
+        var=var.loc[hvg],
+        layers={"counts": cohort.layers["counts"][:, hvg]},
+        uns={**uns_hvg, "log1p": cohort.uns["log1p"]},
+    )  # the HVG file is the integration input: genes only, no antibodies
+    write_h5ad(small, out_hvg, nbytes=int(nbytes * hvg.mean()))
+    logger.info("cohort: %d cells, %d genes, %d highly variable", len(obs), len(var), hvg.sum())
     return var
 
 

@@ -1,8 +1,9 @@
 """Cohort normalisation: shifted-log counts and batch-aware highly variable genes.
 
 The rule function (:func:`immunoprofiler.pipeline.rna_normalize`) feeds the HVG statistics
-one block of a batch's rows at a time and writes one sample at a time, so memory is bounded
-by a block and a sample, not by a batch or the cohort. The HVG selection reproduces
+one block of a batch's rows at a time and writes the normalised cohort from its samples'
+counts read lazily (dask; :func:`normalize` is scanpy's ``normalize_total`` and ``log1p``),
+so memory is bounded by a block of cells, not by a sample, a batch or the cohort. The HVG selection reproduces
 ``scanpy.pp.highly_variable_genes(flavor="seurat_v3", batch_key=...)``: :func:`hvg_stats`
 computes each batch's normalised variances as scanpy does (two passes over blocks), and
 :func:`combine_hvg` ranks them across batches exactly as scanpy does.
@@ -26,17 +27,18 @@ BATCH_KEY = "batch"
 
 
 def normalize(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
-    """Shifted-log normalisation of ``layers["counts"]`` into ``X`` (float32 CSR), in place.
+    """Shifted-log normalisation of ``layers["counts"]`` into ``X`` (float32), in place, by
+    scanpy's ``normalize_total`` and ``log1p``: in memory, or a dask array read lazily (then
+    nothing is computed until the result is written, one block of cells at a time).
 
     ``X = log1p(counts / total * target_sum)``. A fixed ``target_sum`` keeps samples
     that are normalised separately on one scale.
     """
-    X = sp.csr_matrix(adata.layers["counts"], dtype=np.float32, copy=True)
-    totals = np.asarray(X.sum(axis=1)).ravel()
-    scale = np.divide(target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
-    X.data *= np.repeat(scale, np.diff(X.indptr)).astype(np.float32)
-    np.log1p(X.data, out=X.data)
-    adata.X = X
+    import scanpy as sc
+
+    adata.X = adata.layers["counts"].astype(np.float32)  # a copy: the counts stay untouched
+    sc.pp.normalize_total(adata, target_sum=target_sum)
+    sc.pp.log1p(adata)
 
 
 Blocks = Callable[[], Iterable[sp.spmatrix | np.ndarray]]
