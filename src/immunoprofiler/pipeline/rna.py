@@ -341,7 +341,6 @@ def rna_normalize(
     anndata one block of cells at a time (memory: a block, not a sample, batch or the
     cohort). Returns the ``var`` written."""
     import dask.array as da
-    import h5py
 
     from ..io.h5ad import lazy_matrix, matrix_nbytes, read_obs, read_obsm, read_var
     from ..pp.normalization import BATCH_KEY, align_proteins, common_genes, normalize
@@ -377,15 +376,14 @@ def rna_normalize(
         [lazy_matrix(p, "counts", columns=genes, chunk_size=BLOCK) for p in paths]
     )
     if panel:  # one column per antibody of the panel, NaN where not stained
-
-        def protein(p):
-            with h5py.File(p, "r") as f:
-                have = "protein" in f.get("obsm", {})
-            return read_obsm(p, "protein") if have else None
-
         cohort.obsm["protein"] = np.concatenate(
             [
-                align_proteins(protein(p), antibodies[str(p)], panel, n_obs=len(o))
+                align_proteins(
+                    read_obsm(p, "protein") if antibodies[str(p)] else None,
+                    antibodies[str(p)],
+                    panel,
+                    n_obs=len(o),
+                )
                 for p, o in zip(paths, parts, strict=True)
             ]
         )
