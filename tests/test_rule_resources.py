@@ -63,8 +63,8 @@ def test_resources_follow_input_size(rules):
         assert _res(rule, "runtime", 2, 100.0) > _res(rule, "runtime", 1, 100.0), name
     for name in ("cyto_normalize", "cyto_cluster", "cyto_annotate", "cyto_composition"):
         assert _res(rules[name], "mem_mb", 1, 100_000.0) < 12_000, name
-    # RNA normalisation holds a block of cells at a time: 1,000 samples of 100 MB ask for less
-    # than 12 GB, one sample of 1 GB for more than one of 100 MB
+    # RNA normalisation holds a block of cells and the cohort's obs: 1,000 samples of 100 MB
+    # ask for less than 12 GB, a larger cohort (more obs) for more
     normalize = rules["rna_normalize"]
     assert _res(normalize, "mem_mb", 1, 100_000.0, files=1000) < 12_000
     assert _res(normalize, "mem_mb", 1, 1000.0) > _res(normalize, "mem_mb", 1, 100.0)

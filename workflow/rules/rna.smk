@@ -217,7 +217,8 @@ rule rna_normalize:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem(2000, 4, largest=True),
+        # a block of 10,000 cells and the cohort's obs: 0.8 GB at 200k cells, 0.9 GB at 1M
+        mem_mb=mem(1500, 0.02),
         runtime=runtime(30, 20),
     params:
         normalize=PARAMS.rna_normalize,
