@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from immunoprofiler.io.h5ad import lazy_matrix, read_columns, read_obs, write_h5ad
+from immunoprofiler.io.h5ad import iter_columns, lazy_matrix, read_columns, read_obs, write_h5ad
 
 
 def blocks(n_blocks=3, n=40, g=25, seed=0):
@@ -80,6 +80,11 @@ def test_read_columns_in_chunks(tmp_path):
     assert abs(got - ref[:, cols].X).max() == 0
     got_counts = read_columns(tmp_path / "c.h5ad", cols, layer="counts", chunk_size=50)
     assert abs(got_counts - ref[:, cols].layers["counts"]).max() == 0
+    # written lazily, the file's column indices are int64; the blocks read carry int32
+    with h5py.File(tmp_path / "c.h5ad") as f:
+        assert f["X"]["indices"].dtype == np.int64
+    (whole,) = iter_columns(tmp_path / "c.h5ad", list(ref.var_names))
+    assert whole.indices.dtype == np.int32 and abs(whole - ref.X).max() == 0
 
 
 def test_derived_file_keeps_sparse_matrices(tmp_path):

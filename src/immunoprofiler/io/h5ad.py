@@ -174,13 +174,15 @@ def iter_columns(
     *,
     layer: str | None = None,
     rows: np.ndarray | slice | None = None,
-    chunk_size: int = 50_000,
+    chunk_size: int | None = None,
 ) -> Iterator[sp.csr_matrix | np.ndarray]:
-    """The ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time; only
-    the rows ``rows`` (increasing indices, or a slice: one file's block) when given.
+    """The ``columns`` (var names) of ``X`` or a layer, ``chunk_size`` rows at a time
+    (default: 10,000 of a sparse matrix, whose rows hold thousands of genes; 50,000 of a
+    dense one); only the rows ``rows`` (increasing indices, or a slice: one file's block)
+    when given.
 
-    Memory: one block of rows. A sparse matrix gives CSR blocks, a dense one (cytometry)
-    arrays.
+    Memory: one block of rows. A sparse matrix gives CSR blocks with int32 column indices
+    (anndata writes a lazily computed matrix with int64 ones), a dense one (cytometry) arrays.
     """
     with h5py.File(path, "r") as f:
         var_names = pd.Index(read_elem(f["var"]).index)
@@ -191,6 +193,7 @@ def iter_columns(
         elem = _matrix(f, path, layer)
         dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
         n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
+        chunk_size = chunk_size or (50_000 if dense else 10_000)
         if isinstance(rows, slice):
             start, stop, _ = rows.indices(n)
             rows, n = None, stop  # read as whole-row slices from start
@@ -217,6 +220,10 @@ def iter_columns(
         whole = np.array_equal(idx, np.arange(len(var_names)))
         for pick in picks:
             block = sp.csr_matrix(ds[pick])
+            small = max(len(var_names), block.nnz) < np.iinfo(np.int32).max
+            if block.indices.dtype != np.int32 and small:
+                block.indices = block.indices.astype(np.int32)
+                block.indptr = block.indptr.astype(np.int32)
             yield block if whole else block[:, idx]
 
 
@@ -226,7 +233,7 @@ def read_columns(
     *,
     layer: str | None = None,
     rows: np.ndarray | slice | None = None,
-    chunk_size: int = 50_000,
+    chunk_size: int | None = None,
 ) -> sp.csr_matrix | np.ndarray:
     """The ``columns`` of ``X`` or a layer as one matrix, read block by block
     (:func:`iter_columns`): peak memory one block plus the result, not the whole matrix."""
