@@ -23,6 +23,9 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
+#: rows per block where a sparse matrix (thousands of genes a row) is read block by block
+BLOCK_ROWS = 10_000
+
 
 class DiskFullError(OSError):
     """The disk filled while an output was written (not a problem of the sample: the job
@@ -193,7 +196,7 @@ def iter_columns(
         elem = _matrix(f, path, layer)
         dense = isinstance(elem, h5py.Dataset)  # dense: cytometry events
         n = elem.shape[0] if dense else sparse_dataset(elem).shape[0]
-        chunk_size = chunk_size or (50_000 if dense else 10_000)
+        chunk_size = chunk_size or (50_000 if dense else BLOCK_ROWS)
         if isinstance(rows, slice):
             start, stop, _ = rows.indices(n)
             rows, n = None, stop  # read as whole-row slices from start
@@ -460,7 +463,7 @@ def lazy_matrix(
     layer: str | None = None,
     *,
     columns: pd.Index | None = None,
-    chunk_size: int = 10_000,
+    chunk_size: int = BLOCK_ROWS,
 ) -> Any:
     """``path``'s ``X`` (or ``layer``) as a dask array of ``chunk_size``-row blocks, each read
     from the file when computed (anndata's ``read_elem_lazy``; no file is held open), with
@@ -483,7 +486,7 @@ def lazy_matrix(
 
 @contextmanager
 def lazy_X(
-    path: str | Path, *, obs: Sequence[str] = (), chunk_size: int = 10_000
+    path: str | Path, *, obs: Sequence[str] = (), chunk_size: int = BLOCK_ROWS
 ) -> Iterator[ad.AnnData]:
     """An AnnData whose ``X`` is ``path``'s read lazily (:func:`lazy_matrix`), with ``var``
     and the ``obs`` columns; for scanpy functions that take dask arrays (``pca``)."""

@@ -25,13 +25,13 @@ from .. import params as P
 from .. import provenance
 from ..accelerator import Accelerator
 from ..failures import excluded_table, per_sample, split_failed
-from ..io.h5ad import write_h5ad
+from ..io.h5ad import BLOCK_ROWS, write_h5ad
 from .common import save_figure, write_annotation
 
 logger = logging.getLogger(__name__)
 
 #: cells per block where a cohort step reads its samples' matrices block by block
-BLOCK = 10_000
+BLOCK = BLOCK_ROWS
 
 
 @per_sample(
@@ -273,15 +273,17 @@ def rna_qc(
     return row
 
 
-def _batches(paths: Sequence[str | Path]) -> tuple[dict[str, list], dict[str, str]]:
-    """The files of each batch and each file's sample (one batch per sample, checked)."""
-    from ..io.h5ad import read_obs
+def _batches(obs_of: Mapping[str | Path, pd.DataFrame]) -> tuple[dict[str, list], dict[str, str]]:
+    """The files of each batch and each file's sample, from each file's ``obs`` (one batch
+    per sample, checked)."""
     from ..pp.normalization import BATCH_KEY
 
     files_of: dict[str, list[str | Path]] = {}
     sample_of: dict[str, str] = {}
-    for p in paths:
-        obs = read_obs(p, columns=[BATCH_KEY, "sample_id"])
+    for p, obs in obs_of.items():
+        missing = [c for c in (BATCH_KEY, "sample_id") if c not in obs]
+        if missing:
+            raise KeyError(f"{p}: obs has no column(s) {missing}")
         sample_of[str(p)] = str(obs["sample_id"].iloc[0]) if len(obs) else str(p)
         batches = obs[BATCH_KEY].astype(str).unique()
         if len(batches) != 1:
@@ -347,7 +349,8 @@ def rna_normalize(
 
     paths, excluded = split_failed(inputs)
     genes = common_genes({str(p): read_var(p).index for p in paths})
-    files_of, sample_of = _batches(paths)
+    parts = [read_obs(p) for p in paths]  # each sample's obs, read once
+    files_of, sample_of = _batches(dict(zip(paths, parts, strict=True)))
     var = _cohort_hvg(files_of, genes, params.n_top_genes)
     hvg = var["highly_variable"].to_numpy()
     first = read_var(paths[0])  # gene annotation (per-sample QC statistics are not carried)
@@ -366,7 +369,6 @@ def rna_normalize(
     uns_hvg[provenance.SAMPLES_IN] = os.path.relpath(
         Path(out).resolve(), Path(out_hvg).resolve().parent
     )
-    parts = [read_obs(p) for p in paths]
     obs = pd.concat(parts, join="outer")
     for col in obs.columns:  # a column some samples lack (NaN there) comes back as object
         if obs[col].dtype == object:

@@ -3,8 +3,8 @@
 The rule function (:func:`immunoprofiler.pipeline.rna_normalize`) feeds the HVG statistics
 one block of a batch's rows at a time and writes the normalised cohort from its samples'
 counts read lazily (dask; :func:`normalize` is scanpy's ``normalize_total`` and ``log1p``),
-so memory is bounded by a block of cells, not by a sample, a batch or the cohort. The HVG selection reproduces
-``scanpy.pp.highly_variable_genes(flavor="seurat_v3", batch_key=...)``: :func:`hvg_stats`
+so memory is bounded by a block of cells, not by a sample, a batch or the cohort. The HVG
+selection reproduces ``scanpy.pp.highly_variable_genes(flavor="seurat_v3", batch_key=...)``: :func:`hvg_stats`
 computes each batch's normalised variances as scanpy does (two passes over blocks), and
 :func:`combine_hvg` ranks them across batches exactly as scanpy does.
 """
