@@ -374,23 +374,33 @@ def demo_outdir(wildcards, output):
 # every cohort step under 750 MB, bench/results/cyto_10M_2cores_*.json), not its inputs' size.
 
 
-def mem(base, per_input_mb=0.0, largest=False):
-    """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input (of its largest input
-    file with ``largest``: a step holding one file at a time), times the attempt."""
+def input_mb(input, only=(), largest=False):
+    """MB of the job's input files: only of those named ``only`` when given (a step that
+    reads a few columns of a large file: its size says nothing of the job's work), of the
+    largest file with ``largest`` (a step holding one file at a time), else of them all."""
+    sizes = list(input.size_files_mb)
+    if only:
+        named = {str(getattr(input, name)) for name in only}
+        sizes = [mb for f, mb in zip(input, sizes) if str(f) in named]
+    return max(sizes, default=0) if largest else sum(sizes)
+
+
+def mem(base, per_input_mb=0.0, largest=False, only=()):
+    """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input (:func:`input_mb`),
+    times the attempt."""
 
     def mem_mb(wildcards, input, attempt):
-        size = max(input.size_files_mb, default=0) if largest else input.size_mb
-        return int((base + per_input_mb * size) * attempt)
+        return int((base + per_input_mb * input_mb(input, only, largest)) * attempt)
 
     return mem_mb
 
 
-def runtime(base, per_input_gb=0.0):
-    """runtime: ``base`` minutes plus ``per_input_gb`` minutes per GB of input, times the
-    attempt."""
+def runtime(base, per_input_gb=0.0, only=()):
+    """runtime: ``base`` minutes plus ``per_input_gb`` minutes per GB of input
+    (:func:`input_mb`), times the attempt."""
 
     def minutes(wildcards, input, attempt):
-        return int((base + per_input_gb * input.size_mb / 1024) * attempt)
+        return int((base + per_input_gb * input_mb(input, only) / 1024) * attempt)
 
     return minutes
 

@@ -187,7 +187,9 @@ rule rna_pseudobulk:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem(1500, 12),
+        # the sample's QC'd counts in memory and three obs columns of the cohort
+        # (at 1M cells, 50,000 a sample: 0.5 + 0.35 GB of input, 1.4 GB used)
+        mem_mb=mem(1500, 3),
         runtime=runtime(30, 30),
     params:
         metadata=metadata,

@@ -288,8 +288,10 @@ rule rna_annotate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem(2000, 0.5),
-        runtime=runtime(60, 40),
+        # the normalised cohort is read a few columns at a time (markers, a model's genes):
+        # its size does not count; the cells do (at 1M: 31 GB, 0.9 GB of these two files)
+        mem_mb=mem(2000, 2, only=("clustered", "integrated")),
+        runtime=runtime(60, 40, only=("clustered", "integrated")),
         gpu=0,
     params:
         annotate=PARAMS.rna_annotate,
