@@ -181,11 +181,10 @@ def main() -> None:
                 f"largest-job memory {run['memory_ratio']:.2f} (target <= 0.5)",
                 flush=True,
             )
-        if i == 0:
+        if i == 0:  # the first round in full; every round's figures in "rounds"
             res.update(run)
-        else:  # later rounds: the figures, not the per-job table again
-            run["pipeline"] = {k: v for k, v in p.items() if k != "jobs"}
-        res.setdefault("rounds", []).append(run)
+        brief = {k: v for k, v in p.items() if k != "jobs"}
+        res.setdefault("rounds", []).append({**run, "pipeline": brief})
     if args.repeat > 1 and not args.skip_plain:
         for key in ("wall_ratio", "memory_ratio"):
             res[f"median_{key}"] = float(np.median([r[key] for r in res["rounds"]]))
