@@ -84,15 +84,13 @@ def generate(
     return sheet
 
 
-def disk_gb(folder: Path) -> dict[str, float]:
-    """GB on disk of each file and subfolder of ``folder`` (symbolic links: 0; the cohort
-    files' HDF5 links to another file's matrices take no space either)."""
-    sizes = {}
-    for entry in sorted(folder.iterdir()):
-        files = entry.rglob("*") if entry.is_dir() else [entry]
-        nbytes = sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink())
-        sizes[entry.name] = round(nbytes / 1e9, 2)
-    return sizes
+def disk_gb(entry: Path) -> float:
+    """GB on disk of a file or a folder's files (symbolic links: 0; the cohort files' HDF5
+    links to another file's matrices take no space either)."""
+    files = entry.rglob("*") if entry.is_dir() else [entry]
+    return round(
+        sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink()) / 1e9, 2
+    )
 
 
 def pipeline(out: Path, sheet: Path, cores: int) -> dict:
@@ -106,7 +104,10 @@ def pipeline(out: Path, sheet: Path, cores: int) -> dict:
         "largest_job": jobs[0]["job"],
         "all_processes_peak_mb": tree_peak,
         "cells_after_qc": int(pd.read_csv(qc, sep="\t")["n_cells_after"].sum()),
-        "disk_gb": {"inputs": disk_gb(out)["data"], **disk_gb(work / "results" / "rna")},
+        "disk_gb": {
+            "inputs": disk_gb(out / "data"),
+            **{e.name: disk_gb(e) for e in sorted((work / "results" / "rna").iterdir())},
+        },
         "jobs": jobs,
     }
 

@@ -374,23 +374,21 @@ def demo_outdir(wildcards, output):
 # every cohort step under 750 MB, bench/results/cyto_10M_2cores_*.json), not its inputs' size.
 
 
-def input_mb(input, only=(), largest=False):
-    """MB of the job's input files: only of those named ``only`` when given (a step that
-    reads a few columns of a large file: its size says nothing of the job's work), of the
-    largest file with ``largest`` (a step holding one file at a time), else of them all."""
-    sizes = list(input.size_files_mb)
-    if only:
-        named = {str(getattr(input, name)) for name in only}
-        sizes = [mb for f, mb in zip(input, sizes) if str(f) in named]
-    return max(sizes, default=0) if largest else sum(sizes)
+def input_mb(input, only=()):
+    """MB of the job's input files, or only of those named ``only`` (a step that reads a
+    few columns of a large file: its size says nothing of the job's work)."""
+    if not only:
+        return input.size_mb
+    named = {str(getattr(input, name)) for name in only}
+    return sum(mb for f, mb in zip(input, input.size_files_mb) if str(f) in named)
 
 
-def mem(base, per_input_mb=0.0, largest=False, only=()):
+def mem(base, per_input_mb=0.0, only=()):
     """mem_mb: ``base`` MB plus ``per_input_mb`` MB per MB of input (:func:`input_mb`),
     times the attempt."""
 
     def mem_mb(wildcards, input, attempt):
-        return int((base + per_input_mb * input_mb(input, only, largest)) * attempt)
+        return int((base + per_input_mb * input_mb(input, only)) * attempt)
 
     return mem_mb
 
