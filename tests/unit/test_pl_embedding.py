@@ -29,6 +29,14 @@ def test_umap_scatter_panels_points_and_legends():
         assert ax.get_xlabel() == "UMAP 1"
         # one colour per group: as many distinct face colours as groups present
         assert len({tuple(c) for c in points.get_facecolors()}) == obs[key].nunique()
+        # and each point has its group's legend colour (points drawn in the seeded order)
+        drawn = obs[key].to_numpy()[50:][np.random.default_rng(0).permutation(250)]
+        legend = dict(zip(labels, ax.get_legend().legend_handles, strict=True))
+        for group in labels:
+            want = legend[group].get_facecolor()[0]
+            np.testing.assert_array_equal(
+                points.get_facecolors()[drawn == group][:, :3], [want[:3]] * (drawn == group).sum()
+            )
     assert fig._suptitle.get_text() == "demo"
     # the drawing order is shuffled (no batch drawn over another) but the same every time
     again = umap_scatter(emb, obs, keys=("batch",))

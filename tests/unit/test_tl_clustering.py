@@ -80,3 +80,27 @@ def test_leiden_from_arrays_equals_scanpy_leiden():
     g1, g2 = _graph(graph), _graph(graph, chunk=997)
     assert g1.get_edgelist() == g2.get_edgelist() and g1.es["weight"] == g2.es["weight"]
     assert g1.ecount() == graph.nnz
+
+
+@pytest.mark.slow  # compiles pynndescent's search index for scanpy's own path (~30 s)
+def test_graph_without_search_index_is_scanpys_pynndescent_graph():
+    """The neighbour graph built without pynndescent's query index is the graph of scanpy's
+    ``transformer="pynndescent"`` (same neighbours, distances and connectivities), and no
+    index or forest is kept."""
+    import numba
+    import scanpy as sc
+
+    from immunoprofiler.tl.clustering import _nn_descent
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 1, (3000, 10)), rng.normal(2, 1, (3000, 10))]).astype("f4")
+    obs = pd.DataFrame(index=[str(i) for i in range(len(X))])
+    ours, ref = ad.AnnData(obsm={"X": X}, obs=obs), ad.AnnData(obsm={"X": X}, obs=obs)
+    threads = numba.get_num_threads()  # scanpy's path leaves numba's threads as they are
+    transformer = _nn_descent(15, 0, threads)
+    sc.pp.neighbors(ours, use_rep="X", n_neighbors=15, transformer=transformer)
+    sc.pp.neighbors(ref, use_rep="X", n_neighbors=15, transformer="pynndescent", random_state=0)
+    for key in ("distances", "connectivities"):
+        assert (ours.obsp[key] != ref.obsp[key]).nnz == 0
+    assert not hasattr(transformer, "index_")
+    assert "rp_forest" not in ours.uns["neighbors"]

@@ -39,10 +39,11 @@ def umap_scatter(
         values = obs[key].astype(str).to_numpy()[ok][order]
         cats = sorted(set(values))
         cmap = plt.get_cmap("tab20", max(len(cats), 1))
-        code = {c: i for i, c in enumerate(cats)}
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=[cmap(code[v]) for v in values], rasterized=True)
-        for c in cats:
-            ax.scatter([], [], s=10, color=cmap(code[c]), label=c)
+        # the colours of all points in one lookup (a call a point took 9 s at 168,000 cells)
+        codes = pd.Categorical(values, categories=cats).codes
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=cmap(codes), rasterized=True)
+        for i, c in enumerate(cats):
+            ax.scatter([], [], s=10, color=cmap(i), label=c)
         ax.set_title(key)
         ax.set_xlabel("UMAP 1")
         ax.set_ylabel("UMAP 2")

@@ -89,6 +89,31 @@ def leiden(
     return pd.Categorical(groups.astype("U"), categories=natsorted(map(str, np.unique(groups))))
 
 
+def _nn_descent(n_neighbors: int, seed: int, n_jobs: int):
+    """scanpy's ``transformer="pynndescent"`` (the same NN-descent, the same graph) without
+    the search index pynndescent builds after the graph for queries of new points, which
+    :func:`scanpy.pp.neighbors` never makes (``compress_index``: ~20 s of numba compilation
+    in every process at any size). The graph is identical on rerun with the same ``n_jobs``
+    (NN-descent's parallel updates depend on the number of threads, not on timing)."""
+    import numba
+    from pynndescent import PyNNDescentTransformer
+
+    class GraphOnly(PyNNDescentTransformer):
+        def fit_transform(self, X, y=None, **fit_params):
+            self.fit(X, compress_index=False)
+            graph = self.transform(X=None)
+            del self.index_  # the index is not kept (nor its forest, in uns)
+            return graph
+
+    return GraphOnly(
+        n_neighbors=n_neighbors,
+        metric="euclidean",
+        metric_kwds={},
+        random_state=seed,
+        n_jobs=min(n_jobs, numba.config.NUMBA_NUM_THREADS),  # numba's ceiling in this process
+    )
+
+
 def umap_rows(obs: pd.DataFrame, n: int, seed: int) -> np.ndarray:
     """The cells a UMAP of at most ``n`` cells is fitted on: a seeded subsample, even over
     ``obs["sample_id"]`` when present (:func:`cluster`'s choice, known before clustering)."""
@@ -117,7 +142,9 @@ def cluster(
     — faster there than compiling pynndescent — and pynndescent above. The UMAP is fitted on
     at most ``umap_cells`` cells (seeded, even over ``obs["sample_id"]`` when present) and the
     others are placed from their nearest fitted cells (:func:`..embedding.umap_fit_place`);
-    ``uns["umap"]`` says how many were fitted. ``n_jobs`` threads search neighbours.
+    ``uns["umap"]`` says how many were fitted. ``n_jobs`` threads search neighbours (the
+    graph is identical on rerun with the same ``n_jobs``; NN-descent's differs between
+    numbers of threads).
 
     Examples
     --------
@@ -127,16 +154,15 @@ def cluster(
         raise KeyError(f"obsm has no '{use_rep}' (run integration first)")
     if transformer == "auto":
         transformer = "sklearn" if adata.n_obs < exact_below else "pynndescent"
-    # exact search is identical on any number of threads; NN-descent's parallel updates are
-    # not, so it keeps one thread (reruns identical)
     umap_learn()  # scanpy's connectivities are umap-learn's: imported with numba's cache
-    threads, sc.settings.n_jobs = sc.settings.n_jobs, n_jobs if transformer == "sklearn" else 1
+    k = min(n_neighbors, adata.n_obs - 1)
+    threads, sc.settings.n_jobs = sc.settings.n_jobs, n_jobs  # exact search's threads
     try:
         sc.pp.neighbors(
             adata,
             use_rep=use_rep,
-            n_neighbors=min(n_neighbors, adata.n_obs - 1),
-            transformer=transformer,
+            n_neighbors=k,
+            transformer="sklearn" if transformer == "sklearn" else _nn_descent(k, seed, n_jobs),
             random_state=seed,
         )
     finally:
