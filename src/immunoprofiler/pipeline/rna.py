@@ -476,9 +476,9 @@ def rna_cluster(
     """Neighbours, Leiden and UMAP on the integrated embedding; and, for the figure of the
     batch effect integration removed, the UMAP of plain PCA on the HVGs (no batch correction)
     of the cells the UMAP was fitted on (``obsm["X_umap_uncorrected"]``, NaN elsewhere).
-    With ``threads`` ≥ 2 that second UMAP runs in a second process while the first core
-    builds the graph, clusters and fits the main UMAP (all single-threaded for identical
-    reruns): the same result, one UMAP's time sooner.
+    With ``threads`` ≥ 2 that second UMAP runs in a second process while this one builds
+    the graph (NN-descent on ``threads`` threads: identical on rerun with the same
+    threads), clusters and fits the main UMAP: the same result, one UMAP's time sooner.
 
     Reads ``obs``, ``uns``, the embedding and the fitted cells' HVG rows, not the matrices;
     writes the cells' clusters, graph and embeddings without the HVG matrices (``rna_annotate``
