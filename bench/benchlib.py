@@ -65,6 +65,20 @@ def job_benchmarks(work: Path) -> list[dict]:
     return jobs
 
 
+def slurm_probe_s() -> float | None:
+    """Seconds ``scontrol show config`` takes here (None: no Slurm client). Snakemake's SLURM
+    executor plugin, when installed, runs it at every Snakemake start (timeout 10 s): where
+    a Slurm client is configured but no controller answers, each pipeline run waits ~9 s
+    for it, a cost of the machine, not of the pipeline."""
+    import shutil
+
+    if shutil.which("scontrol") is None:
+        return None
+    t = time.perf_counter()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=60)
+    return round(time.perf_counter() - t, 2)
+
+
 def run_pipeline(
     out: Path, config: dict, cores: int, scheduler: str = "ilp", subsample: int | None = None
 ) -> tuple[Path, float, float, list[dict]]:

@@ -11,6 +11,8 @@ Snakemake's benchmark files; plain script: its max RSS) and their ratios, and wr
 OUT/results.json, with the cells left after QC and the disk each folder of the run takes.
 ``--repeat N`` runs the two in turn N times and adds the medians of the rounds' ratios (the
 machine's speed drifts between runs, and the plain script's peak varies from run to run).
+``slurm_probe_s`` records how long Snakemake's SLURM plugin waits on ``scontrol`` at start-up
+here (~9 s where a Slurm client has no controller answering; run with one up, or none).
 Targets at 200k cells on 2 cores: wall ratio ≤ 1.0, memory ratio ≤ 0.5.
 
 Usage: python bench/rna_bench.py [--cells 200000] [--genes 20000] [--batches 4] [--cores 2]
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
-from benchlib import ROOT, run_measured, run_pipeline
+from benchlib import ROOT, run_measured, run_pipeline, slurm_probe_s
 
 
 def _simulate(args: tuple) -> str:
@@ -162,6 +164,7 @@ def main() -> None:
         "cores": args.cores,
         "cpu": os.cpu_count(),
         "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "slurm_probe_s": slurm_probe_s(),
     }
     for i in range(args.repeat):  # pipeline and plain script in turn: the machine drifts
         run = {"pipeline": pipeline(out, sheet, args.cores)}
