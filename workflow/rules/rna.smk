@@ -134,6 +134,9 @@ rule rna_ingest:
         "logs/rna_ingest/{sample}.log",
     benchmark:
         "benchmarks/rna_ingest/{sample}.tsv"
+    # every sample read before any is QC'd: the QC jobs, the longest per-sample work, are
+    # then all ready at once and run in full waves (a late read held back the last one)
+    priority: 1
     conda:
         "../envs/scanpy.yaml"
     threads: 1
