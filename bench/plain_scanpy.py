@@ -3,6 +3,7 @@
 This is the baseline of bench/rna_bench.py: per-sample QC (MAD outliers, scrublet), concatenation,
 shifted-log normalisation, batch-aware seurat_v3 HVGs, PCA, Harmony, neighbours, Leiden, UMAP,
 marker-based annotation, one annotated .h5ad written. Same parameters as the pipeline's defaults.
+Prints the seconds since its imports at the end of each phase (rna_bench.py keeps them in plain.log).
 
 Usage: python bench/plain_scanpy.py SHEET.tsv OUT.h5ad MARKERS.tsv
 """
@@ -10,6 +11,7 @@ Usage: python bench/plain_scanpy.py SHEET.tsv OUT.h5ad MARKERS.tsv
 from __future__ import annotations
 
 import sys
+import time
 
 import anndata as ad
 import harmonypy
@@ -19,6 +21,13 @@ import scanpy as sc
 from scipy.stats import median_abs_deviation
 
 from immunoprofiler.tl.annotation import annotate, read_marker_table
+
+T0 = time.perf_counter()
+
+
+def lap(step: str) -> None:
+    """Seconds since the start when ``step`` ends (to the log: where the time goes)."""
+    print(f"{time.perf_counter() - T0:8.1f} s  {step}", flush=True)
 
 
 def is_outlier(x: np.ndarray, n: float) -> np.ndarray:
@@ -58,6 +67,7 @@ def main(sheet: str, out: str, markers: str) -> None:
         )
         a = a[~a.obs["predicted_doublet"].to_numpy()].copy()
         parts.append(a)
+        lap(f"QC of {r.sample_id} (metrics, outliers, scrublet)")
     adata = ad.concat(parts, merge="same")
     del parts
     adata.layers["counts"] = adata.X.copy()
@@ -66,6 +76,7 @@ def main(sheet: str, out: str, markers: str) -> None:
     sc.pp.highly_variable_genes(
         adata, flavor="seurat_v3", n_top_genes=2000, batch_key="batch", layer="counts"
     )
+    lap("concatenation, normalisation, HVGs")
     hv = adata[:, adata.var["highly_variable"].to_numpy()].copy()
     sc.pp.pca(hv, n_comps=50, random_state=0)
     ho = harmonypy.run_harmony(
@@ -73,11 +84,14 @@ def main(sheet: str, out: str, markers: str) -> None:
     )
     z = np.asarray(ho.Z_corr)
     hv.obsm["X_pca_harmony"] = z if z.shape[0] == hv.n_obs else z.T
+    lap("PCA, Harmony")
     sc.pp.neighbors(hv, use_rep="X_pca_harmony", n_neighbors=15, random_state=0)
+    lap("neighbours")
     sc.tl.leiden(
         hv, resolution=1.0, flavor="igraph", n_iterations=2, directed=False, random_state=0
     )
     sc.tl.umap(hv, min_dist=0.5, random_state=0)
+    lap("Leiden, UMAP")
     adata.obs["leiden"] = hv.obs["leiden"]
     adata.obsm["X_umap"] = hv.obsm["X_umap"]
     adata.obsm["X_pca_harmony"] = hv.obsm["X_pca_harmony"]
@@ -85,6 +99,7 @@ def main(sheet: str, out: str, markers: str) -> None:
     annotate(adata, markers=read_marker_table(markers), cluster_key="leiden")
     del adata.obsp["connectivities"]
     adata.write_h5ad(out)
+    lap("annotation, written")
 
 
 if __name__ == "__main__":
