@@ -104,3 +104,7 @@ def test_graph_without_search_index_is_scanpys_pynndescent_graph():
         assert (ours.obsp[key] != ref.obsp[key]).nnz == 0
     assert not hasattr(transformer, "index_")
     assert "rp_forest" not in ours.uns["neighbors"]
+    # cluster() builds that graph above exact_below cells (here forced), on its n_jobs threads
+    through = ad.AnnData(obsm={"X": X}, obs=obs)
+    cluster(through, use_rep="X", transformer="pynndescent", n_jobs=threads, umap_cells=500)
+    assert (through.obsp["connectivities"] != ref.obsp["connectivities"]).nnz == 0
