@@ -102,9 +102,16 @@ def test_rna_steps_at_1m_cells_ask_for_what_they_hold(rules):
     columns of the 31 GB normalised cohort (0.6 / 0.3 GB clustered / integrated files; it
     took 1.4 GB and a minute) and asks for a few GB and hours, not 18 GB and 22 hours;
     more cells, more of both. rna_pseudobulk holds one sample (0.5 GB QC'd file, 0.35 GB
-    annotated obs; 1.4 GB used): not 12 GB."""
+    annotated obs; 1.4 GB used): not 12 GB. rna_normalize took 191 s for 10.4 GB of QC'd
+    files and asked 224 min."""
     pseudobulk = {"qc": 520.0, "annotated": 350.0}
     assert 1_500 < _res(rules["rna_pseudobulk"], "mem_mb", named=pseudobulk) < 6_000
+    # rna_normalize took 191 s for 10.4 GB of QC'd files: an hour or so, not 4 hours
+    normalize = rules["rna_normalize"]
+    assert 10 < _res(normalize, "runtime", 1, 10_400.0, files=20) < 90
+    assert _res(normalize, "runtime", 1, 100_000.0, files=1000) > _res(
+        normalize, "runtime", 1, 10_400.0, files=20
+    )
     rule = rules["rna_annotate"]
     at_1m = {"normalized": 31_000.0, "clustered": 620.0, "integrated": 330.0}
     assert 2_000 < _res(rule, "mem_mb", named=at_1m) < 6_000

@@ -222,7 +222,8 @@ rule rna_normalize:
     resources:
         # a block of 10,000 cells and the cohort's obs: 0.8 GB at 200k cells, 0.9 GB at 1M
         mem_mb=mem(1500, 0.02),
-        runtime=runtime(30, 20),
+        # ~0.3 min per GB of QC'd files (191 s for 10.4 GB at 1M cells): 2 leaves room
+        runtime=runtime(30, 2),
     params:
         normalize=PARAMS.rna_normalize,
     script:
