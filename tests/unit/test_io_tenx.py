@@ -97,6 +97,48 @@ def test_h5ad_input_and_non_counts_rejected(tmp_path):
         read_rna(tmp_path / "lognorm.h5ad", sample_id="h")
 
 
+def test_h5ad_reads_only_the_counts_obs_var_and_protein(tmp_path):
+    """An .h5ad as shared after an analysis: normalised X, counts in a layer, raw, an
+    embedding. Only the counts (and obs, var, protein) are read: X is damaged here and the
+    read still works; protein without names keeps its values."""
+    import anndata as ad
+    import h5py
+
+    counts = sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 0]], dtype=np.float32))
+    a = ad.AnnData(X=counts.copy(), obs={"donor": ["d1", "d2"]})
+    a.var_names = ["CD3E", "MS4A1", "CD14"]
+    a.obs_names = ["AAA-1", "CCC-1"]
+    a.raw = a
+    a.layers["counts"] = counts
+    a.X.data = np.log1p(a.X.data)
+    a.obsm["X_umap"] = np.zeros((2, 2))
+    a.obsm["protein"] = np.array([[5.0, 1.0], [0.0, 2.0]])
+    a.write_h5ad(tmp_path / "shared.h5ad")
+    with h5py.File(tmp_path / "shared.h5ad", "r+") as f:
+        del f["X/data"]
+    out = read_rna(tmp_path / "shared.h5ad", sample_id="h")
+    assert (out.layers["counts"] != counts).nnz == 0
+    assert list(out.obs["donor"]) == ["d1", "d2"] and list(out.obs["barcode"]) == ["AAA-1", "CCC-1"]
+    assert list(out.var_names) == ["CD3E", "MS4A1", "CD14"]
+    np.testing.assert_array_equal(out.obsm["protein"], a.obsm["protein"])
+    assert out.uns["protein_names"] == [] and "X_umap" not in out.obsm
+
+
+def test_h5ad_from_before_anndata_0_7(tmp_path):
+    """obs and var as table datasets, X dense: read whole, as anndata reads it."""
+    import h5py
+
+    with h5py.File(tmp_path / "old.h5ad", "w") as f:
+        f.create_dataset("X", data=np.array([[1, 0, 2], [0, 3, 0]], dtype=np.float32))
+        f.create_dataset("obs", data=np.array([(b"AAA-1",), (b"CCC-1",)], dtype=[("index", "S5")]))
+        var = np.array([(b"CD3E",), (b"MS4A1",), (b"CD14",)], dtype=[("index", "S5")])
+        f.create_dataset("var", data=var)
+    out = read_rna(tmp_path / "old.h5ad", sample_id="o")
+    assert list(out.obs_names) == ["o_AAA-1", "o_CCC-1"]
+    assert list(out.var_names) == ["CD3E", "MS4A1", "CD14"]
+    assert out.layers["counts"].sum() == 6
+
+
 def test_malformed_mex_names_the_problem(tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()

@@ -51,6 +51,8 @@ try:
     )
 except (ConfigError, SampleSheetError) as err:
     raise WorkflowError(str(err)) from None
+# scVI integration needs memory and hours (and a GPU on SLURM); Harmony / PCA a minute
+SCVI_INTEGRATION = PARAMS.rna_integrate.method == "scvi"
 # Cytometry files are analysed per panel group (the files' type/state markers, or the sheet's
 # panel_group column; read from the FCS headers, no event data). {group} of the cohort rules
 # is the modality, or <modality>-<panel group> when a modality's files have several panels.
@@ -417,6 +419,20 @@ def mem_quantify(wildcards, input, attempt):
     index = Path(str(getattr(input, "index", "")))
     size = sum(f.stat().st_size for f in index.rglob("*") if f.is_file()) if index.is_dir() else 0
     return int((2500 + 1.2 * size / 2**20) * attempt)
+
+
+def mem_ingest(wildcards, input, attempt):
+    """Reading one sample: the reader's measured peak per stored count entry, the entries
+    read from the input's header (:func:`immunoprofiler.io.sizing.read_memory_mb`); 12 MB
+    per MB of input where that header cannot be read (the job then fails, naming the file)."""
+    from immunoprofiler.io.sizing import read_memory_mb
+
+    size_mb = input.size_mb  # while the input is still to be made: Snakemake asks again later
+    try:
+        need = read_memory_mb(input[0])
+    except (OSError, KeyError, ValueError, IndexError):
+        need = 1500 + 12 * size_mb
+    return int(max(1000, need) * attempt)
 
 
 def mem_bam(wildcards, attempt):

@@ -141,7 +141,7 @@ rule rna_ingest:
         "../envs/scanpy.yaml"
     threads: 1
     resources:
-        mem_mb=mem(1500, 12),
+        mem_mb=mem_ingest,
         runtime=runtime(10, 20),
     params:
         on_failure=PARAMS.on_sample_failure,
@@ -246,8 +246,11 @@ rule rna_integrate:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=mem(3000, 2),
-        runtime=runtime(120, 120),
+        # scVI: the HVG counts in memory (trained from disk when they do not fit) and hours
+        # of training; Harmony / PCA: the cells' PCA (at 1M cells: 0.7 GB and 40 s for a
+        # 1.9 GB HVG file)
+        mem_mb=mem(3000, 2) if SCVI_INTEGRATION else mem(1500, 0.5),
+        runtime=runtime(120, 120) if SCVI_INTEGRATION else runtime(20, 10),
         gpu=0,
     params:
         integrate=PARAMS.rna_integrate,

@@ -209,36 +209,53 @@ def read_10x_h5(path: str | Path, *, genome: str | None = None) -> ad.AnnData:
 
 
 def read_counts_h5ad(path: str | Path) -> ad.AnnData:
-    """Read raw counts from an ``.h5ad`` (``layers["counts"]`` if present, else ``X``)."""
+    """Read raw counts from an ``.h5ad`` (``layers["counts"]`` if present, else ``X``).
+
+    Only the counts, ``obs``, ``var`` and ``obsm["protein"]`` are read: an ``.h5ad`` shared
+    after an analysis also holds a normalised ``X``, ``raw``, embeddings and graphs, which
+    would take several times the counts' memory. Files from before anndata 0.7 (``obs`` a
+    table dataset) are read whole.
+    """
+    from anndata.io import read_elem
+
     path = Path(path)
     try:
-        a = ad.read_h5ad(path)
+        with h5py.File(path, "r") as f:
+            if isinstance(f.get("obs"), h5py.Dataset):  # before anndata 0.7
+                a = ad.read_h5ad(path)
+                counts = a.layers["counts"] if "counts" in a.layers else a.X
+                obs, var, obsm, uns = a.obs, a.var, a.obsm, a.uns
+            else:
+                key = "layers/counts" if "layers/counts" in f else "X"
+                counts = read_elem(f[key]) if key in f else None
+                obs, var = read_elem(f["obs"]), read_elem(f["var"])
+                obsm = {"protein": read_elem(f["obsm/protein"])} if "obsm/protein" in f else {}
+                names = "uns/protein_names"
+                uns = {"protein_names": read_elem(f[names])} if names in f else {}
     except Exception as err:  # anndata / h5py raise several types for damaged files
         raise InputFormatError(
             f"{path}: not a readable .h5ad file ({type(err).__name__}: {err})"
         ) from err
-    counts = a.layers["counts"] if "counts" in a.layers else a.X
     if counts is None:
         raise InputFormatError(f"{path}: neither layers['counts'] nor X holds a matrix")
     var = pd.DataFrame(
         {
-            "gene_ids": a.var.get("gene_ids", pd.Series(a.var_names, index=a.var_names))
+            "gene_ids": var.get("gene_ids", pd.Series(var.index, index=var.index))
             .astype(str)
             .to_numpy(),
-            "gene_symbols": a.var_names.astype(str).to_numpy(),
-            "feature_types": a.var.get("feature_types", pd.Series(GEX, index=a.var_names))
+            "gene_symbols": var.index.astype(str).to_numpy(),
+            "feature_types": var.get("feature_types", pd.Series(GEX, index=var.index))
             .astype(str)
             .to_numpy(),
         },
-        index=np.arange(a.n_vars).astype(str),
+        index=np.arange(len(var)).astype(str),
     )
-    obs = a.obs.copy()
-    obs.index = a.obs_names.astype(str)
+    obs = obs.copy()
+    obs.index = obs.index.astype(str)
     out = ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32), obs=obs, var=var)
-    for key in ("protein",):
-        if key in a.obsm:
-            out.obsm[key] = np.asarray(a.obsm[key], dtype=np.float32)
-            out.uns["protein_names"] = list(a.uns.get("protein_names", []))
+    if "protein" in obsm:
+        out.obsm["protein"] = np.asarray(obsm["protein"], dtype=np.float32)
+        out.uns["protein_names"] = list(uns.get("protein_names", []))
     return out
 
 
