@@ -423,15 +423,15 @@ def mem_quantify(wildcards, input, attempt):
 
 def mem_ingest(wildcards, input, attempt):
     """Reading one sample: the reader's measured peak per stored count entry, the entries
-    read from the input's header (:func:`immunoprofiler.io.sizing.read_memory_mb`); 12 MB
-    per MB of input where that header cannot be read (the job then fails, naming the file)."""
+    read from the input's header (:func:`immunoprofiler.io.sizing.read_memory_mb`); where
+    that header cannot be read, ``mem(1500, 12)`` of the input's size (the job then fails,
+    naming the file; an input still to be made: Snakemake asks again when it exists)."""
     from immunoprofiler.io.sizing import read_memory_mb
 
-    size_mb = input.size_mb  # while the input is still to be made: Snakemake asks again later
     try:
         need = read_memory_mb(input[0])
     except (OSError, KeyError, ValueError, IndexError):
-        need = 1500 + 12 * size_mb
+        return mem(1500, 12)(wildcards, input, attempt)
     return int(max(1000, need) * attempt)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import BinaryIO
 
 # Peak memory of `rna_ingest` per stored entry above the process's base, by reader, and
 # the base (Python with anndata and scanpy imported, a 200-cell sample), measured by
@@ -60,12 +61,25 @@ def stored_entries(path: str | Path) -> tuple[str, int]:
         return "h5ad", node["data"].shape[0]
 
 
-def _mtx_entries(path: Path) -> int:
-    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
+def open_mtx(path: Path) -> BinaryIO:
+    """A Matrix Market file, gzipped or plain, open for reading bytes."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def mtx_size(fh: BinaryIO) -> tuple[int, int, int]:
+    """Rows, columns and entries from the size line of a Matrix Market file whose banner
+    has been read (comment lines skipped); ``fh`` is left at the first entry."""
+    line = fh.readline()
+    while line.startswith(b"%"):
         line = fh.readline()
-        while line.startswith(b"%"):
-            line = fh.readline()
-    return int(line.split()[2])
+    n_rows, n_cols, entries = (int(x) for x in line.split())
+    return n_rows, n_cols, entries
+
+
+def _mtx_entries(path: Path) -> int:
+    with open_mtx(path) as fh:
+        fh.readline()  # the banner
+        return mtx_size(fh)[2]
 
 
 def read_memory_mb(path: str | Path, headroom: float = 1.25) -> float:

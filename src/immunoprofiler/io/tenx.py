@@ -25,6 +25,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from ..failures import SampleError
+from .sizing import mtx_size, open_mtx
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ ADT = "Antibody Capture"
 
 class InputFormatError(SampleError):
     """An input file is not in a supported format or does not hold raw counts."""
-
-
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _first(folder: Path, *names: str) -> Path | None:
@@ -83,7 +80,7 @@ def read_mtx(path: str | Path) -> sp.coo_matrix:
     """
     path = Path(path)
     try:
-        with _open(path) as fh:
+        with open_mtx(path) as fh:
             header = fh.readline().decode("latin-1").split()
             if (
                 len(header) < 4
@@ -93,10 +90,7 @@ def read_mtx(path: str | Path) -> sp.coo_matrix:
                 raise InputFormatError(
                     f"{path}: not a MatrixMarket coordinate file (header {' '.join(header)!r})"
                 )
-            line = fh.readline()
-            while line.startswith(b"%"):
-                line = fh.readline()
-            n_rows, n_cols, nnz = (int(x) for x in line.split())
+            n_rows, n_cols, nnz = mtx_size(fh)
             pattern = header[3].lower() == "pattern"
             entries = (
                 pd.read_csv(
